@@ -1,0 +1,26 @@
+# rsaflow: representational similarity analysis of neural networks.
+# Stimuli -> activations per (model, layer) -> RDMs -> second-order matrix -> figures.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default analysis is config.yaml. A user's own --configfile replaces it entirely (schema
+# defaults fill the rest), so the default models never leak into a user's analysis.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/stimuli.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/rdms.smk"
+include: "workflow/rules/second_order.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

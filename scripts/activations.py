@@ -1,0 +1,18 @@
+"""Rule activations: run the stimuli through one model layer (the only job that imports torch)."""
+
+import json
+
+from rsaflow.jobs.common import job
+
+with job(snakemake):
+    from rsaflow.extract import extract_activations
+    from rsaflow.provenance import base_attrs
+
+    spec = json.loads(snakemake.params.spec)
+    extract_activations(
+        snakemake.input.stimuli,
+        snakemake.output[0],
+        spec,
+        snakemake.threads,
+        base_attrs(spec, snakemake.input.code),
+    )

@@ -1,0 +1,9 @@
+"""Rule mds_figure: 2-D MDS of the second-order matrix."""
+
+import json
+
+from rsaflow.jobs.common import job
+from rsaflow.jobs.figures import draw_mds
+
+with job(snakemake):
+    draw_mds(snakemake.input.matrix, snakemake.output[0], json.loads(snakemake.params.spec)["mds_seed"])

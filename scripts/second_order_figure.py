@@ -1,0 +1,7 @@
+"""Rule second_order_figure: heatmap of the second-order matrix."""
+
+from rsaflow.jobs.common import job
+from rsaflow.jobs.figures import draw_second_order
+
+with job(snakemake):
+    draw_second_order(snakemake.input.matrix, snakemake.output[0])

@@ -1,0 +1,92 @@
+"""The workflow's config after schema validation: normalised model/layer specs and per-rule slices.
+
+Pure Python (no torch, no numpy): imported by the Snakefile at DAG-build time.
+Each rule receives only its own slice, as one ``json.dumps(slice, sort_keys=True)`` string, so
+reordering YAML keys, models or layers never reruns a job, and any change of a value does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rsaflow.errors import ConfigError
+
+DEFAULT_REDUCE = "flatten"
+
+
+def dumps(obj) -> str:
+    """Canonical JSON text of a config slice (sorted keys, no whitespace variation)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def layer_spec(value) -> dict:
+    """``"node"`` or ``{"node": ..., "reduce": ...}`` -> ``{"node", "reduce"}``."""
+    if isinstance(value, str):
+        return {"node": value, "reduce": DEFAULT_REDUCE}
+    return {"node": value["node"], "reduce": value.get("reduce", DEFAULT_REDUCE)}
+
+
+def model_spec(key: str, value: dict) -> dict:
+    """A model entry with defaults made explicit: arch, weights, seed, layers."""
+    return {
+        "arch": value.get("arch", key),
+        "weights": value["weights"],
+        "seed": value.get("seed", 0),
+        "layers": {label: layer_spec(v) for label, v in value["layers"].items()},
+    }
+
+
+def normalise(config: dict) -> dict:
+    """Validated config -> ``{"models": {key: model_spec}, "branches": [(model, layer), ...]}``.
+
+    Branches are sorted, so every list derived from them is independent of the config's order.
+    """
+    models = {key: model_spec(key, value) for key, value in config["models"].items()}
+    seen: dict = {}
+    for key, spec in models.items():
+        for label, layer in spec["layers"].items():
+            ident = (spec["arch"], spec["weights"], spec["seed"], layer["node"], layer["reduce"])
+            if ident in seen:
+                raise ConfigError(
+                    f"models.{key}.layers.{label}",
+                    f"same architecture, weights, node and reduction as models.{seen[ident]}: the RDM would be computed twice",
+                )
+            seen[ident] = f"{key}.layers.{label}"
+    branches = sorted((key, label) for key, spec in models.items() for label in spec["layers"])
+    return {"models": models, "branches": branches}
+
+
+def checkpoint_path(weights: str) -> str | None:
+    """The checkpoint file named by a ``weights`` value, or None for a torchvision name/none."""
+    if weights in ("none", "DEFAULT") or weights.replace("_", "").isalnum():
+        return None
+    return weights
+
+
+def activation_slice(config: dict, norm: dict, model: str, layer: str) -> dict:
+    """What one extraction job depends on: the model, the layer, and the extraction settings."""
+    spec = norm["models"][model]
+    ex = config["extraction"]
+    return {
+        "model": model,
+        "arch": spec["arch"],
+        "weights": spec["weights"],
+        "seed": spec["seed"],
+        "layer": layer,
+        **spec["layers"][layer],
+        "batch_size": ex["batch_size"],
+        "device": ex["device"],
+        "precision": ex["precision"],
+        "channels_last": ex["channels_last"],
+    }
+
+
+def stimulus_files(stimuli: dict) -> list[str]:
+    """The image files of a ``folder`` source (so that editing an image reruns the workflow)."""
+    if stimuli["source"] != "folder":
+        return []
+    root = Path(stimuli["root"])
+    if not root.is_dir():
+        raise ConfigError("stimuli.root", f"folder {root} does not exist (source: folder needs root/<class>/<images>)")
+    return sorted(str(p) for p in root.glob("*/*") if p.is_file() and not p.name.startswith("."))

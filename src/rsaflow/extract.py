@@ -1,0 +1,258 @@
+"""Activation extraction with torchvision models: the only module of rsaflow that imports torch.
+
+A layer is a graph node of the model (as listed by ``rsaflow layers <arch>``, i.e. torchvision's
+``get_graph_node_names`` in eval mode) plus a reduction of its output to one vector per stimulus:
+
+- ``flatten``: all output values, reshaped to (N, M) in C order (the tutorial's squeeze for
+  ResNet-50's (N, 2048, 1, 1) avgpool);
+- ``cls``: token 0 of a (N, tokens, D) output, the class token of a vision transformer (the
+  tutorial's ViT-B/16 reduction);
+- ``mean``: the average over spatial positions (N, C, H, W) -> (N, C) or tokens
+  (N, T, D) -> (N, D).
+
+Images are converted to float in [0, 1] before the weights' preprocessing transforms, as in the
+tutorial (resizing happens in float, not on uint8).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torchvision.models import get_model, get_model_weights, list_models
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+from rsaflow import h5io
+from rsaflow.config import checkpoint_path
+from rsaflow.errors import ConfigError, InputFileError
+from rsaflow.provenance import file_sha256, versions
+
+log = logging.getLogger(__name__)
+
+REDUCTIONS = ("flatten", "cls", "mean")
+
+
+def classification_models() -> list[str]:
+    """Names of torchvision's image-classification architectures."""
+    return sorted(list_models(module=torchvision.models))
+
+
+def check_arch(arch: str, key: str) -> None:
+    """Raise ConfigError (at ``key``) unless ``arch`` is a torchvision classification model."""
+    names = classification_models()
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"known: {', '.join(names[:12])}, ..."
+        raise ConfigError(key, f"unknown torchvision classification architecture {arch!r}; {hint}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available, else mps, else cpu; anything else as given, checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("extraction.device", f"device {name!r} requested but CUDA is not available on {os.uname().nodename}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("extraction.device", f"device {name!r} requested but MPS is not available")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def _weights_cache_file(weights) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def load_model(arch: str, weights: str, seed: int, key: str):
+    """Build ``arch`` with ``weights`` in eval mode; return (model, transforms, weights provenance).
+
+    weights: a torchvision weights name of the architecture (e.g. ``IMAGENET1K_V1``), ``DEFAULT``,
+    ``none`` (untrained; initialisation seeded with ``seed``), or a path to a checkpoint
+    (a state_dict, loaded with ``weights_only=True``). ``key`` is the config key for messages.
+    """
+    check_arch(arch, f"{key}.arch")
+    enum = get_model_weights(arch)
+    default = enum.DEFAULT
+    if weights == "none":
+        torch.manual_seed(seed)
+        model = get_model(arch, weights=None)
+        return model.eval(), default.transforms(), {"weights": "none", "init_seed": seed, "transforms_from": str(default)}
+    if weights == "DEFAULT" or weights in enum.__members__:
+        chosen = default if weights == "DEFAULT" else enum[weights]
+        cached = _weights_cache_file(chosen)
+        try:
+            model = get_model(arch, weights=chosen)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; hash mismatch a RuntimeError
+            raise ConfigError(
+                f"{key}.weights",
+                f"weights {chosen} could not be loaded: {cached} is not in the cache folder {cached.parent} and "
+                f"downloading {chosen.url} failed ({type(exc).__name__}: {exc}). Copy the file there "
+                f"(or set TORCH_HOME), or use weights: none for an untrained model",
+            ) from None
+        prov = {"weights": str(chosen), "weights_url": chosen.url, "weights_file": str(cached)}
+        if cached.exists():
+            prov["weights_sha256"] = file_sha256(cached)
+        return model.eval(), chosen.transforms(), prov
+    path = Path(weights).expanduser()
+    if checkpoint_path(weights) is None:
+        raise ConfigError(
+            f"{key}.weights",
+            f"{weights!r} is neither a weights name of {arch} ({', '.join(['DEFAULT', *enum.__members__])}), "
+            "'none', nor a checkpoint path",
+        )
+    if not path.is_file():
+        raise ConfigError(f"{key}.weights", f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, disallowed globals
+        raise InputFileError(path, f"cannot load checkpoint with weights_only=True ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputFileError(path, f"expected a state_dict (a dict of tensors), found {type(state).__name__}")
+    model = get_model(arch, weights=None)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputFileError(
+            path,
+            f"checkpoint does not fit {arch}: {len(result.missing_keys)} missing keys "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected keys "
+            f"(e.g. {result.unexpected_keys[:3]})",
+        )
+    prov = {"weights": "checkpoint", "checkpoint": str(path.resolve()), "weights_sha256": file_sha256(path),
+            "transforms_from": str(default)}
+    return model.eval(), default.transforms(), prov
+
+
+def graph_nodes(model) -> list[str]:
+    """The model's graph node names in eval mode, in execution order."""
+    return get_graph_node_names(model)[1]
+
+
+def check_node(model, arch: str, node: str, key: str) -> str:
+    """The graph node that ``node`` selects; ConfigError at ``key`` with close matches if none.
+
+    A module name (e.g. ``layer3``) selects the last graph node inside that module, as
+    torchvision's ``create_feature_extractor`` does.
+    """
+    nodes = graph_nodes(model)
+    if node in nodes:
+        return node
+    inside = [n for n in nodes if n.startswith(node + ".")]
+    if inside:
+        return inside[-1]
+    close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
+    raise ConfigError(
+        key,
+        f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
+        f"(list all with: rsaflow layers {arch})",
+    )
+
+
+def reduce_output(out: torch.Tensor, how: str) -> torch.Tensor:
+    """One vector per stimulus from a node's batch output (see the module docstring)."""
+    if how == "flatten":
+        return out.reshape(out.shape[0], -1)
+    if how == "cls":
+        if out.ndim != 3:
+            raise ValueError(f"reduce 'cls' needs a (N, tokens, D) output, got shape {tuple(out.shape)}")
+        return out[:, 0, :]
+    if how == "mean":
+        if out.ndim == 4:
+            return out.mean(dim=(2, 3))
+        if out.ndim == 3:
+            return out.mean(dim=1)
+        raise ValueError(f"reduce 'mean' needs a (N, C, H, W) or (N, T, D) output, got shape {tuple(out.shape)}")
+    raise ValueError(f"unknown reduction {how!r}; choose one of {', '.join(REDUCTIONS)}")
+
+
+def extract_activations(stimuli_path, out_path, spec: dict, threads: int, base_attrs: dict) -> dict:
+    """Run the stimuli through one model layer and stream the activations to ``out_path``.
+
+    spec: ``{"model": key, "arch", "weights", "seed", "layer": label, "node", "reduce",
+    "batch_size", "device", "precision", "channels_last"}``. Writes dataset ``activations``
+    (N, M) float32 batch by batch (memory does not grow with N) and returns a summary dict.
+    """
+    torch.set_num_threads(threads)
+    key = f"models.{spec['model']}"
+    device = resolve_device(spec["device"])
+    log.info("device: %s (%s); torch %s, %d threads", device, device_name(device), torch.__version__, threads)
+    model, transforms, weights_prov = load_model(spec["arch"], spec["weights"], spec["seed"], key)
+    resolved = check_node(model, spec["arch"], spec["node"], f"{key}.layers.{spec['layer']}")
+    extractor = create_feature_extractor(model, return_nodes={spec["node"]: "out"}).eval().to(device)
+    memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
+    extractor = extractor.to(memory_format=memory_format)
+    autocast = spec["precision"] == "bfloat16"
+
+    with h5io.open_artifact(stimuli_path, "stimuli") as sf:
+        images = sf["images"]
+        n = images.shape[0]
+        digest = sf.attrs["digest"]
+        batch = spec["batch_size"]
+        n_batches = -(-n // batch)
+        start_time = time.perf_counter()
+        with h5io.atomic_h5(out_path, "activations") as f:
+            dset = None
+            for b, lo in enumerate(range(0, n, batch)):
+                x = torch.from_numpy(images[lo : lo + batch]).to(torch.float32).div_(255.0)
+                x = transforms(x).to(device).contiguous(memory_format=memory_format)
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    out = reduce_output(extractor(x)["out"], spec["reduce"])
+                values = out.float().cpu().numpy()
+                if not np.all(np.isfinite(values)):
+                    raise ValueError(f"{key} layer {spec['layer']} ({spec['node']}): NaN/Inf activations in batch {b + 1}")
+                if dset is None:
+                    m = values.shape[1]
+                    dset = f.create_dataset(
+                        "activations", shape=(n, m), dtype="float32", chunks=(min(n, 128), min(m, 8192)), track_times=False
+                    )
+                dset[lo : lo + len(values)] = values
+                done = min(lo + batch, n)
+                rate = done / max(time.perf_counter() - start_time, 1e-9)
+                bar = "#" * (20 * (b + 1) // n_batches)
+                log.info("[%-20s] batch %d/%d, %d/%d images, %.1f images/s", bar, b + 1, n_batches, done, n, rate)
+            seconds = time.perf_counter() - start_time
+            summary = {
+                "device": str(device),
+                "device_name": device_name(device),
+                "n_stimuli": n,
+                "n_units": int(dset.shape[1]),
+                "seconds": round(seconds, 3),
+            }
+            h5io.set_attrs(
+                f,
+                {
+                    **base_attrs,
+                    **weights_prov,
+                    "arch": spec["arch"],
+                    "model": spec["model"],
+                    "layer": spec["layer"],
+                    "node": spec["node"],
+                    "graph_node": resolved,
+                    "reduce": spec["reduce"],
+                    "stimulus_digest": digest,
+                    "device": str(device),
+                    "device_name": device_name(device),
+                    "versions": {**base_attrs.get("versions", {}), **versions("torch", "torchvision")},
+                },
+            )
+    log.info(
+        "done: %s/%s on %s (%s), N=%d, M=%d, %.2f s",
+        spec["model"], spec["layer"], summary["device"], summary["device_name"], n, summary["n_units"], seconds,
+    )
+    return summary

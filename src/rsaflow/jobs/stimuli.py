@@ -1,0 +1,57 @@
+"""Step ``stimuli``: select the stimulus set and store it; draw the stimulus grid."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from rsaflow import h5io
+from rsaflow.provenance import base_attrs
+from rsaflow.stimuli import build_stimulus_set
+
+log = logging.getLogger(__name__)
+
+
+def write_stimuli(out_path, spec: dict, code_files) -> dict:
+    """Build the stimulus set of ``spec`` (the config's ``stimuli`` slice) and write it atomically.
+
+    Datasets: ``images`` (N, 3, H, W) uint8, ``labels`` and ``indices`` int64, ``class_names``.
+    Attributes: ``digest`` (see :func:`rsaflow.stimuli.stimulus_digest`), ``source`` provenance.
+    """
+    s = build_stimulus_set(spec)
+    if spec["source"] == "cifar10" and not s["provenance"]["official_release"]:
+        log.warning("CIFAR10 files under %s differ from the official release (md5 %s); using them as they are",
+                    spec["root"], s["provenance"]["md5"])
+    n, _, h, w = s["images"].shape
+    log.info("%s: %d stimuli of %dx%d in %d classes, digest %s", spec["source"], n, h, w, len(s["class_names"]), s["digest"])
+    h5io.write_h5(
+        out_path,
+        "stimuli",
+        {
+            "images": s["images"],
+            "labels": s["labels"],
+            "indices": s["indices"],
+            "class_names": np.array(s["class_names"], dtype=object),
+        },
+        {**base_attrs(spec, code_files), "digest": s["digest"], "source": s["provenance"]},
+    )
+    return s
+
+
+def read_stimuli(path) -> dict:
+    """Images, labels, class names and digest of a stimuli file."""
+    with h5io.open_artifact(path, "stimuli") as f:
+        return {
+            "images": f["images"][()],
+            "labels": f["labels"][()],
+            "class_names": [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]],
+            "digest": f.attrs["digest"],
+        }
+
+
+def draw_stimulus_grid(stimuli_path, out_path) -> None:
+    from rsaflow.figures import stimulus_grid
+
+    s = read_stimuli(stimuli_path)
+    stimulus_grid(s["images"], s["labels"], s["class_names"], out_path)

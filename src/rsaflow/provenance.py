@@ -1,0 +1,47 @@
+"""Provenance recorded in every artifact: what made it, from what, with which code."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+from pathlib import Path
+
+import rsaflow
+
+
+def code_digest(paths) -> str:
+    """sha256 over the named source files (sorted by file name, then content)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions(*packages: str) -> dict:
+    """Installed versions of ``packages`` plus Python's and rsaflow's."""
+    out = {"python": platform.python_version(), "rsaflow": rsaflow.__version__}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def base_attrs(spec: dict, code_files) -> dict:
+    """The attributes every artifact carries: its config slice, code digest and versions."""
+    return {
+        "config": spec,
+        "code_sha256": code_digest(code_files),
+        "versions": versions("numpy", "scipy", "h5py"),
+    }

@@ -1,0 +1,36 @@
+rule stimuli:
+    input:
+        images=STIMULUS_FILES,
+        code=library_files("stimuli"),
+    output:
+        "results/stimuli/stimuli.h5",
+    log:
+        "results/logs/stimuli/stimuli.log",
+    benchmark:
+        "results/benchmarks/stimuli/stimuli.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        spec=slice_json("stimuli"),
+    script:
+        "../../scripts/stimuli.py"
+
+
+rule stimulus_grid:
+    input:
+        stimuli="results/stimuli/stimuli.h5",
+        code=library_files("stimulus_grid"),
+    output:
+        report(
+            "results/figures/stimuli.png",
+            caption="../report/stimuli.rst",
+            category="Stimuli",
+        ),
+    log:
+        "results/logs/stimulus_grid/stimulus_grid.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../../scripts/stimulus_grid.py"
