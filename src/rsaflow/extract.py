@@ -112,7 +112,7 @@ def load_model(arch: str, weights: str, seed: int, key: str):
     if checkpoint_path(weights) is None:
         raise ConfigError(
             f"{key}.weights",
-            f"{weights!r} is neither a weights name of {arch} ({', '.join(['DEFAULT', *enum.__members__])}), "
+            f"{weights!r} is neither a weights name of {arch} ({', '.join(dict.fromkeys(['DEFAULT', *enum.__members__]))}), "
             "'none', nor a checkpoint path",
         )
     if not path.is_file():

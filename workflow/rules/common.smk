@@ -8,13 +8,13 @@ from snakemake.utils import validate
 # (this workflow's copy wins over any installed one), and the DAG-build code imports it here.
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p
+# (Setting, not requiring, the variable: hence update() rather than an envvars directive.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow.errors import ConfigError  # noqa: E402
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -33,14 +33,28 @@ wildcard_constraints:
 
 # Library modules each step imports: rules take them as inputs, so editing the code behind a
 # step reruns exactly that step's jobs (Snakemake does not track imported modules itself).
-_BASE = ["__init__.py", "errors.py", "h5io.py", "provenance.py", "jobs/__init__.py", "jobs/common.py"]
+_BASE = [
+    "__init__.py",
+    "errors.py",
+    "h5io.py",
+    "provenance.py",
+    "jobs/__init__.py",
+    "jobs/common.py",
+]
 LIBRARY = {
     "stimuli": ["stimuli.py", "jobs/stimuli.py"],
     "stimulus_grid": ["figures.py", "rdm.py", "jobs/stimuli.py"],
     "activations": ["extract.py", "config.py"],
     "rdm": ["rdm.py", "compare.py", "jobs/rdm.py"],
     "second_order": ["compare.py", "jobs/second_order.py"],
-    "figures": ["figures.py", "rdm.py", "compare.py", "jobs/figures.py", "jobs/second_order.py", "jobs/stimuli.py"],
+    "figures": [
+        "figures.py",
+        "rdm.py",
+        "compare.py",
+        "jobs/figures.py",
+        "jobs/second_order.py",
+        "jobs/stimuli.py",
+    ],
 }
 
 
@@ -55,7 +69,9 @@ def slice_json(section):
 
 def activation_spec(wildcards):
     if (wildcards.model, wildcards.layer) not in BRANCHES:
-        raise WorkflowError(f"no layer {wildcards.layer!r} of model {wildcards.model!r} in the config")
+        raise WorkflowError(
+            f"no layer {wildcards.layer!r} of model {wildcards.model!r} in the config"
+        )
     return rsacfg.dumps(
         rsacfg.activation_slice(config, NORM, wildcards.model, wildcards.layer)
     )
@@ -79,7 +95,9 @@ def n_stimuli_estimate():
 def rdm_mem_mb(wildcards, attempt):
     """RDM job: N x N float64 arrays (about 4 live at the peak) plus a column block, plus 300 MB."""
     n = n_stimuli_estimate()
-    return int(300 + (4 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
+    return (
+        int(300 + (4 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
+    )
 
 
 def second_order_mem_mb(wildcards, attempt):

@@ -1,0 +1,114 @@
+"""Shared fixtures: generated CIFAR10-format data, tiny configs, and running the workflow in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+#: What a copy of the workflow needs (tests edit library files in the copy, never in the repo).
+WORKFLOW_PARTS = ["Snakefile", "workflow", "scripts", "src", "envs", "profiles", "config.yaml"]
+
+
+def write_cifar10(root: Path, per_class: int = 12, seed: int = 0, n_classes: int = 10) -> Path:
+    """A CIFAR10 test split in torchvision's on-disk format (python pickles), random pixels.
+
+    Labels are shuffled so that the per-class selection actually has to walk the order.
+    """
+    rng = np.random.default_rng(seed)
+    n = per_class * n_classes
+    labels = rng.permutation(np.repeat(np.arange(n_classes), per_class))
+    data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": labels.tolist(), "data": data,
+                     "filenames": [f"img{i}.png" for i in range(n)]}, fh)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"][:n_classes]
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"num_cases_per_batch": n, "label_names": names, "num_vis": 3072}, fh)
+    return root
+
+
+@pytest.fixture
+def cifar_root(tmp_path) -> Path:
+    return write_cifar10(tmp_path / "cifar")
+
+
+def tiny_config(cifar_root: Path) -> dict:
+    """Two small untrained models, three layers, 3 generated CIFAR10 images per class."""
+    return {
+        "stimuli": {"source": "cifar10", "root": str(cifar_root), "per_class": 3, "seed": 42},
+        "models": {
+            "resnet18": {
+                "weights": "none",
+                "layers": {"avgpool": "avgpool", "layer3": {"node": "layer3", "reduce": "mean"}},
+            },
+            "squeeze": {"arch": "squeezenet1_1", "weights": "none", "layers": {"features": "features.12"}},
+        },
+        "extraction": {"batch_size": 8, "device": "cpu", "threads": 1, "gpu": False},
+    }
+
+
+class Workflow:
+    """A copy of the workflow plus a work directory; runs Snakemake there and parses what it plans."""
+
+    def __init__(self, root: Path):
+        self.src = root / "wf"
+        self.work = root / "work"
+        self.work.mkdir(parents=True, exist_ok=True)
+        for part in WORKFLOW_PARTS:
+            path = REPO / part
+            if path.is_dir():
+                shutil.copytree(path, self.src / part, ignore=shutil.ignore_patterns("__pycache__"))
+            elif path.exists():
+                self.src.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, self.src / part)
+        self.config_path = self.work / "config.yaml"
+
+    def write_config(self, config: dict) -> None:
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def run(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(self.src / "Snakefile"), "-d", str(self.work),
+               "--configfile", str(self.config_path), "--cores", "2", *args]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def planned(self) -> set[tuple[str, str]]:
+        """(rule, output) pairs a dry run would execute; ``all`` is left out."""
+        proc = self.run("-n")
+        jobs, rule = set(), None
+        for line in (proc.stdout + proc.stderr).splitlines():
+            m = re.match(r"^(?:local)?rule (\w+):", line)
+            if m:
+                rule = m.group(1)
+                continue
+            m = re.match(r"^\s+output: (.*)$", line)
+            if m and rule and rule != "all":
+                for out in m.group(1).split(", "):
+                    jobs.add((rule, out.strip()))
+                rule = None
+        return jobs
+
+    def path(self, rel: str) -> Path:
+        return self.work / rel
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Workflow:
+    return Workflow(tmp_path)

@@ -1,0 +1,72 @@
+"""Second-order comparisons against the tutorial's spearmanr loop, pearsonr, and rsatoolbox."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import squareform
+from scipy.stats import pearsonr, spearmanr
+
+from rsaflow.compare import DegenerateRDMError, second_order, unit_vector
+
+
+def tutorial_loop(uppers, stat):
+    """All ordered pairs, one scipy call each, 0 on the diagonal (the tutorial's procedure)."""
+    k = len(uppers)
+    out = np.zeros((k, k))
+    for a in range(k):
+        for b in range(k):
+            if a != b:
+                out[a, b] = 1 - stat(uppers[a], uppers[b])[0]
+    return out
+
+
+@pytest.fixture
+def uppers():
+    rng = np.random.default_rng(0)
+    base = rng.random(190)
+    return [base + rng.normal(0, s, 190) for s in (0.01, 0.1, 0.3, 1.0, 3.0)]
+
+
+def test_spearman_equals_tutorial_loop(uppers):
+    np.testing.assert_allclose(second_order(uppers, "spearman"), tutorial_loop(uppers, spearmanr), atol=1e-12)
+
+
+def test_spearman_with_ties(uppers):
+    tied = [np.round(u, 1) for u in uppers]  # many ties: average ranks, as spearmanr
+    np.testing.assert_allclose(second_order(tied, "spearman"), tutorial_loop(tied, spearmanr), atol=1e-12)
+
+
+def test_pearson_equals_pearsonr(uppers):
+    np.testing.assert_allclose(second_order(uppers, "pearson"), tutorial_loop(uppers, pearsonr), atol=1e-12)
+
+
+def test_symmetric_zero_diagonal(uppers):
+    m = second_order(uppers)
+    assert np.array_equal(m, m.T) and np.all(np.diag(m) == 0)
+
+
+def test_constant_rdm_is_refused():
+    with pytest.raises(DegenerateRDMError, match="zero variance"):
+        unit_vector(np.full(10, 3.0))
+
+
+def test_nan_is_refused():
+    v = np.arange(10.0)
+    v[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        unit_vector(v)
+
+
+def test_rsatoolbox_agrees(uppers):
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    rdms = rsatoolbox.rdm.RDMs(np.stack(uppers), dissimilarity_measure="euclidean")
+    for ours_method, theirs in (("spearman", "spearman"), ("pearson", "corr")):
+        ref = 1 - rsatoolbox.rdm.compare(rdms, rdms, method=theirs)
+        np.fill_diagonal(ref, 0)
+        np.testing.assert_allclose(second_order(uppers, ours_method), ref, atol=1e-10)
+
+
+def test_square_rdms_roundtrip(uppers):
+    squares = [squareform(u) for u in uppers]
+    from rsaflow.rdm import upper_triangle
+
+    np.testing.assert_array_equal(second_order([upper_triangle(s) for s in squares]), second_order(uppers))

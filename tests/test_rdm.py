@@ -1,0 +1,121 @@
+"""RDMs against scipy's pdist (float64), on random data and on duplicates and near-duplicates."""
+
+import h5py
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import percentileofscore
+
+from rsaflow.rdm import compute_rdm, percentile_ranks, rdm_from_h5, upper_triangle
+
+
+def reference(x: np.ndarray, metric: str) -> np.ndarray:
+    """scipy in float64, rescaled to rsaflow's conventions (module table of rsaflow.rdm)."""
+    x = x.astype(np.float64)
+    m = x.shape[1]
+    if metric == "euclidean":
+        return squareform(pdist(x, "euclidean")) / np.sqrt(m)
+    if metric == "sqeuclidean":
+        return squareform(pdist(x, "sqeuclidean")) / m
+    return squareform(pdist(x, metric))
+
+
+@pytest.fixture
+def patterns():
+    rng = np.random.default_rng(1)
+    # ReLU-like features: non-negative, an offset, float32 as stored by the extraction step
+    return np.maximum(rng.normal(0.5, 1.0, size=(60, 700)), 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "correlation", "cosine"])
+def test_matches_pdist(patterns, metric):
+    rdm = compute_rdm(patterns, metric)
+    ref = reference(patterns, metric)
+    # float64 accumulation of exact float32 products: errors are a few ulps of the largest entry
+    assert np.max(np.abs(rdm - ref)) <= 1e-12 * ref.max()
+    assert rdm.dtype == np.float64
+    assert np.array_equal(rdm, rdm.T)
+    assert np.all(np.diag(rdm) == 0)
+
+
+def test_tutorial_definition_by_loop(patterns):
+    """d(i, j) = sqrt(||x_i - x_j||^2 / M), by a brute-force loop."""
+    x = patterns[:12].astype(np.float64)
+    rdm = compute_rdm(patterns[:12])
+    for i in range(12):
+        for j in range(12):
+            assert rdm[i, j] == pytest.approx(np.sqrt(np.sum((x[i] - x[j]) ** 2) / x.shape[1]), rel=1e-12, abs=1e-15)
+
+
+def test_duplicates_are_exactly_zero(patterns):
+    x = patterns.copy()
+    x[5] = x[17]
+    x[40] = x[17]
+    rdm = compute_rdm(x)
+    assert rdm[5, 17] == rdm[17, 40] == rdm[5, 40] == 0.0
+    assert np.count_nonzero(rdm == 0) == x.shape[0] + 6
+
+
+def test_near_duplicates_keep_their_distance():
+    """A pair 1e-6 apart on norms of ~30: the Gram identity alone would lose it to cancellation."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(5.0, 1.0, size=(20, 1000))
+    x[3] = x[4]
+    x[3, 0] += 1e-6
+    rdm = compute_rdm(x)
+    ref = reference(x, "euclidean")
+    assert rdm[3, 4] == pytest.approx(ref[3, 4], rel=1e-9)
+    assert rdm[3, 4] > 0
+
+
+def test_gram_cancellation_is_recomputed():
+    """Large common offset: float32 Gram trick (the tutorial's) fails here; ours matches pdist."""
+    rng = np.random.default_rng(3)
+    x = (1000.0 + rng.normal(0, 1e-3, size=(30, 512))).astype(np.float32)
+    rdm = compute_rdm(x)
+    ref = reference(x, "euclidean")
+    assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 5000])
+def test_blocked_equals_unblocked(patterns, block):
+    whole = compute_rdm(patterns, block=10**6)
+    blocked = compute_rdm(patterns, block=block)
+    # different summation order only: a few ulps
+    assert np.max(np.abs(whole - blocked)) <= 1e-13 * whole.max()
+
+
+def test_from_h5_streams_blocks(tmp_path, patterns):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("activations", data=patterns, chunks=(16, 128))
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        rdm, _ = rdm_from_h5(f["activations"], "euclidean", block=128)
+    ref = reference(patterns, "euclidean")
+    assert np.max(np.abs(rdm - ref)) <= 1e-12 * ref.max()
+
+
+def test_nan_is_an_error(patterns):
+    x = patterns.copy()
+    x[4, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf in 1 stimuli"):
+        compute_rdm(x)
+
+
+def test_constant_rows_for_correlation():
+    x = np.ones((4, 5))
+    with pytest.raises(ValueError, match="constant patterns"):
+        compute_rdm(x, "correlation")
+
+
+def test_percentiles_match_scipy():
+    rng = np.random.default_rng(4)
+    rdm = squareform(rng.integers(0, 5, size=45).astype(float))  # many ties
+    ours = percentile_ranks(rdm)
+    ref = percentileofscore(rdm.ravel(), rdm.ravel(), kind="rank").reshape(rdm.shape)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_upper_triangle_order_is_squareforms():
+    rng = np.random.default_rng(5)
+    vec = rng.random(28)
+    assert np.array_equal(upper_triangle(squareform(vec)), vec)

@@ -1,0 +1,186 @@
+"""The workflow end to end on a tiny config in a temp dir, and what each change reruns (dry runs)."""
+
+import copy
+import os
+
+import h5py
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import spearmanr
+
+from conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+FINAL = {"rdm_figure", "second_order", "second_order_figure", "mds_figure"}
+
+
+def branch_jobs(model, layer):
+    return {("activations", f"results/activations/{model}/{layer}.h5"), ("rdm", f"results/rdms/{model}/{layer}.h5")}
+
+
+def rules_of(jobs):
+    return {rule for rule, _ in jobs}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """One complete run of the tiny config, shared by the tests of this module (each works on a copy)."""
+    from conftest import Workflow, write_cifar10
+
+    root = tmp_path_factory.mktemp("wf")
+    wf = Workflow(root)
+    config = tiny_config(write_cifar10(root / "cifar"))
+    wf.write_config(config)
+    wf.run()
+    return wf, config
+
+
+def test_outputs_and_numbers(done):
+    wf, config = done
+    for fig in ("stimuli", "rdms", "second_order", "mds"):
+        assert wf.path(f"results/figures/{fig}.png").stat().st_size > 1000
+    with h5py.File(wf.path("results/stimuli/stimuli.h5")) as f:
+        assert f["images"].shape == (30, 3, 32, 32) and f["images"].dtype == np.uint8
+        digest = f.attrs["digest"]
+    uppers, labels = [], []
+    for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
+        with h5py.File(wf.path(f"results/activations/{model}/{layer}.h5")) as f:
+            acts = f["activations"][()]
+            assert acts.dtype == np.float32 and acts.shape[0] == 30
+            assert f.attrs["stimulus_digest"] == digest
+            assert f.attrs["weights"] == "none" and f.attrs["model"] == model and f.attrs["layer"] == layer
+        with h5py.File(wf.path(f"results/rdms/{model}/{layer}.h5")) as f:
+            rdm = f["rdm"][()]
+        ref = squareform(pdist(acts.astype(np.float64))) / np.sqrt(acts.shape[1])
+        assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
+        uppers.append(rdm[np.triu_indices(30, 1)])
+        labels.append(f"{model}/{layer}")
+    with h5py.File(wf.path("results/second_order/matrix.h5")) as f:
+        matrix = f["matrix"][()]
+        assert [x.decode() for x in f["labels"][()]] == labels
+    expected = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            if a != b:
+                expected[a, b] = 1 - spearmanr(uppers[a], uppers[b]).statistic
+    np.testing.assert_allclose(matrix, expected, atol=1e-12)
+    tsv = wf.path("results/second_order/matrix.tsv").read_text().splitlines()
+    assert tsv[0].split("\t")[1:] == labels
+    np.testing.assert_allclose(np.array([r.split("\t")[1:] for r in tsv[1:]], dtype=float), matrix, atol=1e-15)
+
+
+def test_reductions_have_expected_widths(done):
+    wf, _ = done
+    widths = {}
+    for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
+        with h5py.File(wf.path(f"results/activations/{model}/{layer}.h5")) as f:
+            widths[(model, layer)] = f["activations"].shape[1]
+    assert widths[("resnet18", "avgpool")] == 512  # (N, 512, 1, 1) flattened
+    assert widths[("resnet18", "layer3")] == 256  # (N, 256, 14, 14) averaged over space
+    assert widths[("squeeze", "features")] == 512 * 13 * 13  # (N, 512, 13, 13) flattened
+
+
+def test_no_change_runs_nothing(done):
+    wf, _ = done
+    assert wf.planned() == set()
+
+
+def test_reordering_runs_nothing(done):
+    wf, config = done
+    shuffled = {k: config[k] for k in reversed(list(config))}
+    shuffled["models"] = {k: config["models"][k] for k in reversed(list(config["models"]))}
+    r18 = copy.deepcopy(config["models"]["resnet18"])
+    shuffled["models"]["resnet18"] = {"layers": dict(reversed(list(r18["layers"].items()))), "weights": "none"}
+    wf.write_config(shuffled)
+    try:
+        assert wf.planned() == set()
+    finally:
+        wf.write_config(config)
+
+
+def test_adding_a_model_runs_only_its_branch(done):
+    wf, config = done
+    more = copy.deepcopy(config)
+    more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
+    wf.write_config(more)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("mobile", "pool")
+    assert rules_of(jobs) == FINAL | {"activations", "rdm"}
+
+
+def test_adding_a_layer_runs_only_its_branch(done):
+    wf, config = done
+    more = copy.deepcopy(config)
+    more["models"]["squeeze"]["layers"]["early"] = "features.3"
+    wf.write_config(more)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("squeeze", "early")
+    assert rules_of(jobs) == FINAL | {"activations", "rdm"}
+
+
+def test_changing_weights_reruns_that_model_only(done):
+    wf, config = done
+    changed = copy.deepcopy(config)
+    changed["models"]["resnet18"]["seed"] = 7  # another untrained initialisation
+    wf.write_config(changed)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "avgpool") | branch_jobs(
+        "resnet18", "layer3"
+    )
+
+
+def test_changing_a_node_reruns_that_layer_only(done):
+    wf, config = done
+    changed = copy.deepcopy(config)
+    changed["models"]["resnet18"]["layers"]["layer3"] = {"node": "layer3", "reduce": "flatten"}
+    wf.write_config(changed)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "layer3")
+
+
+def edited(wf, module):
+    """Dry-run jobs after appending a comment to a library module (restored with its mtime after)."""
+    path = wf.src / "src" / "rsaflow" / module
+    original, stat = path.read_text(), path.stat()
+    path.write_text(original + "\n# edited\n")
+    try:
+        return wf.planned()
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_editing_the_rdm_math_reruns_rdm_jobs(done):
+    wf, _ = done
+    jobs = edited(wf, "rdm.py")
+    assert "activations" not in rules_of(jobs) and "stimuli" not in rules_of(jobs)
+    assert {out for rule, out in jobs if rule == "rdm"} == {
+        "results/rdms/resnet18/avgpool.h5", "results/rdms/resnet18/layer3.h5", "results/rdms/squeeze/features.h5"}
+    assert FINAL <= rules_of(jobs)
+
+
+def test_editing_the_extraction_reruns_extraction_only_upstream(done):
+    wf, _ = done
+    jobs = edited(wf, "extract.py")
+    assert "stimuli" not in rules_of(jobs)
+    assert len([1 for rule, _ in jobs if rule == "activations"]) == 3
+
+
+def test_editing_a_figure_module_reruns_figures_only(done):
+    wf, _ = done
+    assert rules_of(edited(wf, "figures.py")) == {"stimulus_grid", "rdm_figure", "second_order_figure", "mds_figure"}
+    assert wf.planned() == set()  # the restored mtime leaves nothing to do
