@@ -15,4 +15,5 @@ with job(snakemake):
         spec,
         snakemake.threads,
         base_attrs(spec, snakemake.input.code),
+        gpus_requested=snakemake.resources.get("gpu", 0),
     )

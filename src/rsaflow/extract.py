@@ -30,7 +30,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from rsaflow import h5io
 from rsaflow.config import checkpoint_path
-from rsaflow.errors import ConfigError, InputFileError
+from rsaflow.errors import ConfigError, InputFileError, RsaflowError
 from rsaflow.provenance import file_sha256, versions
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,9 @@ def reduce_output(out: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown reduction {how!r}; choose one of {', '.join(REDUCTIONS)}")
 
 
-def extract_activations(stimuli_path, out_path, spec: dict, threads: int, base_attrs: dict) -> dict:
+def extract_activations(
+    stimuli_path, out_path, spec: dict, threads: int, base_attrs: dict, gpus_requested: int = 0
+) -> dict:
     """Run the stimuli through one model layer and stream the activations to ``out_path``.
 
     spec: ``{"model": key, "arch", "weights", "seed", "layer": label, "node", "reduce",
@@ -192,6 +194,11 @@ def extract_activations(stimuli_path, out_path, spec: dict, threads: int, base_a
     key = f"models.{spec['model']}"
     device = resolve_device(spec["device"])
     log.info("device: %s (%s); torch %s, %d threads", device, device_name(device), torch.__version__, threads)
+    if gpus_requested and device.type == "cpu":
+        log.warning(
+            "this job declared gpu=%s but no GPU is visible (CUDA_VISIBLE_DEVICES=%r): running on the CPU",
+            gpus_requested, os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
     model, transforms, weights_prov = load_model(spec["arch"], spec["weights"], spec["seed"], key)
     resolved = check_node(model, spec["arch"], spec["node"], f"{key}.layers.{spec['layer']}")
     extractor = create_feature_extractor(model, return_nodes={spec["node"]: "out"}).eval().to(device)
@@ -212,10 +219,17 @@ def extract_activations(stimuli_path, out_path, spec: dict, threads: int, base_a
                 x = torch.from_numpy(images[lo : lo + batch]).to(torch.float32).div_(255.0)
                 x = transforms(x).to(device).contiguous(memory_format=memory_format)
                 with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    out = reduce_output(extractor(x)["out"], spec["reduce"])
+                    out = extractor(x)["out"]
+                    try:
+                        out = reduce_output(out, spec["reduce"])
+                    except ValueError as exc:
+                        raise ConfigError(f"{key}.layers.{spec['layer']}.reduce", f"{exc} (node {spec['node']!r})") from None
                 values = out.float().cpu().numpy()
                 if not np.all(np.isfinite(values)):
-                    raise ValueError(f"{key} layer {spec['layer']} ({spec['node']}): NaN/Inf activations in batch {b + 1}")
+                    raise RsaflowError(
+                        f"{key}.layers.{spec['layer']} (node {spec['node']!r}): NaN or Inf activations in batch {b + 1} "
+                        "(a diverged checkpoint? bfloat16 overflow?); nothing was written"
+                    )
                 if dset is None:
                     m = values.shape[1]
                     dset = f.create_dataset(

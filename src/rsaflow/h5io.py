@@ -47,6 +47,9 @@ def atomic_h5(path: str | os.PathLike, kind: str) -> Iterator[h5py.File]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed job
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         # libver='earliest' and no timestamps keep bytes stable across runs.
