@@ -1,0 +1,74 @@
+"""A killed extraction leaves nothing that counts as done; reruns give byte-identical files."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import Workflow, write_cifar10
+
+pytestmark = pytest.mark.slow
+
+
+def one_model_config(cifar_root, per_class):
+    return {
+        "stimuli": {"source": "cifar10", "root": str(cifar_root), "per_class": per_class, "seed": 42},
+        "models": {"resnet18": {"weights": "none", "layers": {"pool": "avgpool"}},
+                   "squeeze": {"arch": "squeezenet1_1", "weights": "none", "layers": {"pool": "features.12"}}},
+        "extraction": {"batch_size": 2, "device": "cpu", "threads": 1, "gpu": False},
+    }
+
+
+def h5_bytes(wf):
+    return {p.relative_to(wf.work).as_posix(): p.read_bytes() for p in sorted(wf.path("results").rglob("*.h5"))}
+
+
+def test_sigkill_mid_extraction_then_rerun_equals_clean_run(tmp_path):
+    cifar = write_cifar10(tmp_path / "cifar", per_class=6)
+    config = one_model_config(cifar, per_class=6)
+
+    clean = Workflow(tmp_path / "clean")
+    clean.write_config(config)
+    clean.run("--cores", "1")
+
+    killed = Workflow(tmp_path / "killed")
+    killed.write_config(config)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(killed.src / "Snakefile"), "-d", str(killed.work),
+           "--configfile", str(killed.config_path), "--cores", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    logs = killed.path("results/logs/activations")
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:  # wait until an extraction has written some batches
+            if any("batch 5/" in p.read_text() for p in logs.rglob("*.log")):
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no extraction progress within 300 s")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+
+    partial = [p for p in killed.path("results/activations").rglob("*") if p.is_file()]
+    assert partial and all(p.name.startswith(".") and ".tmp-" in p.name for p in partial), partial
+    # Snakemake's lock of the killed run stays behind, as after any crash: unlock, then rerun.
+    killed.run("--unlock")
+    killed.run("--cores", "1")
+    assert not [p for p in killed.path("results").rglob(".*.tmp-*")]  # stale temp files removed
+    assert h5_bytes(killed) == h5_bytes(clean)
+
+
+def test_forced_rerun_is_byte_identical(tmp_path):
+    cifar = write_cifar10(tmp_path / "cifar", per_class=3)
+    wf = Workflow(tmp_path / "wf")
+    wf.write_config(one_model_config(cifar, per_class=3))
+    wf.run()
+    first = h5_bytes(wf)
+    assert len(first) == 6  # stimuli, 2 activations, 2 RDMs, second order
+    time.sleep(1.1)  # a timestamp in the files would now differ
+    wf.run("--forceall")
+    assert h5_bytes(wf) == first
