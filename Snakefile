@@ -18,6 +18,10 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/rdms.smk"
 include: "workflow/rules/second_order.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:

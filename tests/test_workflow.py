@@ -14,6 +14,7 @@ from conftest import tiny_config
 pytestmark = pytest.mark.slow
 
 FINAL = {"rdm_figure", "second_order", "second_order_figure", "mds_figure"}
+CONFIG_CHANGE = FINAL | {"effective_config", "activations", "rdm"}
 
 
 def branch_jobs(model, layer):
@@ -110,7 +111,7 @@ def test_adding_a_model_runs_only_its_branch(done):
     finally:
         wf.write_config(config)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("mobile", "pool")
-    assert rules_of(jobs) == FINAL | {"activations", "rdm"}
+    assert rules_of(jobs) == CONFIG_CHANGE
 
 
 def test_adding_a_layer_runs_only_its_branch(done):
@@ -123,7 +124,7 @@ def test_adding_a_layer_runs_only_its_branch(done):
     finally:
         wf.write_config(config)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("squeeze", "early")
-    assert rules_of(jobs) == FINAL | {"activations", "rdm"}
+    assert rules_of(jobs) == CONFIG_CHANGE
 
 
 def test_changing_weights_reruns_that_model_only(done):
@@ -184,3 +185,13 @@ def test_editing_a_figure_module_reruns_figures_only(done):
     wf, _ = done
     assert rules_of(edited(wf, "figures.py")) == {"stimulus_grid", "rdm_figure", "second_order_figure", "mds_figure"}
     assert wf.planned() == set()  # the restored mtime leaves nothing to do
+
+
+def test_report_embeds_every_figure_with_its_caption(done):
+    wf, _ = done
+    wf.run("--report", str(wf.path("report.html")))
+    html = wf.path("report.html").read_text(errors="replace")
+    for name in ("stimuli.png", "rdms.png", "second_order.png", "mds.png", "config.yaml"):
+        assert name in html
+    for caption in ("percentiles", "Second-order dissimilarity matrix", "metric MDS", "one row per class"):
+        assert caption in html

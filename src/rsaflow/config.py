@@ -90,3 +90,14 @@ def stimulus_files(stimuli: dict) -> list[str]:
     if not root.is_dir():
         raise ConfigError("stimuli.root", f"folder {root} does not exist (source: folder needs root/<class>/<images>)")
     return sorted(str(p) for p in root.glob("*/*") if p.is_file() and not p.name.startswith("."))
+
+
+def write_effective_config(path, config_json: str) -> None:
+    """Write the validated config (defaults filled in) as YAML, for the report and the record."""
+    import yaml
+
+    text = "# The configuration of this run, schema defaults filled in (written by rsaflow).\n"
+    text += yaml.safe_dump(json.loads(config_json), sort_keys=True, default_flow_style=False)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

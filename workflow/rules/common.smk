@@ -47,6 +47,7 @@ LIBRARY = {
     "activations": ["extract.py", "config.py"],
     "rdm": ["rdm.py", "compare.py", "jobs/rdm.py"],
     "second_order": ["compare.py", "jobs/second_order.py"],
+    "effective_config": ["config.py"],
     "figures": [
         "figures.py",
         "rdm.py",
@@ -117,4 +118,5 @@ def all_outputs():
         "results/figures/second_order.png",
         "results/figures/mds.png",
         "results/second_order/matrix.tsv",
+        "results/config.yaml",
     ]

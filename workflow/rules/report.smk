@@ -1,0 +1,18 @@
+rule effective_config:
+    input:
+        code=library_files("effective_config"),
+    output:
+        report(
+            "results/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
+        ),
+    log:
+        "results/logs/effective_config/effective_config.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        spec=rsacfg.dumps(config),
+    script:
+        "../../scripts/effective_config.py"
