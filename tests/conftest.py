@@ -94,7 +94,7 @@ class Workflow:
         proc = self.run("-n")
         jobs, rule = set(), None
         for line in (proc.stdout + proc.stderr).splitlines():
-            m = re.match(r"^(?:local)?rule (\w+):", line)
+            m = re.match(r"^\s*(?:local)?rule (\w+):", line)
             if m:
                 rule = m.group(1)
                 continue

@@ -1,55 +1,245 @@
 """Comparing RDMs: the second-order dissimilarity matrix.
 
-Each RDM is reduced once to a unit vector over its upper triangle (diagonal excluded, row-major
-order as in :func:`rsaflow.rdm.upper_triangle`); the comparison of K RDMs is then one K x K
-matrix product. Adding one RDM therefore costs one reduction, not K comparisons.
+Every method is a similarity s(a, b) and the second-order dissimilarity is ``1 - s(a, b)``,
+computed over the RDMs' upper triangles (diagonal excluded, row-major order as in
+:func:`rsaflow.rdm.upper_triangle`), except ``cka`` which compares activations. Below, x and y
+are two upper triangles of length n, r(x) their ranks with ties given their average rank
+(``scipy.stats.rankdata(method='average')``), and n0 = n (n - 1) / 2 the number of pairs of
+entries.
 
-=========  ===============================================================================
-method     second-order dissimilarity between RDMs a and b
-=========  ===============================================================================
-spearman   1 - Spearman rho of the upper triangles: the Pearson correlation of their ranks,
-           ties given their average rank; equals ``1 - scipy.stats.spearmanr(a, b)[0]``
-           and the tutorial's ``1 - spearmanr(...).statistic``
-pearson    1 - Pearson r of the upper triangles; ``1 - scipy.stats.pearsonr(a, b)[0]``
-=========  ===============================================================================
+==============  =============================================================================
+method          similarity s(a, b); second-order dissimilarity is 1 - s
+==============  =============================================================================
+spearman        Spearman rho: Pearson r of r(x), r(y); ``scipy.stats.spearmanr(x, y)[0]``,
+                rsatoolbox ``'spearman'``
+pearson         Pearson r of x, y; ``scipy.stats.pearsonr(x, y)[0]``, rsatoolbox ``'corr'``
+cosine          x . y / (||x|| ||y||), no centring; rsatoolbox ``'cosine'``
+rho_a           12 (r(x) - mean) . (r(y) - mean) / (n^3 - n): Spearman rho with the tie-free
+                denominator, i.e. the expected rho under random tie breaking; rsatoolbox
+                ``'rho-a'``. Without ties it equals spearman; with ties it is smaller in
+                magnitude (ties are not rewarded).
+kendall_tau_a   (concordant - discordant) / n0 over pairs of entries, a pair tied in x or in y
+                counting as neither; rsatoolbox ``'tau-a'``
+cka             linear CKA of the ACTIVATIONS X (N x M), Y (N x M'), not of RDMs:
+                <HKH, HLH>_F / (||HKH||_F ||HLH||_F), K = X X^T, L = Y Y^T,
+                H = I - 11^T / N (Kornblith et al. 2019)
+==============  =============================================================================
 
-The diagonal of the result is exactly 0 and the matrix exactly symmetric. These functions never
-import torch.
+Aggregation. Each RDM (layer, for cka) is reduced once by :func:`per_rdm_vector`
+(:func:`per_layer_vector` for cka) so that the K x K similarity matrix is one matrix product
+V V^T (:func:`aggregate`); adding one RDM costs one reduction, not K comparisons. What is stored
+per RDM:
+
+- spearman, pearson: centred (ranked, for spearman) upper triangle scaled to unit norm;
+- cosine: the raw upper triangle scaled to unit norm;
+- rho_a: the centred average ranks times sqrt(12 / (n^3 - n)) (norm 1 without ties, < 1 with);
+- kendall_tau_a: the raw upper triangle (float64); tau_a is not an inner product, so the
+  aggregation makes K (K - 1) / 2 O(n log n) comparisons (:func:`kendall_tau_a`);
+- cka: the centred Gram matrix HKH flattened (N^2 entries, row-major) at unit Frobenius norm.
+
+The result of :func:`aggregate` and :func:`second_order` has an exactly zero diagonal and is
+exactly symmetric (the upper triangle is mirrored). Degenerate inputs: an upper triangle with
+zero variance (spearman, pearson), all zeros (cosine), or layers whose stimuli all have the same
+activations (cka) raise DegenerateRDMError; rho_a and kendall_tau_a are defined there (0, as in
+rsatoolbox). These functions never import torch.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import rankdata
+import math
 
+import numpy as np
+from scipy.stats import kendalltau, rankdata
+
+#: Methods whose per-RDM vector is a unit vector stored by the ``rdm`` step (unchanged API).
 METHODS = ("spearman", "pearson")
+#: Methods aggregated by one matrix product of per-RDM vectors.
+VECTOR_METHODS = ("spearman", "pearson", "cosine", "rho_a")
+#: Methods that need the raw upper triangles at aggregation time.
+RAW_METHODS = ("kendall_tau_a",)
+#: Methods computed from activations, not RDMs.
+ACTIVATION_METHODS = ("cka",)
+ALL_METHODS = VECTOR_METHODS + RAW_METHODS + ACTIVATION_METHODS
+
+_UNIT_METHODS = ("spearman", "pearson", "cosine")
 
 
 class DegenerateRDMError(ValueError):
     """An RDM whose upper triangle has zero variance: correlations with it are undefined."""
 
 
-def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
-    """Centre and scale an RDM's upper-triangle ``values`` to unit norm, after ranking for spearman.
+def _check_method(method: str, allowed=ALL_METHODS) -> None:
+    if method not in allowed:
+        raise ValueError(f"unknown comparison method {method!r}; choose one of {', '.join(allowed)}")
 
-    For two such vectors u, v, ``u @ v`` is the method's correlation (Spearman rho or Pearson r).
-    Raises DegenerateRDMError when the values are constant (zero variance) and ValueError for
-    NaN/Inf, so that NaN is never ranked as a number.
-    """
+
+def _check_values(values: np.ndarray, ndim: int = 1) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size < 2:
-        raise ValueError(f"need a 1-D vector of at least 2 dissimilarities, got shape {values.shape}")
+    if values.ndim != ndim or values.shape[-1] < 2:
+        what = "a 1-D vector" if ndim == 1 else "a 2-D array (one row per RDM)"
+        raise ValueError(f"need {what} of at least 2 dissimilarities, got shape {values.shape}")
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{np.count_nonzero(~np.isfinite(values))} dissimilarities are NaN or Inf")
+    return values
+
+
+def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """Scale an RDM's upper-triangle ``values`` to unit norm: centred (after ranking for spearman)
+    for spearman and pearson, raw for cosine.
+
+    For two such vectors u, v, ``u @ v`` is the method's similarity (Spearman rho, Pearson r,
+    cosine). Raises DegenerateRDMError when the values are constant (zero variance; all zero for
+    cosine) and ValueError for NaN/Inf, so that NaN is never ranked as a number.
+    """
+    values = _check_values(values)
+    _check_method(method, _UNIT_METHODS)
+    if method == "cosine":
+        norm = np.sqrt(values @ values)
+        if norm == 0:
+            raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
+        return values / norm
     if method == "spearman":
         values = rankdata(values, method="average")
-    elif method != "pearson":
-        raise ValueError(f"unknown comparison method {method!r}; choose one of {', '.join(METHODS)}")
     centred = values - values.mean()
     norm = np.sqrt(centred @ centred)
     if norm == 0 or norm <= 1e-12 * np.abs(values).max():
         raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
     return centred / norm
+
+
+def rho_a_vector(values: np.ndarray) -> np.ndarray:
+    """(r - mean(r)) * sqrt(12 / (n^3 - n)) for the average ranks r of ``values`` (length n).
+
+    The inner product of two such vectors is rsatoolbox's rho-a,
+    12 (r_x - mean) . (r_y - mean) / (n^3 - n). Constant values give the zero vector (rho_a 0).
+    """
+    values = _check_values(values)
+    ranks = rankdata(values, method="average")
+    n = float(values.size)
+    return (ranks - ranks.mean()) * math.sqrt(12.0 / (n**3 - n))
+
+
+def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
+    """:func:`per_rdm_vector` of each row of ``uppers`` (K x n), vectorised over rows."""
+    uppers = _check_values(uppers, ndim=2)
+    _check_method(method, VECTOR_METHODS + RAW_METHODS)
+    if method == "kendall_tau_a":
+        return uppers.copy()
+    n = uppers.shape[1]
+    if method == "cosine":
+        norms = np.sqrt(np.einsum("ij,ij->i", uppers, uppers))
+        if np.any(norms == 0):
+            raise DegenerateRDMError(f"rows {np.nonzero(norms == 0)[0][:5].tolist()}: all dissimilarities are zero: "
+                                     "cosine undefined")
+        return uppers / norms[:, None]
+    values = rankdata(uppers, method="average", axis=1) if method in ("spearman", "rho_a") else uppers
+    centred = values - values.mean(axis=1, keepdims=True)
+    if method == "rho_a":
+        return centred * math.sqrt(12.0 / (float(n) ** 3 - n))
+    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+    bad = (norms == 0) | (norms <= 1e-12 * np.abs(values).max(axis=1))
+    if np.any(bad):
+        raise DegenerateRDMError(f"rows {np.nonzero(bad)[0][:5].tolist()}: all dissimilarities are equal "
+                                 "(zero variance): correlation undefined")
+    return centred / norms[:, None]
+
+
+def per_rdm_vector(upper: np.ndarray, method: str) -> np.ndarray:
+    """What the ``rdm`` step stores for ``method`` (not cka), so that :func:`aggregate` compares.
+
+    spearman/pearson/cosine: :func:`unit_vector`; rho_a: :func:`rho_a_vector`; kendall_tau_a: the
+    upper triangle itself as float64 (checked finite).
+    """
+    _check_method(method, VECTOR_METHODS + RAW_METHODS)
+    if method in _UNIT_METHODS:
+        return unit_vector(upper, method)
+    if method == "rho_a":
+        return rho_a_vector(upper)
+    return _check_values(upper).copy()
+
+
+def tied_pairs(values: np.ndarray) -> int:
+    """Number of pairs of entries of ``values`` with equal values: sum over tie groups of c (c-1)/2."""
+    _, counts = np.unique(np.asarray(values), return_counts=True)
+    counts = counts.astype(np.int64)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def kendall_tau_a(x: np.ndarray, y: np.ndarray, ties_x: int | None = None, ties_y: int | None = None) -> float:
+    """Kendall tau-a = (concordant - discordant) / n0, n0 = n (n - 1) / 2, in O(n log n).
+
+    A pair (i, j) is concordant when sign(x_i - x_j) sign(y_i - y_j) = 1, discordant when it is
+    -1; pairs tied in x or y count as neither but stay in the denominator. Computed from scipy's
+    tau-b (tie-corrected, O(n log n)): tau_a = tau_b sqrt((n0 - n1)(n0 - n2)) / n0 with n1, n2
+    the pairs tied in x, y (``ties_x``, ``ties_y``: precomputed :func:`tied_pairs`). C - D is an
+    integer, so it is rounded to the nearest integer when n0 < 1e14 (where the float error is
+    far below 0.5), which makes the result exact. Constant x or y gives 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"need two 1-D vectors of the same length >= 2, got shapes {x.shape} and {y.shape}")
+    n = x.size
+    n0 = n * (n - 1) // 2
+    n1 = tied_pairs(x) if ties_x is None else ties_x
+    n2 = tied_pairs(y) if ties_y is None else ties_y
+    if n1 == n0 or n2 == n0:
+        return 0.0
+    tau_b = kendalltau(x, y, method="asymptotic").statistic
+    c_minus_d = tau_b * math.sqrt(n0 - n1) * math.sqrt(n0 - n2)
+    if n0 < 1e14:
+        c_minus_d = round(c_minus_d)
+    return min(1.0, max(-1.0, c_minus_d / n0))
+
+
+def _check_columns(columns: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(columns)):
+        bad = np.unique(np.nonzero(~np.isfinite(columns))[0])
+        raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
+    return columns
+
+
+def centered_gram_unit(activations, block: int = 4096) -> np.ndarray:
+    """The centred Gram matrix HKH of ``activations`` X (N stimuli x M units), flattened
+    row-major (N^2 entries) and scaled to unit Frobenius norm; input for linear CKA.
+
+    K = X X^T and H = I - 11^T / N, so HKH = (HX)(HX)^T with HX the column-centred activations.
+    Columns are read in blocks of ``block`` (an h5py dataset works too, never read whole), each
+    centred by its own column means and accumulated in float64. For two layers,
+    ``centered_gram_unit(X) @ centered_gram_unit(Y)`` is linear CKA(X, Y). Raises
+    DegenerateRDMError when all stimuli have the same activations (HKH = 0), ValueError for
+    NaN/Inf.
+    """
+    shape = activations.shape
+    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
+        raise ValueError(f"activations must be 2-D (stimuli x units) with at least 2 stimuli, got shape {shape}")
+    n, m = shape
+    gram = np.zeros((n, n), dtype=np.float64)
+    for start in range(0, m, block):
+        cols = _check_columns(np.asarray(activations[:, start : start + block], dtype=np.float64))
+        cols = cols - cols.mean(axis=0, keepdims=True)
+        gram += cols @ cols.T
+    gram = np.triu(gram) + np.triu(gram, k=1).T  # exactly symmetric
+    norm = np.sqrt(np.einsum("ij,ij->", gram, gram))
+    if norm == 0:
+        raise DegenerateRDMError("all stimuli have the same activations (centred Gram matrix is zero): CKA undefined")
+    return (gram / norm).ravel()
+
+
+def per_layer_vector(activations, block: int = 4096) -> np.ndarray:
+    """What the per-layer job stores for cka: :func:`centered_gram_unit` of the activations."""
+    return centered_gram_unit(activations, block)
+
+
+def linear_cka(x, y) -> float:
+    """Linear CKA of two activation matrices with the same N stimuli (rows), in [0, 1].
+
+    <HKH, HLH>_F / (||HKH||_F ||HLH||_F) with K = X X^T, L = Y Y^T, H = I - 11^T / N;
+    invariant to orthogonal transforms and isotropic scaling of either, and to translation.
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"CKA needs the same stimuli: {x.shape[0]} vs {y.shape[0]} rows")
+    return float(np.clip(centered_gram_unit(x) @ centered_gram_unit(y), 0.0, 1.0))
 
 
 def second_order_from_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -64,9 +254,53 @@ def second_order_from_vectors(vectors: np.ndarray) -> np.ndarray:
     return upper + upper.T
 
 
+def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
+    """K x K similarities s(a, b) (unclipped; diagonal as computed) from stored per-RDM vectors
+    (per-layer, cka) or, for kendall_tau_a, raw upper triangles."""
+    _check_method(method)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2:
+        raise ValueError(f"need a 2-D array, one row per RDM, got shape {vectors.shape}")
+    if not np.all(np.isfinite(vectors)):
+        raise ValueError(f"{np.count_nonzero(~np.isfinite(vectors))} stored values are NaN or Inf")
+    if method != "kendall_tau_a":
+        return vectors @ vectors.T
+    k = vectors.shape[0]
+    ties = [tied_pairs(v) for v in vectors]
+    sim = np.ones((k, k))
+    for a in range(k):
+        for b in range(a + 1, k):
+            sim[a, b] = sim[b, a] = kendall_tau_a(vectors[a], vectors[b], ties[a], ties[b])
+    return sim
+
+
+def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
+    """K x K second-order dissimilarity 1 - s(a, b) from the rows of ``vectors``: what
+    :func:`per_rdm_vector` (:func:`per_layer_vector` for cka) stored, or the raw upper triangles
+    for kendall_tau_a.
+
+    One matrix product, except kendall_tau_a (K (K - 1) / 2 O(n log n) comparisons). Clipped to
+    [0, 2] ([0, 1] for cka), exactly symmetric, exact zero diagonal.
+    """
+    _check_method(method)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] < 1:
+        raise ValueError(f"need a 2-D array with one row per RDM, got shape {vectors.shape}")
+    dis = 1.0 - similarity_matrix(vectors, method)
+    upper = np.triu(np.clip(dis, 0.0, 1.0 if method == "cka" else 2.0), k=1)
+    return upper + upper.T
+
+
 def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") -> np.ndarray:
-    """Second-order dissimilarity (1 - correlation) between the RDMs given by their upper triangles."""
+    """Second-order dissimilarity 1 - s(a, b) between the RDMs given by their upper triangles
+    (any method but cka, which needs activations: use per_layer_vector + aggregate)."""
+    if method == "cka":
+        raise ValueError("cka compares activations, not RDMs: "
+                         "use aggregate(np.stack([per_layer_vector(X) ...]), 'cka')")
+    _check_method(method)
     sizes = {len(v) for v in upper_triangles}
     if len(sizes) > 1:
         raise ValueError(f"RDMs differ in size (upper triangles of lengths {sorted(sizes)})")
-    return second_order_from_vectors(np.stack([unit_vector(v, method) for v in upper_triangles]))
+    if method in METHODS:
+        return second_order_from_vectors(np.stack([unit_vector(v, method) for v in upper_triangles]))
+    return aggregate(np.stack([per_rdm_vector(v, method) for v in upper_triangles]), method)

@@ -11,6 +11,8 @@ rule rdm_figure:
         ),
     log:
         "results/logs/rdm_figure/rdm_figure.log",
+    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -32,6 +34,8 @@ rule second_order_figure:
         ),
     log:
         "results/logs/second_order_figure/second_order_figure.log",
+    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -51,6 +55,8 @@ rule mds_figure:
         ),
     log:
         "results/logs/mds_figure/mds_figure.log",
+    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1

@@ -9,6 +9,8 @@ rule effective_config:
         ),
     log:
         "results/logs/effective_config/effective_config.log",
+    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1

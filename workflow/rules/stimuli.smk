@@ -29,6 +29,8 @@ rule stimulus_grid:
         ),
     log:
         "results/logs/stimulus_grid/stimulus_grid.log",
+    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1

@@ -1,0 +1,179 @@
+"""External RDMs (brain data, behaviour, model RDMs from elsewhere) read and checked for comparison.
+
+Accepted files, all one RDM of N stimuli:
+
+- ``.npy``: an (N, N) matrix, or the condensed upper triangle of length N (N - 1) / 2
+  (row-major, diagonal excluded: ``scipy.spatial.distance.squareform`` order). No stimulus ids.
+- ``.csv`` / ``.tsv``: the square matrix as text (comma / tab separated), optionally with a header
+  row of stimulus ids and/or a first column of stimulus ids. A row (column) is taken as ids when
+  any of its cells is not a number (an empty corner cell counts), or, for all-numeric ids, when
+  the numbers form N + 1 rows (columns) around an N x N matrix. When both are present they must
+  agree. A header with one cell more than the matrix has columns has a corner cell, ignored.
+- ``.h5`` / ``.hdf5``: dataset ``rdm`` ((N, N) or condensed) and optional dataset
+  ``stimulus_ids`` (strings or integers).
+
+Checks, each an InputFileError naming the file: finite; square; N equal to ``n_stimuli``;
+symmetric within 1e-8 relative (|d_ij - d_ji| <= 1e-8 max|d|); zero diagonal within the same
+tolerance. The result is made exactly symmetric ((D + D^T) / 2) with an exact zero diagonal.
+When the file carries stimulus ids and ``stimulus_ids`` is given, rows and columns are reordered
+to follow ``stimulus_ids``; ids are compared as strings (``str(3) == '3'``) and must match as
+sets. Without ids in the file, its order is taken to be the workflow's stimulus order.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from rsaflow.errors import InputFileError
+
+#: Relative tolerance of the symmetry and zero-diagonal checks.
+RTOL = 1e-8
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | None]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = [[c.strip() for c in row] for row in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in row)]
+    if not rows:
+        raise InputFileError(path, "empty file: expected a square matrix of dissimilarities")
+    # ids in the first column: a non-number below the first row (whose first cell may be a corner)
+    has_col = any(not _is_number(r[0]) for r in rows[1:])
+    header = None
+    if not all(_is_number(c) for c in rows[0][1 if has_col else 0:]) or rows[0][0] == "":
+        header, rows = rows[0], rows[1:]
+    first_col = None
+    if has_col:
+        first_col, rows = [r[0] for r in rows], [r[1:] for r in rows]
+    widths = {len(r) for r in rows}
+    if len(widths) > 1:
+        raise InputFileError(path, f"rows have different numbers of cells ({sorted(widths)})")
+    n_rows, n_cols = len(rows), (widths.pop() if widths else 0)
+    if header is None and first_col is None and n_rows == n_cols + 1:  # all-numeric header row
+        header, rows, n_rows = rows[0], rows[1:], n_rows - 1
+    if first_col is None and n_cols == n_rows + 1:  # all-numeric id column
+        first_col, rows, n_cols = [r[0] for r in rows], [r[1:] for r in rows], n_cols - 1
+    try:
+        matrix = np.array([[float(c) for c in r] for r in rows], dtype=np.float64).reshape(n_rows, n_cols)
+    except ValueError:
+        bad = next((i, j) for i, r in enumerate(rows) for j, c in enumerate(r) if not _is_number(c))
+        raise InputFileError(path, f"cell at data row {bad[0] + 1}, column {bad[1] + 1} is not a number: "
+                                   f"{rows[bad[0]][bad[1]]!r}") from None
+    if header is not None:
+        if len(header) not in (n_cols, n_cols + 1):
+            raise InputFileError(path, f"header row has {len(header)} cells for {n_cols} matrix columns")
+        header = header[len(header) - n_cols:]
+    if header is not None and first_col is not None and header != first_col:
+        diff = [(h, c) for h, c in zip(header, first_col) if h != c][:5]
+        raise InputFileError(path, f"header row and first column list different stimulus ids "
+                                   f"(first differences: {diff})")
+    return matrix, header if header is not None else first_col
+
+
+def _read_h5(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputFileError(path, f"not a readable HDF5 file: {exc}") from None
+    with f:
+        if "rdm" not in f:
+            raise InputFileError(path, f"dataset 'rdm' missing (found: {sorted(f)})")
+        matrix = np.asarray(f["rdm"][()], dtype=np.float64)
+        ids = None
+        if "stimulus_ids" in f:
+            raw = np.atleast_1d(f["stimulus_ids"][()])
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw.tolist()]
+    return matrix, ids
+
+
+def _as_square(path: Path, matrix: np.ndarray, n_stimuli: int) -> np.ndarray:
+    if matrix.ndim == 1:
+        expected = n_stimuli * (n_stimuli - 1) // 2
+        if matrix.size != expected:
+            n = (1 + np.sqrt(1 + 8 * matrix.size)) / 2
+            found = f"{int(n)} stimuli" if n == int(n) else "no whole number of stimuli"
+            raise InputFileError(path, f"condensed RDM of length {matrix.size} ({found}) but the workflow has "
+                                       f"{n_stimuli} stimuli (expected length {expected})")
+        square = np.zeros((n_stimuli, n_stimuli))
+        iu = np.triu_indices(n_stimuli, k=1)
+        square[iu] = matrix
+        return square + square.T
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise InputFileError(path, f"an RDM must be a square matrix or a condensed vector, got shape {matrix.shape}")
+    if matrix.shape[0] != n_stimuli:
+        raise InputFileError(path, f"RDM has {matrix.shape[0]} stimuli but the workflow has {n_stimuli} stimuli")
+    return matrix
+
+
+def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
+    """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
+
+    ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
+    stimuli when the file names them. Raises InputFileError naming the file on any problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    suffix = path.suffix.lower()
+    ids = None
+    if suffix == ".npy":
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputFileError(path, f"not a readable .npy array: {exc}") from None
+        if matrix.dtype.kind not in "biuf":
+            raise InputFileError(path, f"expected a numeric array, got dtype {matrix.dtype}")
+        matrix = matrix.astype(np.float64)
+    elif suffix in (".csv", ".tsv"):
+        matrix, ids = _read_text(path, "," if suffix == ".csv" else "\t")
+    elif suffix in (".h5", ".hdf5"):
+        matrix, ids = _read_h5(path)
+    else:
+        raise InputFileError(path, f"unknown RDM file type {suffix!r}; use .npy, .csv, .tsv, .h5 or .hdf5")
+    if not np.all(np.isfinite(matrix)):
+        raise InputFileError(path, f"{np.count_nonzero(~np.isfinite(matrix))} entries are NaN or Inf")
+    if matrix.ndim == 1 and ids is not None:
+        raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
+    rdm = _as_square(path, matrix, n_stimuli)
+    scale = np.abs(rdm).max()
+    asym = np.abs(rdm - rdm.T).max()
+    if asym > RTOL * scale:
+        i, j = np.unravel_index(np.argmax(np.abs(rdm - rdm.T)), rdm.shape)
+        raise InputFileError(path, f"RDM is not symmetric: d[{i},{j}]={rdm[i, j]!r} but d[{j},{i}]={rdm[j, i]!r}")
+    diag = np.abs(np.diag(rdm))
+    if diag.max() > RTOL * scale:
+        bad = np.nonzero(diag > RTOL * scale)[0]
+        raise InputFileError(path, f"RDM diagonal is not zero at {bad.size} stimuli (first: {bad[:5].tolist()}, "
+                                   f"value {rdm[bad[0], bad[0]]!r})")
+    rdm = (rdm + rdm.T) / 2
+    np.fill_diagonal(rdm, 0.0)
+    if ids is not None and len(ids) != n_stimuli:
+        raise InputFileError(path, f"{len(ids)} stimulus ids for an RDM of {n_stimuli} stimuli")
+    if ids is not None and stimulus_ids is not None:
+        wanted = [str(s) for s in stimulus_ids]
+        if len(wanted) != n_stimuli:
+            raise ValueError(f"{len(wanted)} stimulus_ids given for n_stimuli={n_stimuli}")
+        if len(set(ids)) != len(ids):
+            dup = sorted({s for s in ids if ids.count(s) > 1})
+            raise InputFileError(path, f"duplicate stimulus ids in the file: {dup[:5]}")
+        missing = [s for s in wanted if s not in set(ids)]
+        extra = [s for s in ids if s not in set(wanted)]
+        if missing or extra:
+            raise InputFileError(path, f"stimulus ids do not match the workflow's: {len(missing)} missing from the "
+                                       f"file (first: {missing[:5]}), {len(extra)} not in the workflow "
+                                       f"(first: {extra[:5]})")
+        pos = {s: i for i, s in enumerate(ids)}
+        order = np.array([pos[s] for s in wanted])
+        rdm = rdm[np.ix_(order, order)]
+    return rdm
