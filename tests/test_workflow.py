@@ -13,7 +13,7 @@ from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 
-FINAL = {"rdm_figure", "second_order", "second_order_figure", "mds_figure"}
+FINAL = {"rdm_figure", "stimulus_mds_figure", "export_rsatoolbox", "second_order", "second_order_figure", "mds_figure"}
 CONFIG_CHANGE = FINAL | {"effective_config", "activations", "rdm"}
 
 
@@ -40,7 +40,7 @@ def done(tmp_path_factory):
 
 def test_outputs_and_numbers(done):
     wf, config = done
-    for fig in ("stimuli", "rdms", "second_order", "mds"):
+    for fig in ("stimuli", "rdms", "stimulus_mds", "second_order/heatmap", "second_order/mds"):
         assert wf.path(f"results/figures/{fig}.png").stat().st_size > 1000
     with h5py.File(wf.path("results/stimuli/stimuli.h5")) as f:
         assert f["images"].shape == (30, 3, 32, 32) and f["images"].dtype == np.uint8
@@ -183,7 +183,8 @@ def test_editing_the_extraction_reruns_extraction_only_upstream(done):
 
 def test_editing_a_figure_module_reruns_figures_only(done):
     wf, _ = done
-    assert rules_of(edited(wf, "figures.py")) == {"stimulus_grid", "rdm_figure", "second_order_figure", "mds_figure"}
+    assert rules_of(edited(wf, "figures.py")) == {
+        "stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure"}
     assert wf.planned() == set()  # the restored mtime leaves nothing to do
 
 
@@ -191,7 +192,7 @@ def test_report_embeds_every_figure_with_its_caption(done):
     wf, _ = done
     wf.run("--report", str(wf.path("report.html")))
     html = wf.path("report.html").read_text(errors="replace")
-    for name in ("stimuli.png", "rdms.png", "second_order.png", "mds.png", "config.yaml"):
+    for name in ("stimuli.png", "rdms.png", "stimulus_mds.png", "heatmap.png", "mds.png", "config.yaml"):
         assert name in html
     for caption in ("percentiles", "Second-order dissimilarity matrix", "metric MDS", "one row per class"):
         assert caption in html

@@ -33,8 +33,15 @@ def model_spec(key: str, value: dict) -> dict:
         "arch": value.get("arch", key),
         "weights": value["weights"],
         "seed": value.get("seed", 0),
-        "layers": {label: layer_spec(v) for label, v in value["layers"].items()},
+        "layers": layers_spec(value["layers"]),
     }
+
+
+def layers_spec(layers) -> dict:
+    """``{label: node | {node, reduce}}`` or a list of nodes (a sweep) -> ``{label: {node, reduce}}``."""
+    if isinstance(layers, list):
+        return {node: layer_spec(node) for node in layers}
+    return {label: layer_spec(v) for label, v in layers.items()}
 
 
 def normalise(config: dict) -> dict:
@@ -54,7 +61,37 @@ def normalise(config: dict) -> dict:
                 )
             seen[ident] = f"{key}.layers.{label}"
     branches = sorted((key, label) for key, spec in models.items() for label in spec["layers"])
-    return {"models": models, "branches": branches}
+    return {"models": models, "branches": branches, "analyses": analyses(config)}
+
+
+MAIN = "main"
+
+
+def analyses(config: dict) -> dict:
+    """Every analysis by name: the main one (``rdm`` + ``compare``) and ``config['analyses']``.
+
+    Each gets ``metric``, the comparison settings, and its folders: ``rdm_dir`` (``rdms`` for the
+    main metric, else ``rdms_<metric>``, shared by analyses of one metric) and ``second_order_dir``
+    (``second_order`` for the main analysis, else ``second_order_<name>``).
+    """
+    main_metric = config["rdm"]["metric"]
+    out = {MAIN: {"metric": main_metric, **config["compare"]}}
+    for name, spec in config.get("analyses", {}).items():
+        if name == MAIN:
+            raise ConfigError("analyses.main", "the name 'main' is the main analysis (rdm + compare); choose another")
+        out[name] = {"metric": spec.get("metric", main_metric), **{k: v for k, v in spec.items() if k != "metric"}}
+    for name, spec in out.items():
+        spec["rdm_dir"] = "rdms" if spec["metric"] == main_metric else f"rdms_{spec['metric']}"
+        spec["second_order_dir"] = "second_order" if name == MAIN else f"second_order_{name}"
+        if spec["method"] == "cka" and (spec["bootstrap"] or spec["permutations"]):
+            key = "compare" if name == MAIN else f"analyses.{name}"
+            raise ConfigError(key, "bootstrap and permutations need RDMs; cka compares activations (set them to 0)")
+    return out
+
+
+def analysis_slice(analysis: dict) -> dict:
+    """What a second-order job depends on: the comparison settings (not the folders)."""
+    return {k: v for k, v in analysis.items() if k not in ("rdm_dir", "second_order_dir")}
 
 
 def checkpoint_path(weights: str) -> str | None:

@@ -144,18 +144,20 @@ def graph_nodes(model) -> list[str]:
     return get_graph_node_names(model)[1]
 
 
-def check_node(model, arch: str, node: str, key: str) -> str:
-    """The graph node that ``node`` selects; ConfigError at ``key`` with close matches if none.
+def check_node(model, arch: str, node: str, key: str) -> tuple[str, int]:
+    """The graph node that ``node`` selects and its position in execution order (its depth).
+
+    Raises ConfigError at ``key`` with close matches when ``node`` selects nothing.
 
     A module name (e.g. ``layer3``) selects the last graph node inside that module, as
     torchvision's ``create_feature_extractor`` does.
     """
     nodes = graph_nodes(model)
     if node in nodes:
-        return node
+        return node, nodes.index(node)
     inside = [n for n in nodes if n.startswith(node + ".")]
     if inside:
-        return inside[-1]
+        return inside[-1], nodes.index(inside[-1])
     close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
     raise ConfigError(
         key,
@@ -200,7 +202,7 @@ def extract_activations(
             gpus_requested, os.environ.get("CUDA_VISIBLE_DEVICES"),
         )
     model, transforms, weights_prov = load_model(spec["arch"], spec["weights"], spec["seed"], key)
-    resolved = check_node(model, spec["arch"], spec["node"], f"{key}.layers.{spec['layer']}")
+    resolved, depth = check_node(model, spec["arch"], spec["node"], f"{key}.layers.{spec['layer']}")
     extractor = create_feature_extractor(model, return_nodes={spec["node"]: "out"}).eval().to(device)
     memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
     extractor = extractor.to(memory_format=memory_format)
@@ -258,6 +260,7 @@ def extract_activations(
                     "layer": spec["layer"],
                     "node": spec["node"],
                     "graph_node": resolved,
+                    "node_index": depth,
                     "reduce": spec["reduce"],
                     "stimulus_digest": digest,
                     "device": str(device),

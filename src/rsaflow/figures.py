@@ -71,11 +71,19 @@ def rdm_panel(rdms: list[tuple[str, np.ndarray]], labels: np.ndarray, path) -> N
     _save(fig, path)
 
 
-def second_order_heatmap(matrix: np.ndarray, names: list[str], method: str, path) -> None:
-    """The K x K second-order matrix with labelled rows and columns (1 - correlation, 0..1 colour scale)."""
+def second_order_heatmap(result: dict, path) -> None:
+    """The K x K second-order matrix with labelled rows and columns (1 - similarity).
+
+    With inference results, a second panel lists every pair with its bootstrap interval and,
+    when present, its permutation p-value.
+    """
+    matrix, names, method = result["matrix"], result["labels"], result["method"]
     k = len(names)
+    has_ci = "ci_lower" in result
     size = max(4.0, 0.35 * k + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ncols = 2 if (has_ci or "p_values" in result) and k > 1 else 1
+    fig, axes = plt.subplots(1, ncols, figsize=((size + 1) * ncols, size), squeeze=False)
+    ax = axes[0, 0]
     image = ax.imshow(matrix, cmap=CMAP, vmin=0, vmax=max(1.0, float(matrix.max())), interpolation="nearest")
     ax.set_xticks(range(k), names, rotation=90, fontsize=max(5, 10 - k // 8))
     ax.set_yticks(range(k), names, fontsize=max(5, 10 - k // 8))
@@ -85,8 +93,26 @@ def second_order_heatmap(matrix: np.ndarray, names: list[str], method: str, path
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if matrix[i, j] < 0.5 else "black")
     cbar = fig.colorbar(image, ax=ax, shrink=0.8)
-    cbar.set_label(f"1 - {method} correlation")
+    cbar.set_label(f"1 - {method} similarity")
     ax.set_title("Second-order dissimilarity matrix")
+    if ncols == 2:
+        ax = axes[0, 1]
+        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)][:60]
+        y = np.arange(len(pairs))
+        ax.scatter([matrix[i, j] for i, j in pairs], y, color="black", s=12, zorder=2)
+        if has_ci:
+            lo = np.array([result["ci_lower"][i, j] for i, j in pairs])
+            hi = np.array([result["ci_upper"][i, j] for i, j in pairs])
+            ax.hlines(y, lo, hi, color="tab:blue", lw=2, zorder=1, label="bootstrap interval")
+        labels = [f"{names[i]} vs {names[j]}" for i, j in pairs]
+        if "p_values" in result:
+            labels = [f"{t}  (p={result['p_values'][i, j]:.3g})" for t, (i, j) in zip(labels, pairs)]
+        ax.set_yticks(y, labels, fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"1 - {method} similarity")
+        ax.set_title("Pairs" + (" with bootstrap intervals" if has_ci else ""))
+        if has_ci:
+            ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
 
 
@@ -107,23 +133,65 @@ def mds_embedding(matrix: np.ndarray, seed: int) -> np.ndarray:
     return mds.fit_transform(matrix)
 
 
-def mds_plot(matrix: np.ndarray, names: list[str], seed: int, path) -> None:
-    """Labelled 2-D MDS of the second-order matrix; lines between points coloured by dissimilarity."""
+def mds_plot(result: dict, seed: int, path) -> None:
+    """Labelled 2-D MDS of the second-order matrix. Layers of one model are joined in depth
+    order (their graph-node position) as a trajectory; with few points, lines between all
+    pairs are coloured by their dissimilarity instead."""
+    matrix, names = result["matrix"], result["labels"]
+    models, depth = result["models"], result["depth"]
     pos = mds_embedding(matrix, seed)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
     cmap = plt.get_cmap(CMAP)
     k = len(names)
-    if k <= 12:
+    by_model: dict = {}
+    for i, model in enumerate(models):
+        by_model.setdefault(model, []).append(i)
+    trajectories = {m: sorted(idx, key=lambda i: depth[i]) for m, idx in by_model.items() if len(idx) > 1}
+    colours = plt.get_cmap("tab10")
+    if trajectories:
+        for c, (model, idx) in enumerate(sorted(trajectories.items())):
+            ax.plot(pos[idx, 0], pos[idx, 1], "-", color=colours(c % 10), lw=1.5, zorder=1, label=model)
+            ax.annotate("", xy=pos[idx[-1]], xytext=pos[idx[-2]],
+                        arrowprops={"arrowstyle": "->", "color": colours(c % 10)}, zorder=1)
+        ax.legend(fontsize=7, title="layers in depth order", title_fontsize=7)
+    elif k <= 12:
         for i in range(k):
             for j in range(i + 1, k):
                 ax.plot(pos[[i, j], 0], pos[[i, j], 1], color=cmap(min(matrix[i, j], 1.0)), lw=1, zorder=1)
-    ax.scatter(pos[:, 0], pos[:, 1], color="black", s=40, zorder=2)
-    for name, (x, y) in zip(names, pos):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
-    ax.set_title("MDS of the second-order dissimilarity matrix")
+    ax.scatter(pos[:, 0], pos[:, 1], color="black", s=30, zorder=2)
+    for i, (name, (x, y)) in enumerate(zip(names, pos)):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(0, 6 if i % 2 == 0 else -11),
+                    ha="center", fontsize=7)
+    ax.set_title(f"MDS of the second-order matrix (1 - {result['method']})")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(False)
+    _save(fig, path)
+
+
+def stimulus_mds_panel(rdms: list[tuple[str, np.ndarray]], labels: np.ndarray, class_names: list[str], seed: int,
+                       path) -> None:
+    """First-order MDS: each RDM's stimuli embedded in 2-D, coloured by class."""
+    k = len(rdms)
+    ncols = min(k, 4)
+    nrows = math.ceil(k / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows + 0.5), squeeze=False)
+    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (name, rdm) in zip(axes.flat, rdms):
+        pos = mds_embedding(rdm, seed)
+        for c in np.unique(labels):
+            sel = labels == c
+            ax.scatter(pos[sel, 0], pos[sel, 1], s=10, color=colours(int(c) % colours.N), label=class_names[int(c)])
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect("equal", adjustable="datalim")
+    for ax in list(axes.flat)[k:]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(10, len(names)), fontsize=7, markerscale=1.5)
+    fig.suptitle("Stimuli in each representation (MDS of the RDM)")
+    fig.subplots_adjust(bottom=0.12)
     _save(fig, path)

@@ -24,7 +24,8 @@ LAYOUTS = {
     "stimuli": {"images": 4, "labels": 1, "indices": 1},
     "activations": {"activations": 2},
     "rdm": {"rdm": 2},
-    "second_order": {"matrix": 2, "labels": 1},
+    "second_order": {"matrix": 2, "labels": 1, "depth": 1},
+    "cka": {"gram_unit": 1},
 }
 
 _STRING = h5py.string_dtype(encoding="utf-8")

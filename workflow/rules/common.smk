@@ -24,11 +24,16 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 BRANCHES = NORM["branches"]
+ANALYSES = NORM["analyses"]
+EXTERNAL = config["external_rdms"]
 
 
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     layer=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    name=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    rdm_dir=r"rdms(_(euclidean|sqeuclidean|correlation|cosine))?",
+    so_dir=r"second_order(_[A-Za-z0-9][A-Za-z0-9_-]*)?",
 
 
 # Library modules each step imports: rules take them as inputs, so editing the code behind a
@@ -45,9 +50,8 @@ LIBRARY = {
     "stimuli": ["stimuli.py", "jobs/stimuli.py"],
     "stimulus_grid": ["figures.py", "rdm.py", "jobs/stimuli.py"],
     "activations": ["extract.py", "config.py"],
-    "rdm": ["rdm.py", "compare.py", "jobs/rdm.py"],
-    "second_order": ["compare.py", "jobs/second_order.py"],
-    "effective_config": ["config.py"],
+    "rdm": ["rdm.py", "compare.py", "external.py", "jobs/rdm.py"],
+    "second_order": ["compare.py", "inference.py", "rdm.py", "jobs/second_order.py"],
     "figures": [
         "figures.py",
         "rdm.py",
@@ -56,6 +60,15 @@ LIBRARY = {
         "jobs/second_order.py",
         "jobs/stimuli.py",
     ],
+    "export": [
+        "export.py",
+        "rdm.py",
+        "compare.py",
+        "jobs/figures.py",
+        "jobs/second_order.py",
+        "jobs/stimuli.py",
+    ],
+    "effective_config": ["config.py"],
 }
 
 
@@ -83,6 +96,46 @@ def checkpoint_input(wildcards):
     return [path] if path else []
 
 
+def rdm_spec(wildcards):
+    """The metric comes from the folder: rdms/ holds rdm.metric, rdms_<metric>/ the others."""
+    d = wildcards.rdm_dir
+    metric = config["rdm"]["metric"] if d == "rdms" else d[len("rdms_") :]
+    return rsacfg.dumps({"metric": metric, "block": config["rdm"]["block"]})
+
+
+def analysis(wildcards):
+    for name, spec in ANALYSES.items():
+        if spec["second_order_dir"] == wildcards.so_dir:
+            return spec
+    raise WorkflowError(
+        f"no analysis writes results/{wildcards.so_dir}/ (analyses: {', '.join(ANALYSES)})"
+    )
+
+
+def second_order_spec(wildcards):
+    return rsacfg.dumps(rsacfg.analysis_slice(analysis(wildcards)))
+
+
+def external_files():
+    return [f"results/external/{name}.h5" for name in sorted(EXTERNAL)]
+
+
+def external_path(wildcards):
+    return EXTERNAL[wildcards.name]["path"]
+
+
+def rdm_files(rdm_dir="rdms"):
+    return [f"results/{rdm_dir}/{m}/{l}.h5" for m, l in BRANCHES]
+
+
+def second_order_inputs(wildcards):
+    """An analysis's RDMs plus the external ones, or per-layer Gram files for cka."""
+    spec = analysis(wildcards)
+    if spec["method"] == "cka":
+        return [f"results/cka/{m}/{l}.h5" for m, l in BRANCHES]
+    return rdm_files(spec["rdm_dir"]) + external_files()
+
+
 def n_stimuli_estimate():
     """Stimuli the config selects (for memory estimates): per_class x classes."""
     s = config["stimuli"]
@@ -102,21 +155,28 @@ def rdm_mem_mb(wildcards, attempt):
 
 
 def second_order_mem_mb(wildcards, attempt):
-    """Second order: K unit vectors of N(N-1)/2 float64, twice, plus 300 MB."""
+    """K stored vectors of N^2 float64 (N(N-1)/2, or N^2 for cka; full RDMs for inference), x3."""
     n = n_stimuli_estimate()
-    return int(300 + 2 * len(BRANCHES) * n * (n - 1) / 2 * 8 / 1e6) * attempt
+    k = len(BRANCHES) + len(EXTERNAL)
+    return int(300 + 3 * k * n * n * 8 / 1e6) * attempt
 
 
-def rdm_files():
-    return [f"results/rdms/{m}/{l}.h5" for m, l in BRANCHES]
+def figure_files(so_dir):
+    return [
+        f"results/figures/{so_dir}/heatmap.png",
+        f"results/figures/{so_dir}/mds.png",
+    ]
 
 
 def all_outputs():
-    return [
+    outputs = [
         "results/figures/stimuli.png",
         "results/figures/rdms.png",
-        "results/figures/second_order.png",
-        "results/figures/mds.png",
-        "results/second_order/matrix.tsv",
+        "results/figures/stimulus_mds.png",
+        "results/export/rdms_rsatoolbox.h5",
         "results/config.yaml",
     ]
+    for spec in ANALYSES.values():
+        outputs.append(f"results/{spec['second_order_dir']}/matrix.tsv")
+        outputs += figure_files(spec["second_order_dir"])
+    return outputs

@@ -1,6 +1,6 @@
 rule rdm_figure:
     input:
-        rdms=rdm_files(),
+        rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
         code=library_files("figures"),
     output:
@@ -11,7 +11,6 @@ rule rdm_figure:
         ),
     log:
         "results/logs/rdm_figure/rdm_figure.log",
-    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -22,19 +21,42 @@ rule rdm_figure:
         "../../scripts/rdm_figure.py"
 
 
-rule second_order_figure:
+rule stimulus_mds_figure:
     input:
-        matrix="results/second_order/matrix.h5",
+        rdms=rdm_files() + external_files(),
+        stimuli="results/stimuli/stimuli.h5",
         code=library_files("figures"),
     output:
         report(
-            "results/figures/second_order.png",
-            caption="../report/second_order.rst",
-            category="Second order",
+            "results/figures/stimulus_mds.png",
+            caption="../report/stimulus_mds.rst",
+            category="RDMs",
         ),
     log:
-        "results/logs/second_order_figure/second_order_figure.log",
-    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+        "results/logs/stimulus_mds_figure/stimulus_mds_figure.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        spec=slice_json("figures"),
+    script:
+        "../../scripts/stimulus_mds_figure.py"
+
+
+rule second_order_figure:
+    input:
+        matrix="results/{so_dir}/matrix.h5",
+        code=library_files("figures"),
+    output:
+        report(
+            "results/figures/{so_dir}/heatmap.png",
+            caption="../report/second_order.rst",
+            category="Second order",
+            subcategory="{so_dir}",
+        ),
+    log:
+        "results/logs/second_order_figure/{so_dir}.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -45,17 +67,17 @@ rule second_order_figure:
 
 rule mds_figure:
     input:
-        matrix="results/second_order/matrix.h5",
+        matrix="results/{so_dir}/matrix.h5",
         code=library_files("figures"),
     output:
         report(
-            "results/figures/mds.png",
+            "results/figures/{so_dir}/mds.png",
             caption="../report/mds.rst",
             category="Second order",
+            subcategory="{so_dir}",
         ),
     log:
-        "results/logs/mds_figure/mds_figure.log",
-    # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
+        "results/logs/mds_figure/{so_dir}.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -64,3 +86,22 @@ rule mds_figure:
         spec=slice_json("figures"),
     script:
         "../../scripts/mds_figure.py"
+
+
+rule export_rsatoolbox:
+    input:
+        rdms=rdm_files() + external_files(),
+        stimuli="results/stimuli/stimuli.h5",
+        code=library_files("export"),
+    output:
+        "results/export/rdms_rsatoolbox.h5",
+    log:
+        "results/logs/export_rsatoolbox/export_rsatoolbox.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        measure=config["rdm"]["metric"],
+    script:
+        "../../scripts/export_rsatoolbox.py"

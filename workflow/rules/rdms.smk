@@ -3,17 +3,54 @@ rule rdm:
         activations="results/activations/{model}/{layer}.h5",
         code=library_files("rdm"),
     output:
-        "results/rdms/{model}/{layer}.h5",
+        "results/{rdm_dir}/{model}/{layer}.h5",
     log:
-        "results/logs/rdm/{model}/{layer}.log",
+        "results/logs/rdm/{rdm_dir}/{model}/{layer}.log",
     benchmark:
-        "results/benchmarks/rdm/{model}/{layer}.tsv"
+        "results/benchmarks/rdm/{rdm_dir}/{model}/{layer}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
         mem_mb=rdm_mem_mb,
     params:
-        spec=slice_json("rdm"),
+        spec=rdm_spec,
     script:
         "../../scripts/rdm.py"
+
+
+rule cka_gram:
+    input:
+        activations="results/activations/{model}/{layer}.h5",
+        code=library_files("rdm"),
+    output:
+        "results/cka/{model}/{layer}.h5",
+    log:
+        "results/logs/cka_gram/{model}/{layer}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=rdm_mem_mb,
+    params:
+        spec=rsacfg.dumps({"block": config["rdm"]["block"]}),
+    script:
+        "../../scripts/cka_gram.py"
+
+
+rule external_rdm:
+    input:
+        rdm=external_path,
+        stimuli="results/stimuli/stimuli.h5",
+        code=library_files("rdm"),
+    output:
+        "results/external/{name}.h5",
+    log:
+        "results/logs/external_rdm/{name}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        spec=lambda wildcards: rsacfg.dumps(EXTERNAL[wildcards.name]),
+    script:
+        "../../scripts/external_rdm.py"

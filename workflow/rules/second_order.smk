@@ -1,20 +1,20 @@
 rule second_order:
     input:
-        rdms=rdm_files(),
+        rdms=second_order_inputs,
         code=library_files("second_order"),
     output:
-        h5="results/second_order/matrix.h5",
-        tsv="results/second_order/matrix.tsv",
+        h5="results/{so_dir}/matrix.h5",
+        tsv="results/{so_dir}/matrix.tsv",
     log:
-        "results/logs/second_order/second_order.log",
+        "results/logs/second_order/{so_dir}.log",
     benchmark:
-        "results/benchmarks/second_order/second_order.tsv"
+        "results/benchmarks/second_order/{so_dir}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
         mem_mb=second_order_mem_mb,
     params:
-        spec=slice_json("compare"),
+        spec=second_order_spec,
     script:
         "../../scripts/second_order.py"

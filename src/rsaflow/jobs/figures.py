@@ -7,19 +7,27 @@ from rsaflow.jobs.second_order import check_same_stimuli, read_rdm, read_second_
 from rsaflow.jobs.stimuli import read_stimuli
 
 
-def draw_rdms(rdm_paths, stimuli_path, out_path) -> None:
+def _rdms_and_stimuli(rdm_paths, stimuli_path):
     records = sorted((read_rdm(p) for p in rdm_paths), key=lambda r: r["label"])
     stimuli = read_stimuli(stimuli_path)
     check_same_stimuli([{"digest": stimuli["digest"], "path": str(stimuli_path)}, *records])
-    labels = stimuli["labels"]
-    figures.rdm_panel([(r["label"], r["rdm"]) for r in records], labels, out_path)
+    return records, stimuli
+
+
+def draw_rdms(rdm_paths, stimuli_path, out_path) -> None:
+    records, stimuli = _rdms_and_stimuli(rdm_paths, stimuli_path)
+    figures.rdm_panel([(r["label"], r["rdm"]) for r in records], stimuli["labels"], out_path)
+
+
+def draw_stimulus_mds(rdm_paths, stimuli_path, out_path, seed: int) -> None:
+    records, stimuli = _rdms_and_stimuli(rdm_paths, stimuli_path)
+    figures.stimulus_mds_panel([(r["label"], r["rdm"]) for r in records], stimuli["labels"],
+                               stimuli["class_names"], seed, out_path)
 
 
 def draw_second_order(second_order_path, out_path) -> None:
-    matrix, labels, method = read_second_order(second_order_path)
-    figures.second_order_heatmap(matrix, labels, method, out_path)
+    figures.second_order_heatmap(read_second_order(second_order_path), out_path)
 
 
 def draw_mds(second_order_path, out_path, seed: int) -> None:
-    matrix, labels, _ = read_second_order(second_order_path)
-    figures.mds_plot(matrix, labels, seed, out_path)
+    figures.mds_plot(read_second_order(second_order_path), seed, out_path)

@@ -1,0 +1,167 @@
+"""Several analyses, layer sweeps, CKA, inference and external RDMs in one run (tiny config)."""
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import kendalltau, pearsonr
+
+from conftest import Workflow, tiny_config, write_cifar10
+
+pytestmark = pytest.mark.slow
+
+
+def textbook_cka(x, y):
+    n = x.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
+    return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+
+
+def analyses_config(cifar_root, external):
+    config = tiny_config(cifar_root)
+    config["models"]["squeeze"]["layers"] = ["features.3", "features.12"]  # a sweep: nodes in depth order
+    config["analyses"] = {
+        "corr": {"metric": "correlation", "method": "pearson", "bootstrap": 40, "permutations": 30, "seed": 1},
+        "cka": {"method": "cka"},
+        "tau": {"method": "kendall_tau_a"},
+    }
+    config["external_rdms"] = {"brain": {"path": str(external)}}
+    return config
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyses")
+    cifar = write_cifar10(root / "cifar")
+    rng = np.random.default_rng(0)
+    brain = squareform(rng.random(30 * 29 // 2))
+    np.save(root / "brain.npy", brain)
+    wf = Workflow(root)
+    config = analyses_config(cifar, root / "brain.npy")
+    wf.write_config(config)
+    wf.run()
+    return wf, config, brain
+
+
+def acts(wf, model, layer):
+    with h5py.File(wf.path(f"results/activations/{model}/{layer}.h5")) as f:
+        return f["activations"][()].astype(np.float64)
+
+
+def second_order(wf, folder):
+    with h5py.File(wf.path(f"results/{folder}/matrix.h5")) as f:
+        return {k: f[k][()] for k in f}, [x.decode() for x in f["labels"][()]]
+
+
+BRANCHES = [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features.12"), ("squeeze", "features.3")]
+
+
+def test_correlation_pearson_analysis_with_inference(done):
+    wf, _, brain = done
+    res, labels = second_order(wf, "second_order_corr")
+    assert labels == ["external/brain"] + [f"{m}/{l}" for m, l in BRANCHES]
+    uppers = [squareform(brain, checks=False)] + [pdist(acts(wf, m, l), "correlation") for m, l in BRANCHES]
+    k = len(uppers)
+    ref = np.array([[0 if a == b else 1 - pearsonr(uppers[a], uppers[b])[0] for b in range(k)] for a in range(k)])
+    np.testing.assert_allclose(res["matrix"], ref, atol=1e-10)
+    assert np.all(res["ci_lower"] <= res["ci_upper"]) and res["ci_lower"].shape == (k, k)
+    off = ~np.eye(k, dtype=bool)
+    assert np.all((res["p_values"][off] > 0) & (res["p_values"][off] <= 1))
+    assert wf.path("results/figures/second_order_corr/heatmap.png").exists()
+
+
+def test_cka_analysis_from_activations(done):
+    wf, _, _ = done
+    res, labels = second_order(wf, "second_order_cka")
+    assert labels == [f"{m}/{l}" for m, l in BRANCHES]  # external RDMs have no activations
+    x = [acts(wf, m, l) for m, l in BRANCHES]
+    ref = np.array([[0 if a == b else 1 - textbook_cka(x[a], x[b]) for b in range(4)] for a in range(4)])
+    np.testing.assert_allclose(res["matrix"], ref, atol=1e-10)
+
+
+def test_kendall_tau_a_analysis(done):
+    wf, _, brain = done
+    res, labels = second_order(wf, "second_order_tau")
+    with h5py.File(wf.path("results/rdms/resnet18/avgpool.h5")) as f:
+        a = squareform(f["rdm"][()], checks=False)
+    b = squareform(brain, checks=False)
+    # no ties in continuous data: tau-a equals scipy's tau-b
+    assert res["matrix"][0, 1] == pytest.approx(1 - kendalltau(a, b)[0], abs=1e-12)
+
+
+def test_sweep_depths_and_trajectory_order(done):
+    wf, _, _ = done
+    res, labels = second_order(wf, "second_order")
+    depth = dict(zip(labels, res["depth"]))
+    assert depth["squeeze/features.3"] < depth["squeeze/features.12"]
+    assert depth["external/brain"] == -1
+
+
+def test_rsatoolbox_opens_the_export(done):
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    wf, _, _ = done
+    rdms = rsatoolbox.rdm.load_rdm(str(wf.path("results/export/rdms_rsatoolbox.h5")))
+    res, labels = second_order(wf, "second_order")
+    assert list(rdms.rdm_descriptors["name"]) == labels
+    ours = 1 - rsatoolbox.rdm.compare(rdms, rdms, method="spearman")
+    np.fill_diagonal(ours, 0)
+    np.testing.assert_allclose(ours, res["matrix"], atol=1e-10)
+
+
+def test_adding_an_analysis_reuses_rdms(done):
+    wf, config, _ = done
+    more = copy.deepcopy(config)
+    more["analyses"]["cos"] = {"metric": "correlation", "method": "cosine"}
+    wf.write_config(more)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {rule for rule, _ in jobs} == {"second_order", "second_order_figure", "mds_figure", "effective_config"}
+    assert {out for rule, out in jobs if rule == "second_order"} == {
+        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv"}
+
+
+def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
+    wf, config, _ = done
+    more = copy.deepcopy(config)
+    more["analyses"]["cosine"] = {"metric": "cosine"}
+    wf.write_config(more)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    assert {out for rule, out in jobs if rule == "rdm"} == {f"results/rdms_cosine/{m}/{l}.h5" for m, l in BRANCHES}
+    assert "activations" not in {rule for rule, _ in jobs}
+
+
+def test_adding_an_external_rdm(done, tmp_path):
+    wf, config, brain = done
+    np.save(tmp_path / "v1.npy", brain[::-1, ::-1].copy())
+    more = copy.deepcopy(config)
+    more["external_rdms"]["v1"] = {"path": str(tmp_path / "v1.npy")}
+    wf.write_config(more)
+    try:
+        jobs = wf.planned()
+    finally:
+        wf.write_config(config)
+    rules = {rule for rule, _ in jobs}
+    assert ("external_rdm", "results/external/v1.h5") in jobs
+    assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}
+    so = {out for rule, out in jobs if rule == "second_order" and out.endswith(".h5")}
+    assert so == {"results/second_order/matrix.h5", "results/second_order_corr/matrix.h5",
+                  "results/second_order_tau/matrix.h5"}  # not cka: no activations
+
+
+def test_external_rdm_of_wrong_size_is_refused(workflow, cifar_root, tmp_path):
+    np.save(tmp_path / "small.npy", squareform(np.arange(1.0, 11.0)))  # 5 x 5, the stimuli are 30
+    config = tiny_config(cifar_root)
+    config["external_rdms"] = {"small": {"path": str(tmp_path / "small.npy")}}
+    workflow.write_config(config)
+    proc = workflow.run("results/external/small.h5", check=False)
+    assert proc.returncode != 0
+    assert "small.npy" in proc.stderr and "30" in proc.stderr and "5" in proc.stderr
+    assert not workflow.path("results/external/small.h5").exists()
