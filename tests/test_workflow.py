@@ -42,6 +42,7 @@ def test_outputs_and_numbers(done):
     wf, config = done
     for fig in ("stimuli", "rdms", "stimulus_mds", "second_order/heatmap", "second_order/mds"):
         assert wf.path(f"results/figures/{fig}.png").stat().st_size > 1000
+        assert wf.path(f"results/figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     with h5py.File(wf.path("results/stimuli/stimuli.h5")) as f:
         assert f["images"].shape == (30, 3, 32, 32) and f["images"].dtype == np.uint8
         digest = f.attrs["digest"]

@@ -1,12 +1,13 @@
 """Figures: stimulus grid, percentile RDM panel, second-order heatmap, MDS embedding.
 
 Plotting only; the numbers come from :mod:`rsaflow.rdm` and :mod:`rsaflow.compare`.
-Every figure is written as PNG, and as PDF when the output path ends in ``.pdf``.
+Every figure is written as PNG (for the report) and as PDF (vector, for papers) beside it.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -20,7 +21,11 @@ CMAP = "viridis"
 
 
 def _save(fig, path) -> None:
-    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None} if str(path).endswith(".png") else None)
+    """Write ``path`` (PNG, 150 dpi) and the same figure as vector PDF beside it (same stem)."""
+    path = Path(path)
+    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"Creator": None, "Producer": None,
+                                                                         "CreationDate": None})
     plt.close(fig)
 
 

@@ -9,6 +9,7 @@ rule rdm_figure:
             caption="../report/rdms.rst",
             category="RDMs",
         ),
+        "results/figures/rdms.pdf",
     log:
         "results/logs/rdm_figure/rdm_figure.log",
     localrule: True
@@ -32,6 +33,7 @@ rule stimulus_mds_figure:
             caption="../report/stimulus_mds.rst",
             category="RDMs",
         ),
+        "results/figures/stimulus_mds.pdf",
     log:
         "results/logs/stimulus_mds_figure/stimulus_mds_figure.log",
     localrule: True
@@ -55,6 +57,7 @@ rule second_order_figure:
             category="Second order",
             subcategory="{so_dir}",
         ),
+        "results/figures/{so_dir}/heatmap.pdf",
     log:
         "results/logs/second_order_figure/{so_dir}.log",
     localrule: True
@@ -76,6 +79,7 @@ rule mds_figure:
             category="Second order",
             subcategory="{so_dir}",
         ),
+        "results/figures/{so_dir}/mds.pdf",
     log:
         "results/logs/mds_figure/{so_dir}.log",
     localrule: True

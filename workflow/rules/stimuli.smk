@@ -27,6 +27,7 @@ rule stimulus_grid:
             caption="../report/stimuli.rst",
             category="Stimuli",
         ),
+        "results/figures/stimuli.pdf",
     log:
         "results/logs/stimulus_grid/stimulus_grid.log",
     # Quick plotting/IO: runs on the submitting machine, never as a cluster job.
