@@ -34,8 +34,15 @@ def leftovers(folder):
         (lambda c: c["extraction"].update(batch_size=0), "0 is less than the minimum of 1"),
         (lambda c: c["models"]["resnet18"]["layers"].update(again="avgpool"), "computed twice"),
         (lambda c: c["stimuli"].update(source="folder", root="/nonexistent/images"), "stimuli.root: folder /nonexistent/images does not exist"),
+        (lambda c: c["models"]["squeeze"].update(arch="squeezenet1_9"),
+         "config error at models.squeeze.arch: unknown torchvision classification architecture 'squeezenet1_9'; close matches: squeezenet1_1, squeezenet1_0"),
+        (lambda c: c["models"]["squeeze"]["layers"].update(features="features.99"),
+         "config error at models.squeeze.layers.features: node 'features.99' not found in squeezenet1_1; close matches: "),
+        (lambda c: c["models"]["squeeze"].update(weights="IMAGENET"),
+         "config error at models.squeeze.weights: 'IMAGENET' is neither a weights name of squeezenet1_1 (DEFAULT, IMAGENET1K_V1)"),
     ],
-    ids=["unknown-key", "bad-metric", "missing-weights", "bad-model-key", "bad-batch-size", "duplicate-branch", "missing-folder"],
+    ids=["unknown-key", "bad-metric", "missing-weights", "bad-model-key", "bad-batch-size", "duplicate-branch", "missing-folder",
+         "unknown-arch", "unknown-node", "unknown-weights"],
 )
 def test_config_errors_before_any_job(workflow, cifar_root, edit, expected):
     config = tiny_config(cifar_root)
@@ -218,12 +225,13 @@ def test_messages_are_one_line():
 
 @pytest.mark.slow
 def test_job_error_reaches_the_user_and_the_log(workflow, cifar_root):
+    """A mistake only the model's output reveals (a class token of a convolutional layer)."""
     config = tiny_config(cifar_root)
-    config["models"]["squeeze"]["layers"]["features"] = "features.99"
+    config["models"]["squeeze"]["layers"]["features"] = {"node": "features.12", "reduce": "cls"}
     workflow.write_config(config)
     proc = workflow.run(check=False)
     assert proc.returncode != 0
-    msg = "config error at models.squeeze.layers.features: node 'features.99' not found in squeezenet1_1"
+    msg = "config error at models.squeeze.layers.features.reduce: reduce 'cls' needs a (N, tokens, D) output"
     assert msg in proc.stdout + proc.stderr
     assert msg in workflow.path("results/logs/activations/squeeze/features.log").read_text()
     assert "Traceback" not in workflow.path("results/logs/activations/squeeze/features.log").read_text()

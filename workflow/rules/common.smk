@@ -13,14 +13,23 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
+from rsaflow import catalog  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
-from rsaflow.errors import ConfigError  # noqa: E402
+from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     NORM = rsacfg.normalise(config)
     STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
-except ConfigError as exc:
+    # Architectures, weights names and nodes, checked before any job runs (cached per
+    # torchvision version under .snakemake/rsaflow/; skipped where torch is not installed).
+    _CATALOG = catalog.load_catalog(
+        sorted({m["arch"] for m in NORM["models"].values()}),
+        Path(".snakemake") / "rsaflow",
+    )
+    if _CATALOG is not None:
+        catalog.check_models(NORM["models"], _CATALOG)
+except RsaflowError as exc:
     raise WorkflowError(str(exc)) from None
 
 BRANCHES = NORM["branches"]
