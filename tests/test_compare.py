@@ -70,3 +70,13 @@ def test_square_rdms_roundtrip(uppers):
     from rsaflow.rdm import upper_triangle
 
     np.testing.assert_array_equal(second_order([upper_triangle(s) for s in squares]), second_order(uppers))
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from rsaflow.compare import average_ranks
+
+    rng = np.random.default_rng(7)
+    for values in (rng.random(1000), rng.integers(0, 20, 1000).astype(float), np.zeros(5), np.arange(3.0)[::-1]):
+        np.testing.assert_array_equal(average_ranks(values), rankdata(values, method="average"))

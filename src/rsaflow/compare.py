@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import kendalltau, rankdata
+from scipy.stats import kendalltau
 
 #: Methods whose per-RDM vector is a unit vector stored by the ``rdm`` step (unchanged API).
 METHODS = ("spearman", "pearson")
@@ -62,6 +62,28 @@ ACTIVATION_METHODS = ("cka",)
 ALL_METHODS = VECTOR_METHODS + RAW_METHODS + ACTIVATION_METHODS
 
 _UNIT_METHODS = ("spearman", "pearson", "cosine")
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of a 1-D array, ties given the average of their ranks.
+
+    Equals ``scipy.stats.rankdata(values, method='average')`` exactly (each tie group of sorted
+    positions a..b gets (a + b + 2) / 2, exact in float64); about 3x faster, as it uses an
+    unstable sort (ties need no stable order since they share one rank).
+    """
+    values = np.asarray(values)
+    n = values.size
+    order = np.argsort(values, kind="quicksort")
+    ordered = values[order]
+    new = np.empty(n, dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], n)  # exclusive
+    group_rank = (starts + ends + 1) / 2.0
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[order] = np.repeat(group_rank, ends - starts)
+    return ranks
 
 
 class DegenerateRDMError(ValueError):
@@ -99,9 +121,9 @@ def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
             raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
         return values / norm
     if method == "spearman":
-        values = rankdata(values, method="average")
+        values = average_ranks(values)
     centred = values - values.mean()
-    norm = np.sqrt(centred @ centred)
+    norm = np.sqrt(np.einsum("i,i->", centred, centred))  # einsum: no BLAS thread start-up per call
     if norm == 0 or norm <= 1e-12 * np.abs(values).max():
         raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
     return centred / norm
@@ -114,7 +136,7 @@ def rho_a_vector(values: np.ndarray) -> np.ndarray:
     12 (r_x - mean) . (r_y - mean) / (n^3 - n). Constant values give the zero vector (rho_a 0).
     """
     values = _check_values(values)
-    ranks = rankdata(values, method="average")
+    ranks = average_ranks(values)
     n = float(values.size)
     return (ranks - ranks.mean()) * math.sqrt(12.0 / (n**3 - n))
 
@@ -132,7 +154,7 @@ def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
             raise DegenerateRDMError(f"rows {np.nonzero(norms == 0)[0][:5].tolist()}: all dissimilarities are zero: "
                                      "cosine undefined")
         return uppers / norms[:, None]
-    values = rankdata(uppers, method="average", axis=1) if method in ("spearman", "rho_a") else uppers
+    values = np.apply_along_axis(average_ranks, 1, uppers) if method in ("spearman", "rho_a") else uppers
     centred = values - values.mean(axis=1, keepdims=True)
     if method == "rho_a":
         return centred * math.sqrt(12.0 / (float(n) ** 3 - n))

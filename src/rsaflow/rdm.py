@@ -62,6 +62,18 @@ def _duplicate_groups(row_hashes: list) -> np.ndarray:
     return np.array([ids.setdefault(h.digest(), len(ids)) for h in row_hashes])
 
 
+def _mirror_lower_to_upper(a: np.ndarray, step: int = 512) -> None:
+    """Copy the lower triangle of the C-ordered square ``a`` onto its upper one, in place (exact)."""
+    n = a.shape[0]
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        diag = a[start:stop, start:stop]
+        iu = np.triu_indices(stop - start, k=1)
+        diag[iu] = diag.T[iu]
+        if stop < n:
+            a[start:stop, stop:] = a[stop:, start:stop].T
+
+
 def squared_euclidean_from_blocks(
     blocks: Iterable[np.ndarray],
     n: int,
@@ -76,36 +88,48 @@ def squared_euclidean_from_blocks(
 
     Peak memory is O(n^2 + n * block). Returns (D2, number of pairs recomputed directly).
     """
-    gram = np.zeros((n, n), dtype=np.float64)
+    from scipy.linalg.blas import dsyrk
+
+    # One n x n float64 buffer for everything: BLAS dsyrk accumulates one triangle of the Gram
+    # matrix in place, block after block (no n x n temporary per block), and the distances then
+    # overwrite it row block by row block.
+    gram_f = np.zeros((n, n), dtype=np.float64, order="F")
     hashes = [hashlib.sha256() for _ in range(n)]
     for blk in blocks:
         b64 = np.ascontiguousarray(blk, dtype=np.float64)
         if not np.all(np.isfinite(b64)):
             bad = np.unique(np.nonzero(~np.isfinite(b64))[0])
             raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
-        gram += b64 @ b64.T  # numpy dispatches X @ X.T to a symmetric rank-k update
+        # b64.T is a Fortran-ordered view (no copy); trans=1 gives b64 @ b64.T, upper triangle of gram_f.
+        gram_f = dsyrk(1.0, b64.T, beta=1.0, c=gram_f, trans=1, lower=0, overwrite_c=1)
         raw = np.ascontiguousarray(blk)
         for i in range(n):
-            hashes[i].update(raw[i].tobytes())
-    norms = np.diag(gram).copy()
-    d2 = gram  # overwritten in place, row block by row block
-    for start in range(0, n, 1024):
-        rows = slice(start, min(start + 1024, n))
-        # (n_i + n_j) - 2 G_ij: the sum is commutative, so d2 stays exactly symmetric.
-        d2[rows] = (norms[rows, None] + norms[None, :]) - 2.0 * d2[rows]
-    np.maximum(d2, 0.0, out=d2)
-
+            hashes[i].update(raw[i])  # the row's bytes (a contiguous buffer; no copy)
+        del b64, raw
+    # gram_f's upper triangle, seen through its C-ordered transpose d2, is d2's lower triangle
+    # (j <= i). Distances are formed there, row block by row block, then mirrored: exactly symmetric.
+    d2 = gram_f.T
+    norms = np.diag(d2).copy()
     groups = _duplicate_groups(hashes)
     near_i, near_j = [], []
     for start in range(0, n, 1024):  # row blocks keep the temporaries at O(1024 * n)
-        rows = slice(start, min(start + 1024, n))
-        same = groups[rows, None] == groups[None, :]
-        d2[rows][same] = 0.0
-        near = (d2[rows] <= near_rtol * (norms[rows, None] + norms[None, :])) & ~same
-        near &= np.arange(rows.start, rows.stop)[:, None] < np.arange(n)[None, :]
+        stop = min(start + 1024, n)
+        d = d2[start:stop, :stop]  # a view, overwritten in place: G_ij -> (n_i + n_j) - 2 G_ij
+        norm_sum = norms[start:stop, None] + norms[None, :stop]
+        d *= -2.0
+        d += norm_sum
+        np.maximum(d, 0.0, out=d)
+        same = groups[start:stop, None] == groups[None, :stop]
+        d[same] = 0.0
+        norm_sum *= near_rtol
+        near = d <= norm_sum
+        near &= ~same
+        near &= np.arange(start, stop)[:, None] > np.arange(stop)[None, :]  # strictly below the diagonal
         i, j = np.nonzero(near)
         near_i.append(i + start)
         near_j.append(j)
+        del d, norm_sum, same, near
+    _mirror_lower_to_upper(d2)
     ii, jj = np.concatenate(near_i), np.concatenate(near_j)
     for start in range(0, ii.size, 4096):
         a, b = ii[start : start + 4096], jj[start : start + 4096]
@@ -148,7 +172,7 @@ def compute_rdm(
     if metric in ("euclidean", "sqeuclidean"):
         d2, _ = squared_euclidean_from_blocks(column_blocks(patterns, block), n, lambda idx: patterns[idx])
         d2 /= m
-        return np.sqrt(d2) if metric == "euclidean" else d2
+        return np.sqrt(d2, out=d2) if metric == "euclidean" else d2  # in place: no second N x N array
     if metric in ("correlation", "cosine"):
         sim = _gram_similarity(patterns, center=metric == "correlation")
         rdm = 1.0 - sim
@@ -171,7 +195,9 @@ def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[
         blocks = (dataset[:, k : k + block] for k in range(0, m, block))
         d2, n_near = squared_euclidean_from_blocks(blocks, n, lambda idx: dataset[idx, :])
         d2 /= m
-        return (np.sqrt(d2) if metric == "euclidean" else d2), n_near
+        if metric == "euclidean":
+            np.sqrt(d2, out=d2)  # in place: no second N x N array
+        return d2, n_near
     return compute_rdm(dataset[()], metric), 0
 
 

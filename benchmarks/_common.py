@@ -1,0 +1,124 @@
+"""Shared helpers for the benchmark scripts: imports, timing, thread limits and the result table.
+
+Not a benchmark itself; each ``benchmarks/<name>.py`` imports it (the script's folder is on
+``sys.path`` when run as ``python benchmarks/<name>.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+try:  # an installed rsaflow, else the source tree of this checkout
+    import rsaflow  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(REPO / "src"))
+
+
+def limit_threads(n: int) -> None:
+    """Use ``n`` BLAS / OpenMP threads (numpy through threadpoolctl; torch separately)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def rsatoolbox_or_none():
+    """The rsatoolbox module, or None (with a note) when it is not installed."""
+    try:
+        import rsatoolbox  # noqa: F401
+        import rsatoolbox.data
+        import rsatoolbox.rdm
+
+        return rsatoolbox
+    except ImportError as exc:
+        print(f"note: rsatoolbox not installed ({exc}); its rows are skipped (pip install rsatoolbox)")
+        return None
+
+
+def timeit(fn, repeats: int, warmup: int = 1):
+    """Median wall time (time.perf_counter) of ``fn()`` over ``repeats`` runs; returns (median, last result)."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def timeit_interleaved(funcs: dict, repeats: int, warmup: dict | None = None) -> dict:
+    """Median times of several functions measured round-robin (a, b, a, b, ...), so that load from
+    other processes affects them alike. warmup: runs per name before timing (default 1 each).
+    Returns {name: (median seconds, last result)}."""
+    warmup = warmup or {}
+    results, times = {}, {name: [] for name in funcs}
+    for name, fn in funcs.items():
+        for _ in range(warmup.get(name, 1)):
+            results[name] = fn()
+    for _ in range(repeats):
+        for name, fn in funcs.items():
+            t0 = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), results[name]) for name in funcs}
+
+
+def versions(*names: str) -> str:
+    out = [f"python {platform.python_version()}"]
+    for name in names:
+        try:
+            from importlib.metadata import version
+
+            out.append(f"{name} {version(name)}")
+        except Exception:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """rows: dicts with keys what, ours, reference, ratio, target, met (strings or None)."""
+    cols = ["what", "ours", "reference", "ratio", "target", "met"]
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "-") for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print(f"\n== {title} ==")
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "NO")
