@@ -5,11 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The default analysis is config.yaml. A user's own --configfile replaces it entirely (schema
-# defaults fill the rest), so the default models never leak into a user's analysis.
+# The default analysis is config.yaml beside this file (also when run with -d elsewhere). A user's
+# own --configfile replaces it entirely (schema defaults fill the rest), so the default models never
+# leak into a user's analysis.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -23,8 +23,11 @@ from _common import REPO, fmt_s, machine, met, print_table, versions
 
 def wall(cmd, cwd) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return seconds
 
 
 def main() -> int:
@@ -44,7 +47,7 @@ def main() -> int:
             "snakemake --version (floor)": [sys.executable, "-m", "snakemake", "--version"],
             "demo: snakemake -n (nothing to do)": [*demo, "-n"],
             "demo: snakemake (nothing to do)": [*demo, "--cores", "2"],
-            "default config: snakemake -n": [*sm, "-d", work + "/default", "-n"],
+            "default config: snakemake -n": [*sm, "-d", work + "/tutorial_dag", "-n"],
         }
         times = {name: [] for name in cmds}
         for _ in range(repeats):  # interleaved, so machine noise hits all alike

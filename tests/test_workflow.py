@@ -73,6 +73,15 @@ def test_outputs_and_numbers(done):
     np.testing.assert_allclose(np.array([r.split("\t")[1:] for r in tsv[1:]], dtype=float), matrix, atol=1e-15)
 
 
+def test_progress_in_logs(done):
+    wf, _ = done
+    extraction = wf.path("results/logs/activations/resnet18/avgpool.log").read_text()
+    assert "batch 4/4, 30/30 images" in extraction and "images/s" in extraction
+    assert "done: resnet18/avgpool on cpu (cpu), N=30, M=512" in extraction
+    rdm = wf.path("results/logs/rdm/rdms/squeeze/features.log").read_text()
+    assert "Gram block 11/11 (86528/86528 units)" in rdm and "RDM done in" in rdm
+
+
 def test_reductions_have_expected_widths(done):
     wf, _ = done
     widths = {}

@@ -182,6 +182,21 @@ def compute_rdm(
     raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
+def _logged_blocks(dataset, block: int):
+    """Column blocks of an (N, M) dataset, logging progress (block i/n, units done, seconds)."""
+    import logging
+    import time
+
+    log = logging.getLogger(__name__)
+    m = dataset.shape[1]
+    total = -(-m // block)
+    start = time.perf_counter()
+    for i, k in enumerate(range(0, m, block)):
+        yield dataset[:, k : k + block]
+        log.info("Gram block %d/%d (%d/%d units), %.1f s", i + 1, total, min(k + block, m), m,
+                 time.perf_counter() - start)
+
+
 def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[np.ndarray, int]:
     """RDM of an (N, M) h5py dataset read in column blocks, so M x N need not fit in memory.
 
@@ -192,8 +207,7 @@ def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[
     if n < 2:
         raise ValueError(f"need at least 2 stimuli, got {n}")
     if metric in ("euclidean", "sqeuclidean"):
-        blocks = (dataset[:, k : k + block] for k in range(0, m, block))
-        d2, n_near = squared_euclidean_from_blocks(blocks, n, lambda idx: dataset[idx, :])
+        d2, n_near = squared_euclidean_from_blocks(_logged_blocks(dataset, block), n, lambda idx: dataset[idx, :])
         d2 /= m
         if metric == "euclidean":
             np.sqrt(d2, out=d2)  # in place: no second N x N array
