@@ -68,7 +68,7 @@ def test_forced_rerun_is_byte_identical(tmp_path):
     wf.write_config(one_model_config(cifar, per_class=3))
     wf.run()
     first = h5_bytes(wf)
-    assert len(first) == 6  # stimuli, 2 activations, 2 RDMs, second order
+    assert len(first) == 7  # stimuli, 2 activations, 2 RDMs, second order, rsatoolbox export
     time.sleep(1.1)  # a timestamp in the files would now differ
     wf.run("--forceall")
     assert h5_bytes(wf) == first
