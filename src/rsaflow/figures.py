@@ -87,7 +87,9 @@ def second_order_heatmap(result: dict, path) -> None:
     has_ci = "ci_lower" in result
     size = max(4.0, 0.35 * k + 2.5)
     ncols = 2 if (has_ci or "p_values" in result) and k > 1 else 1
-    fig, axes = plt.subplots(1, ncols, figsize=((size + 1) * ncols, size), squeeze=False)
+    widths = [1.0, 1.4][:ncols]
+    fig, axes = plt.subplots(1, ncols, figsize=((size + 1) * sum(widths) + 1, size), squeeze=False,
+                             layout="constrained", gridspec_kw={"width_ratios": widths})
     ax = axes[0, 0]
     image = ax.imshow(matrix, cmap=CMAP, vmin=0, vmax=max(1.0, float(matrix.max())), interpolation="nearest")
     ax.set_xticks(range(k), names, rotation=90, fontsize=max(5, 10 - k // 8))
@@ -112,7 +114,7 @@ def second_order_heatmap(result: dict, path) -> None:
         labels = [f"{names[i]} vs {names[j]}" for i, j in pairs]
         if "p_values" in result:
             labels = [f"{t}  (p={result['p_values'][i, j]:.3g})" for t, (i, j) in zip(labels, pairs)]
-        ax.set_yticks(y, labels, fontsize=6)
+        ax.set_yticks(y, labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel(f"1 - {method} similarity")
         ax.set_title("Pairs" + (" with bootstrap intervals" if has_ci else ""))
@@ -136,6 +138,18 @@ def mds_embedding(matrix: np.ndarray, seed: int) -> np.ndarray:
         return np.array([[-d / 2, 0.0], [d / 2, 0.0]])
     mds = MDS(n_components=2, metric="precomputed", metric_mds=True, init="random", n_init=4, random_state=seed)
     return mds.fit_transform(matrix)
+
+
+def _radial_labels(ax, names: list[str], pos: np.ndarray) -> None:
+    """Label points away from the cloud's centre (fewer overlaps than labels all above)."""
+    centre = pos.mean(axis=0)
+    scale = np.abs(pos - centre).max() or 1.0
+    for i, (name, p) in enumerate(zip(names, pos)):
+        d = (p - centre) / scale
+        norm = np.hypot(*d)
+        d = d / norm if norm > 1e-9 else np.array([0.0, 1.0])
+        ha = "left" if d[0] > 0.3 else "right" if d[0] < -0.3 else "center"
+        ax.annotate(name, p, textcoords="offset points", xytext=(10 * d[0], 10 * d[1] - 3), ha=ha, fontsize=7)
 
 
 def mds_plot(result: dict, seed: int, path) -> None:
@@ -164,9 +178,7 @@ def mds_plot(result: dict, seed: int, path) -> None:
             for j in range(i + 1, k):
                 ax.plot(pos[[i, j], 0], pos[[i, j], 1], color=cmap(min(matrix[i, j], 1.0)), lw=1, zorder=1)
     ax.scatter(pos[:, 0], pos[:, 1], color="black", s=30, zorder=2)
-    for i, (name, (x, y)) in enumerate(zip(names, pos)):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(0, 6 if i % 2 == 0 else -11),
-                    ha="center", fontsize=7)
+    _radial_labels(ax, names, pos)
     ax.set_title(f"MDS of the second-order matrix (1 - {result['method']})")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
