@@ -105,6 +105,15 @@ class Workflow:
                 rule = None
         return jobs
 
+    def planned_with(self, config: dict) -> set[tuple[str, str]]:
+        """What a dry run would execute under ``config``; the current config file is restored after."""
+        original = self.config_path.read_text()
+        self.write_config(config)
+        try:
+            return self.planned()
+        finally:
+            self.config_path.write_text(original)
+
     def path(self, rel: str) -> Path:
         return self.work / rel
 

@@ -115,11 +115,7 @@ def test_adding_an_analysis_reuses_rdms(done):
     wf, config, _ = done
     more = copy.deepcopy(config)
     more["analyses"]["cos"] = {"metric": "correlation", "method": "cosine"}
-    wf.write_config(more)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(more)
     assert {rule for rule, _ in jobs} == {"second_order", "second_order_figure", "mds_figure", "effective_config"}
     assert {out for rule, out in jobs if rule == "second_order"} == {
         "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv"}
@@ -129,11 +125,7 @@ def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
     wf, config, _ = done
     more = copy.deepcopy(config)
     more["analyses"]["cosine"] = {"metric": "cosine"}
-    wf.write_config(more)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(more)
     assert {out for rule, out in jobs if rule == "rdm"} == {f"results/rdms_cosine/{m}/{l}.h5" for m, l in BRANCHES}
     assert "activations" not in {rule for rule, _ in jobs}
 
@@ -143,11 +135,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     np.save(tmp_path / "v1.npy", brain[::-1, ::-1].copy())
     more = copy.deepcopy(config)
     more["external_rdms"]["v1"] = {"path": str(tmp_path / "v1.npy")}
-    wf.write_config(more)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(more)
     rules = {rule for rule, _ in jobs}
     assert ("external_rdm", "results/external/v1.h5") in jobs
     assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}

@@ -104,22 +104,14 @@ def test_reordering_runs_nothing(done):
     shuffled["models"] = {k: config["models"][k] for k in reversed(list(config["models"]))}
     r18 = copy.deepcopy(config["models"]["resnet18"])
     shuffled["models"]["resnet18"] = {"layers": dict(reversed(list(r18["layers"].items()))), "weights": "none"}
-    wf.write_config(shuffled)
-    try:
-        assert wf.planned() == set()
-    finally:
-        wf.write_config(config)
+    assert wf.planned_with(shuffled) == set()
 
 
 def test_adding_a_model_runs_only_its_branch(done):
     wf, config = done
     more = copy.deepcopy(config)
     more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
-    wf.write_config(more)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(more)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("mobile", "pool")
     assert rules_of(jobs) == CONFIG_CHANGE
 
@@ -128,11 +120,7 @@ def test_adding_a_layer_runs_only_its_branch(done):
     wf, config = done
     more = copy.deepcopy(config)
     more["models"]["squeeze"]["layers"]["early"] = "features.3"
-    wf.write_config(more)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(more)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("squeeze", "early")
     assert rules_of(jobs) == CONFIG_CHANGE
 
@@ -141,11 +129,7 @@ def test_changing_weights_reruns_that_model_only(done):
     wf, config = done
     changed = copy.deepcopy(config)
     changed["models"]["resnet18"]["seed"] = 7  # another untrained initialisation
-    wf.write_config(changed)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(changed)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "avgpool") | branch_jobs(
         "resnet18", "layer3"
     )
@@ -155,11 +139,7 @@ def test_changing_a_node_reruns_that_layer_only(done):
     wf, config = done
     changed = copy.deepcopy(config)
     changed["models"]["resnet18"]["layers"]["layer3"] = {"node": "layer3", "reduce": "flatten"}
-    wf.write_config(changed)
-    try:
-        jobs = wf.planned()
-    finally:
-        wf.write_config(config)
+    jobs = wf.planned_with(changed)
     assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "layer3")
 
 
