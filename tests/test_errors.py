@@ -40,9 +40,11 @@ def leftovers(folder):
          "config error at models.squeeze.layers.features: node 'features.99' not found in squeezenet1_1; close matches: "),
         (lambda c: c["models"]["squeeze"].update(weights="IMAGENET"),
          "config error at models.squeeze.weights: 'IMAGENET' is neither a weights name of squeezenet1_1 (DEFAULT, IMAGENET1K_V1)"),
+        (lambda c: c.update(models={"squeeze": c["models"]["squeeze"]}, compare={"bootstrap": 10}),
+         "config error at compare: bootstrap and permutations compare RDMs, but the config gives 1"),
     ],
     ids=["unknown-key", "bad-metric", "missing-weights", "bad-model-key", "bad-batch-size", "duplicate-branch", "missing-folder",
-         "unknown-arch", "unknown-node", "unknown-weights"],
+         "unknown-arch", "unknown-node", "unknown-weights", "inference-one-rdm"],
 )
 def test_config_errors_before_any_job(workflow, cifar_root, edit, expected):
     config = tiny_config(cifar_root)

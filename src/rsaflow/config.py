@@ -61,7 +61,14 @@ def normalise(config: dict) -> dict:
                 )
             seen[ident] = f"{key}.layers.{label}"
     branches = sorted((key, label) for key, spec in models.items() for label in spec["layers"])
-    return {"models": models, "branches": branches, "analyses": analyses(config)}
+    found = analyses(config)
+    n_rdms = len(branches) + len(config.get("external_rdms", {}))
+    for name, spec in found.items():
+        if (spec["bootstrap"] or spec["permutations"]) and n_rdms < 2:
+            key = "compare" if name == MAIN else f"analyses.{name}"
+            raise ConfigError(key, f"bootstrap and permutations compare RDMs, but the config gives {n_rdms}; "
+                                   "add a model, a layer or an external RDM, or set them to 0")
+    return {"models": models, "branches": branches, "analyses": found}
 
 
 MAIN = "main"
