@@ -153,3 +153,21 @@ def test_external_rdm_of_wrong_size_is_refused(workflow, cifar_root, tmp_path):
     assert proc.returncode != 0
     assert "small.npy" in proc.stderr and "30" in proc.stderr and "5" in proc.stderr
     assert not workflow.path("results/external/small.h5").exists()
+
+
+def test_layer_pattern_expands_to_graph_nodes(workflow, cifar_root):
+    config = tiny_config(cifar_root)
+    config["models"]["squeeze"]["layers"] = "features.1?.cat"  # the last three Fire modules
+    workflow.write_config(config)
+    jobs = workflow.planned()
+    assert {out for rule, out in jobs if rule == "activations" and "squeeze" in out} == {
+        f"results/activations/squeeze/features.{i}.cat.h5" for i in (10, 11, 12)}
+
+
+def test_layer_pattern_without_match_is_a_config_error(workflow, cifar_root):
+    config = tiny_config(cifar_root)
+    config["models"]["squeeze"]["layers"] = "layer*"
+    workflow.write_config(config)
+    proc = workflow.run("-n", check=False)
+    assert proc.returncode != 0
+    assert "config error at models.squeeze.layers: the pattern 'layer*' matches no node of squeezenet1_1" in proc.stdout + proc.stderr

@@ -69,17 +69,23 @@ def load_catalog(archs: list[str], cache_dir: Path) -> dict | None:
     return catalog
 
 
+def check_archs(archs: dict, catalog: dict) -> None:
+    """ConfigError (with close matches) for the first unknown architecture in ``{model key: arch}``."""
+    for key, arch in archs.items():
+        if arch not in catalog["archs"]:
+            close = difflib.get_close_matches(arch, catalog["archs"], n=5, cutoff=0.5)
+            hint = f"close matches: {', '.join(close)}" if close else "list them with: rsaflow layers --list"
+            raise ConfigError(f"models.{key}.arch", f"unknown torchvision classification architecture {arch!r}; {hint}")
+
+
 def check_models(models: dict, catalog: dict) -> None:
     """ConfigError for the first unknown architecture, weights name or graph node in ``models``.
 
     ``models``: normalised model specs (rsaflow.config.normalise()["models"]).
     """
+    check_archs({key: spec["arch"] for key, spec in models.items()}, catalog)
     for key, spec in models.items():
         arch = spec["arch"]
-        if arch not in catalog["archs"]:
-            close = difflib.get_close_matches(arch, catalog["archs"], n=5, cutoff=0.5)
-            hint = f"close matches: {', '.join(close)}" if close else "list them with: rsaflow layers --list"
-            raise ConfigError(f"models.{key}.arch", f"unknown torchvision classification architecture {arch!r}; {hint}")
         weights = spec["weights"]
         names = ["DEFAULT", *[w for w in catalog["weights"][arch] if w != "DEFAULT"]]
         if weights not in ("none", *names) and checkpoint_path(weights) is None:

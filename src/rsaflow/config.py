@@ -7,6 +7,7 @@ reordering YAML keys, models or layers never reruns a job, and any change of a v
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -27,29 +28,44 @@ def layer_spec(value) -> dict:
     return {"node": value["node"], "reduce": value.get("reduce", DEFAULT_REDUCE)}
 
 
-def model_spec(key: str, value: dict) -> dict:
-    """A model entry with defaults made explicit: arch, weights, seed, layers."""
+def model_spec(key: str, value: dict, graph_nodes: dict | None = None) -> dict:
+    """A model entry with defaults made explicit: arch, weights, seed, layers.
+
+    graph_nodes: ``{arch: [node names in execution order]}``, needed only to expand a glob pattern.
+    """
+    arch = value.get("arch", key)
+    nodes = None if graph_nodes is None else graph_nodes.get(arch)
     return {
-        "arch": value.get("arch", key),
+        "arch": arch,
         "weights": value["weights"],
         "seed": value.get("seed", 0),
-        "layers": layers_spec(value["layers"]),
+        "layers": layers_spec(value["layers"], nodes, f"models.{key}.layers", arch),
     }
 
 
-def layers_spec(layers) -> dict:
-    """``{label: node | {node, reduce}}`` or a list of nodes (a sweep) -> ``{label: {node, reduce}}``."""
+def layers_spec(layers, nodes: list[str] | None = None, key: str = "layers", arch: str = "") -> dict:
+    """``{label: node | {node, reduce}}``, a list of nodes, or a glob pattern over ``nodes``
+    (fnmatch, case-sensitive, in execution order) -> ``{label: {node, reduce}}``."""
+    if isinstance(layers, str):
+        if nodes is None:
+            raise ConfigError(key, f"the pattern {layers!r} needs the graph's node names: install torchvision "
+                                   "where Snakemake runs, or list the nodes")
+        matched = [n for n in nodes if fnmatch.fnmatchcase(n, layers)]
+        if not matched:
+            raise ConfigError(key, f"the pattern {layers!r} matches no node of {arch} "
+                                   f"(list them with: rsaflow layers {arch})")
+        return {node: layer_spec(node) for node in matched}
     if isinstance(layers, list):
         return {node: layer_spec(node) for node in layers}
     return {label: layer_spec(v) for label, v in layers.items()}
 
 
-def normalise(config: dict) -> dict:
+def normalise(config: dict, graph_nodes: dict | None = None) -> dict:
     """Validated config -> ``{"models": {key: model_spec}, "branches": [(model, layer), ...]}``.
 
     Branches are sorted, so every list derived from them is independent of the config's order.
     """
-    models = {key: model_spec(key, value) for key, value in config["models"].items()}
+    models = {key: model_spec(key, value, graph_nodes) for key, value in config["models"].items()}
     seen: dict = {}
     for key, spec in models.items():
         for label, layer in spec["layers"].items():

@@ -19,14 +19,19 @@ from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
-    NORM = rsacfg.normalise(config)
-    STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
-    # Architectures, weights names and nodes, checked before any job runs (cached per
-    # torchvision version under .snakemake/rsaflow/; skipped where torch is not installed).
+    # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
+    # torchvision version (subprocess; cached under .snakemake/rsaflow/). Where torch is not
+    # installed beside Snakemake, the extraction jobs check them instead.
     _CATALOG = catalog.load_catalog(
-        sorted({m["arch"] for m in NORM["models"].values()}),
+        sorted({m.get("arch", k) for k, m in config["models"].items()}),
         Path(".snakemake") / "rsaflow",
     )
+    if _CATALOG is not None:
+        catalog.check_archs(
+            {k: m.get("arch", k) for k, m in config["models"].items()}, _CATALOG
+        )
+    NORM = rsacfg.normalise(config, _CATALOG["nodes"] if _CATALOG else None)
+    STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
     if _CATALOG is not None:
         catalog.check_models(NORM["models"], _CATALOG)
 except RsaflowError as exc:
