@@ -163,14 +163,12 @@ def load_folder(root: str | Path, size: list[int] | None = None) -> tuple[np.nda
                 raise InputFileError(path, f"cannot read image: {exc}") from None
             labels.append(label)
             files.append(str(path.relative_to(root)))
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        first = files[0]
-        other = next(f for f, a in zip(files, arrays) if a.shape != arrays[0].shape)
+    other = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
+    if other is not None:
         raise ConfigError(
             "stimuli.size",
-            f"images differ in size ({first}: {arrays[0].shape[1:]}, {other}: "
-            f"{next(a.shape[1:] for a in arrays if a.shape != arrays[0].shape)}); set stimuli.size: [H, W] to resize them",
+            f"images differ in size ({files[0]}: {arrays[0].shape[1:]}, {files[other]}: {arrays[other].shape[1:]}); "
+            "set stimuli.size: [H, W] to resize them",
         )
     return np.stack(arrays), np.asarray(labels, dtype=np.int64), classes, {"root": str(root.resolve()), "files": files}
 
