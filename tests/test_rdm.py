@@ -119,3 +119,17 @@ def test_upper_triangle_order_is_squareforms():
     rng = np.random.default_rng(5)
     vec = rng.random(28)
     assert np.array_equal(upper_triangle(squareform(vec)), vec)
+
+
+def test_many_near_duplicates_in_small_chunks(monkeypatch):
+    """A small memory budget forces a few pairs per recomputation chunk; the result must not change."""
+    import rsaflow.rdm
+
+    monkeypatch.setattr(rsaflow.rdm, "NEAR_CHUNK_BYTES", 3 * 2 * 8 * 5000)  # 3 pairs of 5000-wide rows
+    rng = np.random.default_rng(6)
+    base = rng.normal(3.0, 1.0, size=(1, 5000))
+    x = np.repeat(base, 12, axis=0) + rng.normal(0, 1e-7, size=(12, base.shape[1]))  # all pairs near
+    rdm = compute_rdm(x)
+    ref = reference(x, "euclidean")
+    assert np.max(np.abs(rdm - ref)) <= 1e-9 * ref.max()
+    assert np.all(rdm[~np.eye(12, dtype=bool)] > 0)  # 66 near pairs, none lost to cancellation

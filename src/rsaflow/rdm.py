@@ -37,6 +37,9 @@ METRICS = ("euclidean", "sqeuclidean", "correlation", "cosine")
 #: Relative threshold under which a Gram-based squared distance is recomputed directly.
 NEAR_RTOL = 1e-4
 
+#: Memory for the full rows of near-duplicate pairs recomputed at a time.
+NEAR_CHUNK_BYTES = 64 * 2**20
+
 
 def _check_patterns(patterns: np.ndarray) -> np.ndarray:
     patterns = np.asarray(patterns)
@@ -86,7 +89,8 @@ def squared_euclidean_from_blocks(
     get_rows: returns the full rows ``X[idx]`` for sorted indices ``idx`` (used for the few
         near-duplicate pairs that are recomputed directly).
 
-    Peak memory is O(n^2 + n * block). Returns (D2, number of pairs recomputed directly).
+    Peak memory is O(n^2 + n * block), plus at most ~64 MiB of full rows for the near-duplicate
+    pairs. Returns (D2, number of pairs recomputed directly).
     """
     from scipy.linalg.blas import dsyrk
 
@@ -95,7 +99,9 @@ def squared_euclidean_from_blocks(
     # overwrite it row block by row block.
     gram_f = np.zeros((n, n), dtype=np.float64, order="F")
     hashes = [hashlib.sha256() for _ in range(n)]
+    m_total = 0
     for blk in blocks:
+        m_total += blk.shape[1]
         b64 = np.ascontiguousarray(blk, dtype=np.float64)
         if not np.all(np.isfinite(b64)):
             bad = np.unique(np.nonzero(~np.isfinite(b64))[0])
@@ -131,8 +137,11 @@ def squared_euclidean_from_blocks(
         del d, norm_sum, same, near
     _mirror_lower_to_upper(d2)
     ii, jj = np.concatenate(near_i), np.concatenate(near_j)
-    for start in range(0, ii.size, 4096):
-        a, b = ii[start : start + 4096], jj[start : start + 4096]
+    # Near pairs are recomputed from full rows, a chunk of pairs at a time, with the rows of a chunk
+    # (2 per pair, float64) kept under NEAR_CHUNK_BYTES however wide the layer is.
+    chunk = int(max(1, min(4096, NEAR_CHUNK_BYTES // (2 * 8 * max(m_total, 1)))))
+    for start in range(0, ii.size, chunk):
+        a, b = ii[start : start + chunk], jj[start : start + chunk]
         idx = np.unique(np.concatenate([a, b]))
         rows = np.asarray(get_rows(idx), dtype=np.float64)
         diff = rows[np.searchsorted(idx, a)] - rows[np.searchsorted(idx, b)]
