@@ -69,13 +69,44 @@ def load_catalog(archs: list[str], cache_dir: Path) -> dict | None:
     return catalog
 
 
+def check_arch(arch: str, archs: list[str], key: str) -> None:
+    """ConfigError at ``key`` (with close matches) unless ``arch`` is one of ``archs``."""
+    if arch not in archs:
+        close = difflib.get_close_matches(arch, archs, n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else "list them with: rsaflow layers --list"
+        raise ConfigError(key, f"unknown torchvision classification architecture {arch!r}; {hint}")
+
+
+def check_weights(weights: str, arch: str, names: list[str], key: str) -> None:
+    """ConfigError at ``key`` unless ``weights`` is 'none', DEFAULT, one of ``names`` or a checkpoint path."""
+    if weights in ("none", "DEFAULT", *names) or checkpoint_path(weights) is not None:
+        return
+    listed = ["DEFAULT", *sorted(n for n in names if n != "DEFAULT")]
+    raise ConfigError(key, f"{weights!r} is neither a weights name of {arch} ({', '.join(listed)}), 'none', "
+                           "nor a checkpoint path")
+
+
+def select_node(node: str, nodes: list[str], arch: str, key: str) -> tuple[str, int]:
+    """The graph node that ``node`` selects among ``nodes`` (execution order) and its index there.
+
+    A module name (e.g. ``layer3``) selects the last graph node inside that module, as
+    torchvision's ``create_feature_extractor`` does. ConfigError at ``key`` with close matches
+    when ``node`` selects nothing.
+    """
+    if node in nodes:
+        return node, nodes.index(node)
+    inside = [n for n in nodes if n.startswith(node + ".")]
+    if inside:
+        return inside[-1], nodes.index(inside[-1])
+    close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
+    raise ConfigError(key, f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
+                           f"(list all with: rsaflow layers {arch})")
+
+
 def check_archs(archs: dict, catalog: dict) -> None:
-    """ConfigError (with close matches) for the first unknown architecture in ``{model key: arch}``."""
+    """:func:`check_arch` for each ``{model key: arch}``."""
     for key, arch in archs.items():
-        if arch not in catalog["archs"]:
-            close = difflib.get_close_matches(arch, catalog["archs"], n=5, cutoff=0.5)
-            hint = f"close matches: {', '.join(close)}" if close else "list them with: rsaflow layers --list"
-            raise ConfigError(f"models.{key}.arch", f"unknown torchvision classification architecture {arch!r}; {hint}")
+        check_arch(arch, catalog["archs"], f"models.{key}.arch")
 
 
 def check_models(models: dict, catalog: dict) -> None:
@@ -86,18 +117,6 @@ def check_models(models: dict, catalog: dict) -> None:
     check_archs({key: spec["arch"] for key, spec in models.items()}, catalog)
     for key, spec in models.items():
         arch = spec["arch"]
-        weights = spec["weights"]
-        names = ["DEFAULT", *[w for w in catalog["weights"][arch] if w != "DEFAULT"]]
-        if weights not in ("none", *names) and checkpoint_path(weights) is None:
-            raise ConfigError(f"models.{key}.weights",
-                              f"{weights!r} is neither a weights name of {arch} ({', '.join(names)}), 'none', "
-                              "nor a checkpoint path")
-        nodes = catalog["nodes"][arch]
+        check_weights(spec["weights"], arch, catalog["weights"][arch], f"models.{key}.weights")
         for label, layer in spec["layers"].items():
-            node = layer["node"]
-            if node in nodes or any(n.startswith(node + ".") for n in nodes):
-                continue
-            close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
-            raise ConfigError(f"models.{key}.layers.{label}",
-                              f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
-                              f"(list all with: rsaflow layers {arch})")
+            select_node(layer["node"], catalog["nodes"][arch], arch, f"models.{key}.layers.{label}")

@@ -16,7 +16,6 @@ tutorial (resizing happens in float, not on uint8).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import time
@@ -28,8 +27,7 @@ import torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-from rsaflow import h5io
-from rsaflow.config import checkpoint_path
+from rsaflow import catalog, h5io
 from rsaflow.errors import ConfigError, InputFileError, RsaflowError
 from rsaflow.provenance import file_sha256, versions
 
@@ -45,11 +43,7 @@ def classification_models() -> list[str]:
 
 def check_arch(arch: str, key: str) -> None:
     """Raise ConfigError (at ``key``) unless ``arch`` is a torchvision classification model."""
-    names = classification_models()
-    if arch not in names:
-        close = difflib.get_close_matches(arch, names, n=5, cutoff=0.5)
-        hint = f"close matches: {', '.join(close)}" if close else f"known: {', '.join(names[:12])}, ..."
-        raise ConfigError(key, f"unknown torchvision classification architecture {arch!r}; {hint}")
+    catalog.check_arch(arch, classification_models(), key)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,13 +102,8 @@ def load_model(arch: str, weights: str, seed: int, key: str):
         if cached.exists():
             prov["weights_sha256"] = file_sha256(cached)
         return model.eval(), chosen.transforms(), prov
+    catalog.check_weights(weights, arch, list(enum.__members__), f"{key}.weights")
     path = Path(weights).expanduser()
-    if checkpoint_path(weights) is None:
-        raise ConfigError(
-            f"{key}.weights",
-            f"{weights!r} is neither a weights name of {arch} ({', '.join(dict.fromkeys(['DEFAULT', *enum.__members__]))}), "
-            "'none', nor a checkpoint path",
-        )
     if not path.is_file():
         raise ConfigError(f"{key}.weights", f"checkpoint {path} not found")
     try:
@@ -145,25 +134,8 @@ def graph_nodes(model) -> list[str]:
 
 
 def check_node(model, arch: str, node: str, key: str) -> tuple[str, int]:
-    """The graph node that ``node`` selects and its position in execution order (its depth).
-
-    Raises ConfigError at ``key`` with close matches when ``node`` selects nothing.
-
-    A module name (e.g. ``layer3``) selects the last graph node inside that module, as
-    torchvision's ``create_feature_extractor`` does.
-    """
-    nodes = graph_nodes(model)
-    if node in nodes:
-        return node, nodes.index(node)
-    inside = [n for n in nodes if n.startswith(node + ".")]
-    if inside:
-        return inside[-1], nodes.index(inside[-1])
-    close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
-    raise ConfigError(
-        key,
-        f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
-        f"(list all with: rsaflow layers {arch})",
-    )
+    """The graph node of ``model`` that ``node`` selects, and its depth (see catalog.select_node)."""
+    return catalog.select_node(node, graph_nodes(model), arch, key)
 
 
 def reduce_output(out: torch.Tensor, how: str) -> torch.Tensor:
