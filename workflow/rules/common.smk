@@ -13,7 +13,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
-from rsaflow import catalog  # noqa: E402
+from rsaflow import catalog, deps  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
@@ -50,44 +50,13 @@ wildcard_constraints:
     so_dir=r"second_order(_[A-Za-z0-9][A-Za-z0-9_-]*)?",
 
 
-# Library modules each step imports: rules take them as inputs, so editing the code behind a
-# step reruns exactly that step's jobs (Snakemake does not track imported modules itself).
-_BASE = [
-    "__init__.py",
-    "errors.py",
-    "h5io.py",
-    "provenance.py",
-    "jobs/__init__.py",
-    "jobs/common.py",
-]
-LIBRARY = {
-    "stimuli": ["stimuli.py", "jobs/stimuli.py"],
-    "stimulus_grid": ["figures.py", "rdm.py", "jobs/stimuli.py"],
-    "activations": ["extract.py", "config.py"],
-    "rdm": ["rdm.py", "compare.py", "external.py", "jobs/rdm.py"],
-    "second_order": ["compare.py", "inference.py", "rdm.py", "jobs/second_order.py"],
-    "figures": [
-        "figures.py",
-        "rdm.py",
-        "compare.py",
-        "jobs/figures.py",
-        "jobs/second_order.py",
-        "jobs/stimuli.py",
-    ],
-    "export": [
-        "export.py",
-        "rdm.py",
-        "compare.py",
-        "jobs/figures.py",
-        "jobs/second_order.py",
-        "jobs/stimuli.py",
-    ],
-    "effective_config": ["config.py"],
-}
-
-
-def library_files(step):
-    return [str(SRC / "rsaflow" / name) for name in _BASE + LIBRARY[step]]
+# Each rule takes the library files its script imports (directly or not) as inputs, derived from
+# the source by rsaflow.deps: editing a module reruns exactly the rules that run it (Snakemake
+# does not track imported modules itself).
+def library_files(script):
+    return list(
+        deps.library_files(Path(workflow.basedir) / "scripts" / f"{script}.py", SRC)
+    )
 
 
 def slice_json(section):

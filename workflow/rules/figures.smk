@@ -2,7 +2,7 @@ rule rdm_figure:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("figures"),
+        code=library_files("rdm_figure"),
     output:
         report(
             "results/figures/rdms.png",
@@ -26,7 +26,7 @@ rule stimulus_mds_figure:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("figures"),
+        code=library_files("stimulus_mds_figure"),
     output:
         report(
             "results/figures/stimulus_mds.png",
@@ -49,7 +49,7 @@ rule stimulus_mds_figure:
 rule second_order_figure:
     input:
         matrix="results/{so_dir}/matrix.h5",
-        code=library_files("figures"),
+        code=library_files("second_order_figure"),
     output:
         report(
             "results/figures/{so_dir}/heatmap.png",
@@ -71,7 +71,7 @@ rule second_order_figure:
 rule mds_figure:
     input:
         matrix="results/{so_dir}/matrix.h5",
-        code=library_files("figures"),
+        code=library_files("mds_figure"),
     output:
         report(
             "results/figures/{so_dir}/mds.png",
@@ -96,7 +96,7 @@ rule export_rsatoolbox:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("export"),
+        code=library_files("export_rsatoolbox"),
     output:
         "results/export/rdms_rsatoolbox.h5",
     log:

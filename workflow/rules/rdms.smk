@@ -22,7 +22,7 @@ rule rdm:
 rule cka_gram:
     input:
         activations="results/activations/{model}/{layer}.h5",
-        code=library_files("rdm"),
+        code=library_files("cka_gram"),
     output:
         "results/cka/{model}/{layer}.h5",
     log:
@@ -42,7 +42,7 @@ rule external_rdm:
     input:
         rdm=external_path,
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("rdm"),
+        code=library_files("external_rdm"),
     output:
         "results/external/{name}.h5",
     log:

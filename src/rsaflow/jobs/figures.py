@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from rsaflow import figures
-from rsaflow.jobs.second_order import check_same_stimuli, read_rdm, read_second_order
+from rsaflow.jobs.inputs import rdms_on_stimuli
+from rsaflow.jobs.second_order import read_second_order
 from rsaflow.jobs.stimuli import read_stimuli
 
 
-def _rdms_and_stimuli(rdm_paths, stimuli_path):
-    records = sorted((read_rdm(p) for p in rdm_paths), key=lambda r: r["label"])
-    stimuli = read_stimuli(stimuli_path)
-    check_same_stimuli([{"digest": stimuli["digest"], "path": str(stimuli_path)}, *records])
-    return records, stimuli
+def draw_stimulus_grid(stimuli_path, out_path) -> None:
+    s = read_stimuli(stimuli_path)
+    figures.stimulus_grid(s["images"], s["labels"], s["class_names"], out_path)
 
 
 def draw_rdms(rdm_paths, stimuli_path, out_path) -> None:
-    records, stimuli = _rdms_and_stimuli(rdm_paths, stimuli_path)
+    records, stimuli = rdms_on_stimuli(rdm_paths, stimuli_path)
     figures.rdm_panel([(r["label"], r["rdm"]) for r in records], stimuli["labels"], out_path)
 
 
 def draw_stimulus_mds(rdm_paths, stimuli_path, out_path, seed: int) -> None:
-    records, stimuli = _rdms_and_stimuli(rdm_paths, stimuli_path)
+    records, stimuli = rdms_on_stimuli(rdm_paths, stimuli_path)
     figures.stimulus_mds_panel([(r["label"], r["rdm"]) for r in records], stimuli["labels"],
                                stimuli["class_names"], seed, out_path)
 

@@ -1,4 +1,4 @@
-"""Step ``stimuli``: select the stimulus set and store it; draw the stimulus grid."""
+"""Step ``stimuli``: select the stimulus set and store it; read it back."""
 
 from __future__ import annotations
 
@@ -48,10 +48,3 @@ def read_stimuli(path) -> dict:
             "class_names": [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]],
             "digest": f.attrs["digest"],
         }
-
-
-def draw_stimulus_grid(stimuli_path, out_path) -> None:
-    from rsaflow.figures import stimulus_grid
-
-    s = read_stimuli(stimuli_path)
-    stimulus_grid(s["images"], s["labels"], s["class_names"], out_path)
