@@ -267,13 +267,10 @@ def linear_cka(x, y) -> float:
 def second_order_from_vectors(vectors: np.ndarray) -> np.ndarray:
     """K x K matrix 1 - u_a . u_b from K unit vectors (rows), with exact zero diagonal.
 
-    Values are clipped to [0, 2], the range of 1 - correlation.
+    Values are clipped to [0, 2], the range of 1 - correlation: :func:`aggregate` for the
+    unit-vector methods (spearman, pearson, cosine).
     """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    corr = vectors @ vectors.T
-    dis = 1.0 - corr
-    upper = np.triu(np.clip(dis, 0.0, 2.0), k=1)
-    return upper + upper.T
+    return aggregate(vectors, "pearson")
 
 
 def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
@@ -323,6 +320,4 @@ def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") ->
     sizes = {len(v) for v in upper_triangles}
     if len(sizes) > 1:
         raise ValueError(f"RDMs differ in size (upper triangles of lengths {sorted(sizes)})")
-    if method in METHODS:
-        return second_order_from_vectors(np.stack([unit_vector(v, method) for v in upper_triangles]))
     return aggregate(np.stack([per_rdm_vector(v, method) for v in upper_triangles]), method)

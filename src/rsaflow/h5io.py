@@ -64,11 +64,11 @@ def atomic_h5(path: str | os.PathLike, kind: str) -> Iterator[h5py.File]:
         raise
 
 
-def write_dataset(f: h5py.File, name: str, data: np.ndarray, chunks=None) -> h5py.Dataset:
+def write_dataset(f: h5py.File, name: str, data: np.ndarray) -> h5py.Dataset:
     """Write one dataset without timestamps (byte-reproducible)."""
     if data.dtype.kind in "OU":
         return f.create_dataset(name, data=np.asarray(data, dtype=object), dtype=_STRING, track_times=False)
-    return f.create_dataset(name, data=data, chunks=chunks, track_times=False)
+    return f.create_dataset(name, data=data, track_times=False)
 
 
 def set_attrs(obj, attrs: Mapping) -> None:
