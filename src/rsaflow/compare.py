@@ -51,8 +51,6 @@ import math
 import numpy as np
 from scipy.stats import kendalltau
 
-#: Methods whose per-RDM vector is a unit vector stored by the ``rdm`` step (unchanged API).
-METHODS = ("spearman", "pearson")
 #: Methods aggregated by one matrix product of per-RDM vectors.
 VECTOR_METHODS = ("spearman", "pearson", "cosine", "rho_a")
 #: Methods that need the raw upper triangles at aggregation time.
