@@ -1,4 +1,4 @@
-"""Rule cka_gram: a layer's unit-norm centred Gram matrix, for linear CKA."""
+"""Rule cka_gram: a layer's unit-norm centred Gram matrix, for linear CKA (computed or reused by content)."""
 
 import json
 
@@ -6,4 +6,10 @@ from rsaflow.jobs.common import job
 from rsaflow.jobs.rdm import write_cka
 
 with job(snakemake):
-    write_cka(snakemake.input.activations, snakemake.output[0], json.loads(snakemake.params.spec), snakemake.input.code)
+    write_cka(
+        f"{snakemake.input.activations}/{snakemake.wildcards.layer}.h5",
+        snakemake.output[0],
+        json.loads(snakemake.params.spec),
+        snakemake.params.code,
+        json.loads(snakemake.params.expect),
+    )

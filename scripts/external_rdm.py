@@ -12,5 +12,5 @@ with job(snakemake):
         snakemake.output[0],
         snakemake.wildcards.name,
         json.loads(snakemake.params.spec),
-        snakemake.input.code,
+        snakemake.params.code,
     )

@@ -11,5 +11,5 @@ with job(snakemake):
         snakemake.output.h5,
         snakemake.output.tsv,
         json.loads(snakemake.params.spec),
-        snakemake.input.code,
+        snakemake.params.code,
     )

@@ -6,4 +6,4 @@ from rsaflow.jobs.common import job
 from rsaflow.jobs.stimuli import write_stimuli
 
 with job(snakemake):
-    write_stimuli(snakemake.output[0], json.loads(snakemake.params.spec), snakemake.input.code)
+    write_stimuli(snakemake.output[0], json.loads(snakemake.params.spec), snakemake.params.code)

@@ -17,8 +17,9 @@ FINAL = {"rdm_figure", "stimulus_mds_figure", "export_rsatoolbox", "second_order
 CONFIG_CHANGE = FINAL | {"effective_config", "activations", "rdm"}
 
 
-def branch_jobs(model, layer):
-    return {("activations", f"results/activations/{model}/{layer}.h5"), ("rdm", f"results/rdms/{model}/{layer}.h5")}
+def model_jobs(model, *layers):
+    """One extraction job for the model (its folder), one RDM job per layer."""
+    return {("activations", f"results/activations/{model}")} | {("rdm", f"results/rdms/{model}/{l}.h5") for l in layers}
 
 
 def rules_of(jobs):
@@ -75,9 +76,9 @@ def test_outputs_and_numbers(done):
 
 def test_progress_in_logs(done):
     wf, _ = done
-    extraction = wf.path("results/logs/activations/resnet18/avgpool.log").read_text()
+    extraction = wf.path("results/logs/activations/resnet18.log").read_text()
     assert "batch 4/4, 30/30 images" in extraction and "images/s" in extraction
-    assert "done: resnet18/avgpool on cpu (cpu), N=30, M=512" in extraction
+    assert "done: resnet18, 2 layers on cpu (cpu), N=30, 4 forward passes" in extraction
     rdm = wf.path("results/logs/rdm/rdms/squeeze/features.log").read_text()
     assert "Gram block 11/11 (86528/86528 units)" in rdm and "RDM done in" in rdm
 
@@ -112,16 +113,18 @@ def test_adding_a_model_runs_only_its_branch(done):
     more = copy.deepcopy(config)
     more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
     jobs = wf.planned_with(more)
-    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("mobile", "pool")
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == model_jobs("mobile", "pool")
     assert rules_of(jobs) == CONFIG_CHANGE
 
 
-def test_adding_a_layer_runs_only_its_branch(done):
+def test_adding_a_layer_reruns_only_its_models_pass(done):
+    # One forward pass of that model; Snakemake then reruns its RDM jobs (no early cutoff), which
+    # reuse unchanged RDMs from the store (tests/test_reuse.py runs it and reads the logs).
     wf, config = done
     more = copy.deepcopy(config)
     more["models"]["squeeze"]["layers"]["early"] = "features.3"
     jobs = wf.planned_with(more)
-    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("squeeze", "early")
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == model_jobs("squeeze", "early", "features")
     assert rules_of(jobs) == CONFIG_CHANGE
 
 
@@ -130,17 +133,32 @@ def test_changing_weights_reruns_that_model_only(done):
     changed = copy.deepcopy(config)
     changed["models"]["resnet18"]["seed"] = 7  # another untrained initialisation
     jobs = wf.planned_with(changed)
-    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "avgpool") | branch_jobs(
-        "resnet18", "layer3"
-    )
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == model_jobs("resnet18", "avgpool", "layer3")
 
 
-def test_changing_a_node_reruns_that_layer_only(done):
+def test_changing_a_node_reruns_that_models_pass(done):
     wf, config = done
     changed = copy.deepcopy(config)
     changed["models"]["resnet18"]["layers"]["layer3"] = {"node": "layer3", "reduce": "flatten"}
     jobs = wf.planned_with(changed)
-    assert {j for j in jobs if j[0] in ("activations", "rdm")} == branch_jobs("resnet18", "layer3")
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == model_jobs("resnet18", "avgpool", "layer3")
+
+
+def test_seed_of_a_trained_model_is_not_in_its_slice(done):
+    wf, config = done
+    changed = copy.deepcopy(config)
+    changed["models"]["resnet18"]["seed"] = 3
+    assert ("activations", "results/activations/resnet18") in wf.planned_with(changed)  # untrained: seeds the init
+    ckpt = wf.path("r18.pt")
+    ckpt.write_bytes(b"")  # existence is all a dry run checks
+    for seed in (0, 5):
+        changed["models"]["resnet18"].update(weights=str(ckpt), seed=seed)
+        jobs = wf.planned_with(changed)
+        assert ("activations", "results/activations/resnet18") in jobs
+    changed["models"]["resnet18"]["seed"] = 0
+    base = wf.planned_with(changed)
+    changed["models"]["resnet18"]["seed"] = 9
+    assert wf.planned_with(changed) == base
 
 
 def edited(wf, module):
@@ -168,7 +186,7 @@ def test_editing_the_extraction_reruns_extraction_only_upstream(done):
     wf, _ = done
     jobs = edited(wf, "extract.py")
     assert "stimuli" not in rules_of(jobs)
-    assert len([1 for rule, _ in jobs if rule == "activations"]) == 3
+    assert len([1 for rule, _ in jobs if rule == "activations"]) == 2  # one job per model
 
 
 def test_editing_a_figure_module_reruns_figures_only(done):

@@ -43,20 +43,44 @@ def model_spec(key: str, value: dict, graph_nodes: dict | None = None) -> dict:
     }
 
 
+#: Keys of a sweep given as a mapping: ``{pattern: glob, reduce: ...}`` or ``{nodes: [...], reduce: ...}``.
+SWEEP_KEYS = ("pattern", "nodes")
+
+
+def _is_sweep(layers) -> bool:
+    return isinstance(layers, dict) and any(k in layers for k in SWEEP_KEYS) and set(layers) <= {*SWEEP_KEYS, "reduce"}
+
+
+def _expand_pattern(pattern: str, nodes: list[str] | None, key: str, arch: str) -> list[str]:
+    if nodes is None:
+        raise ConfigError(key, f"the pattern {pattern!r} needs the graph's node names: install torchvision "
+                               "where Snakemake runs, or list the nodes")
+    matched = [n for n in nodes if fnmatch.fnmatchcase(n, pattern)]
+    if not matched:
+        raise ConfigError(key, f"the pattern {pattern!r} matches no node of {arch} "
+                               f"(list them with: rsaflow layers {arch} --filter '{pattern}')")
+    return matched
+
+
 def layers_spec(layers, nodes: list[str] | None = None, key: str = "layers", arch: str = "") -> dict:
-    """``{label: node | {node, reduce}}``, a list of nodes, or a glob pattern over ``nodes``
-    (fnmatch, case-sensitive, in execution order) -> ``{label: {node, reduce}}``."""
+    """The ``layers`` of a model entry -> ``{label: {node, reduce}}``. Accepted forms:
+
+    - ``{label: node | {node, reduce}}``: named layers;
+    - ``[node, ...]``: a list of nodes (each labelled by its node name);
+    - ``"glob"``: a pattern over the graph's ``nodes`` (fnmatch, case-sensitive, execution order);
+    - ``{pattern: glob, reduce: r}`` or ``{nodes: [node, ...], reduce: r}``: a sweep with one
+      reduction for all its layers (``pattern`` and ``nodes`` are therefore not layer labels).
+    """
+    reduce = DEFAULT_REDUCE
+    if _is_sweep(layers):
+        if "pattern" in layers and "nodes" in layers:
+            raise ConfigError(key, "give either 'pattern' or 'nodes', not both")
+        reduce = layers.get("reduce", DEFAULT_REDUCE)
+        layers = layers.get("pattern", layers.get("nodes"))
     if isinstance(layers, str):
-        if nodes is None:
-            raise ConfigError(key, f"the pattern {layers!r} needs the graph's node names: install torchvision "
-                                   "where Snakemake runs, or list the nodes")
-        matched = [n for n in nodes if fnmatch.fnmatchcase(n, layers)]
-        if not matched:
-            raise ConfigError(key, f"the pattern {layers!r} matches no node of {arch} "
-                                   f"(list them with: rsaflow layers {arch})")
-        return {node: layer_spec(node) for node in matched}
+        return {n: {"node": n, "reduce": reduce} for n in _expand_pattern(layers, nodes, key, arch)}
     if isinstance(layers, list):
-        return {node: layer_spec(node) for node in layers}
+        return {node: {"node": node, "reduce": reduce} for node in layers}
     return {label: layer_spec(v) for label, v in layers.items()}
 
 
@@ -124,22 +148,32 @@ def checkpoint_path(weights: str) -> str | None:
     return weights
 
 
-def activation_slice(config: dict, norm: dict, model: str, layer: str) -> dict:
-    """What one extraction job depends on: the model, the layer, and the extraction settings."""
+def model_slice(config: dict, norm: dict, model: str) -> dict:
+    """What one model's extraction job depends on: the model, its layers, the extraction settings.
+
+    ``seed`` only seeds the initialisation of an untrained model, so it is part of the slice only
+    for ``weights: none`` (changing it for a trained model or a checkpoint reruns nothing).
+    Threads, memory and the GPU declaration change how a job runs, not what it computes: not here.
+    """
     spec = norm["models"][model]
     ex = config["extraction"]
-    return {
+    out = {
         "model": model,
         "arch": spec["arch"],
         "weights": spec["weights"],
-        "seed": spec["seed"],
-        "layer": layer,
-        **spec["layers"][layer],
-        "batch_size": ex["batch_size"],
-        "device": ex["device"],
-        "precision": ex["precision"],
-        "channels_last": ex["channels_last"],
+        "layers": spec["layers"],
+        **{k: ex[k] for k in ("batch_size", "device", "precision", "channels_last")},
     }
+    if spec["weights"] == "none":
+        out["seed"] = spec["seed"]
+    return out
+
+
+def layer_slice(model_spec: dict, label: str) -> dict:
+    """The config slice recorded in one layer's activation file (see :func:`model_slice`)."""
+    layer = model_spec["layers"][label]
+    out = {k: v for k, v in model_spec.items() if k != "layers"}
+    return {**out, "layer": label, "node": layer["node"], "reduce": layer["reduce"]}
 
 
 def stimulus_files(stimuli: dict) -> list[str]:
@@ -150,6 +184,27 @@ def stimulus_files(stimuli: dict) -> list[str]:
     if not root.is_dir():
         raise ConfigError("stimuli.root", f"folder {root} does not exist (source: folder needs root/<class>/<images>)")
     return sorted(str(p) for p in root.glob("*/*") if p.is_file() and not p.name.startswith("."))
+
+
+def existing_path(key: str, path) -> Path:
+    """``path`` as a Path if it exists; ConfigError at ``key`` naming it otherwise."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        where = "" if p.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise ConfigError(key, f"{p} does not exist{where}")
+    return p
+
+
+def files_digest(paths) -> str:
+    """sha256 over (path, size, modification time) of ``paths``: changes when a file is edited,
+    added, removed or renamed, without reading the files."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        st = Path(path).stat()
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def write_effective_config(path, config_json: str) -> None:

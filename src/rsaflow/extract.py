@@ -16,8 +16,11 @@ tutorial (resizing happens in float, not on uint8).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from torchvision.models import get_model, get_model_weights, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from rsaflow import catalog, h5io
+from rsaflow.config import layer_slice
 from rsaflow.errors import ConfigError, InputFileError, RsaflowError
 from rsaflow.provenance import file_sha256, versions
 
@@ -133,11 +137,6 @@ def graph_nodes(model) -> list[str]:
     return get_graph_node_names(model)[1]
 
 
-def check_node(model, arch: str, node: str, key: str) -> tuple[str, int]:
-    """The graph node of ``model`` that ``node`` selects, and its depth (see catalog.select_node)."""
-    return catalog.select_node(node, graph_nodes(model), arch, key)
-
-
 def reduce_output(out: torch.Tensor, how: str) -> torch.Tensor:
     """One vector per stimulus from a node's batch output (see the module docstring)."""
     if how == "flatten":
@@ -155,93 +154,181 @@ def reduce_output(out: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown reduction {how!r}; choose one of {', '.join(REDUCTIONS)}")
 
 
-def extract_activations(
-    stimuli_path, out_path, spec: dict, threads: int, base_attrs: dict, gpus_requested: int = 0
-) -> dict:
-    """Run the stimuli through one model layer and stream the activations to ``out_path``.
+def _prepare_cuda() -> None:
+    """Deterministic CUDA kernels (a rerun on the same device writes the same bytes, which the
+    content-addressed reuse relies on) and no TF32: ``precision: float32`` means float32."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
-    spec: ``{"model": key, "arch", "weights", "seed", "layer": label, "node", "reduce",
-    "batch_size", "device", "precision", "channels_last"}``. Writes dataset ``activations``
-    (N, M) float32 batch by batch (memory does not grow with N) and returns a summary dict.
+
+def _batches(images, batch: int, pin: bool):
+    """uint8 batches of ``images`` (an HDF5 dataset) as CPU tensors, the next one read by a
+    background thread while the current one runs; pinned when ``pin`` (for non-blocking copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(lo):
+        x = torch.from_numpy(images[lo : lo + batch])
+        return x.pin_memory() if pin else x
+
+    starts = list(range(0, images.shape[0], batch))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, starts[0]) if starts else None
+        for i, lo in enumerate(starts):
+            x = pending.result()
+            pending = pool.submit(read, starts[i + 1]) if i + 1 < len(starts) else None
+            yield lo, x
+
+
+class _LayerWriter:
+    """Streams one layer's (N, M) float32 activations to an HDF5 file, hashing the bytes as written.
+
+    Chunks hold whole batches of rows, so each write fills its chunks and the chunk cache need
+    not hold partial chunks: memory per layer is one batch of its values, whatever N is.
     """
+
+    def __init__(self, f, n: int, batch: int):
+        self.f, self.n, self.rows = f, n, min(n, batch)
+        self.dset = None
+        self.sha = hashlib.sha256()
+
+    def write(self, lo: int, values: np.ndarray) -> None:
+        if self.dset is None:
+            m = values.shape[1]
+            self.dset = self.f.create_dataset("activations", shape=(self.n, m), dtype="float32",
+                                              chunks=(self.rows, min(m, 8192)), track_times=False)
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        self.dset[lo : lo + len(values)] = values
+        self.sha.update(values.data)
+
+    def digest(self) -> str:
+        """sha256 of the activations as float32, row-major (C order), shape recorded beside it."""
+        return self.sha.hexdigest()
+
+
+def _forward(extractor, x, device, transforms, memory_format, autocast: bool) -> dict:
+    """One batch: uint8 (B, 3, H, W) to the device, to float in [0, 1], the weights' transforms there."""
+    x = x.to(device, non_blocking=True).to(torch.float32).div_(255.0)
+    x = transforms(x).contiguous(memory_format=memory_format)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        return extractor(x)
+
+
+def _layer_values(outputs: dict, spec: dict, label: str, key: str, batch_no: int) -> np.ndarray:
+    layer = spec["layers"][label]
+    try:
+        out = reduce_output(outputs[layer["graph_node"]], layer["reduce"])
+    except ValueError as exc:
+        raise ConfigError(f"{key}.layers.{label}.reduce", f"{exc} (node {layer['node']!r})") from None
+    values = out.float().cpu().numpy()
+    if not np.all(np.isfinite(values)):
+        raise RsaflowError(
+            f"{key}.layers.{label} (node {layer['node']!r}): NaN or Inf activations in batch {batch_no} "
+            "(a diverged checkpoint? bfloat16 overflow?); nothing was written"
+        )
+    return values
+
+
+def _setup(spec: dict, threads: int, gpus_requested: int):
     torch.set_num_threads(threads)
-    key = f"models.{spec['model']}"
     device = resolve_device(spec["device"])
+    if device.type == "cuda":
+        _prepare_cuda()
     log.info("device: %s (%s); torch %s, %d threads", device, device_name(device), torch.__version__, threads)
     if gpus_requested and device.type == "cpu":
         log.warning(
             "this job declared gpu=%s but no GPU is visible (CUDA_VISIBLE_DEVICES=%r): running on the CPU",
             gpus_requested, os.environ.get("CUDA_VISIBLE_DEVICES"),
         )
-    model, transforms, weights_prov = load_model(spec["arch"], spec["weights"], spec["seed"], key)
-    resolved, depth = check_node(model, spec["arch"], spec["node"], f"{key}.layers.{spec['layer']}")
-    extractor = create_feature_extractor(model, return_nodes={spec["node"]: "out"}).eval().to(device)
-    memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
-    extractor = extractor.to(memory_format=memory_format)
-    autocast = spec["precision"] == "bfloat16"
+    return device
 
-    with h5io.open_artifact(stimuli_path, "stimuli") as sf:
+
+def _resolve_layers(model, spec: dict, key: str) -> dict:
+    """Each layer's graph node and depth; the unique graph nodes to return, in depth order."""
+    nodes = graph_nodes(model)
+    for label, layer in spec["layers"].items():
+        resolved, depth = catalog.select_node(layer["node"], nodes, spec["arch"], f"{key}.layers.{label}")
+        layer.update(graph_node=resolved, node_index=depth)
+    return sorted({layer["graph_node"] for layer in spec["layers"].values()}, key=nodes.index)
+
+
+def extract_model(stimuli_path, out_dir, spec: dict, threads: int, base_attrs: dict, gpus_requested: int = 0) -> dict:
+    """Run the stimuli through one model ONCE and stream every requested layer to ``out_dir/<label>.h5``.
+
+    spec: ``{"model": key, "arch", "weights", "seed" (weights none only), "layers": {label: {"node",
+    "reduce"}}, "batch_size", "device", "precision", "channels_last"}``. Each layer file holds
+    dataset ``activations`` (N, M) float32 and the attributes of its layer (its config slice is
+    :func:`layer_slice`), including ``data_sha256``, the sha256 of its values (float32, C order).
+    There are exactly ceil(N / batch_size) forward passes; memory is bounded by one batch of all
+    requested node outputs, whatever N is. Files appear only when all are complete: they are
+    written in a temporary folder beside ``out_dir`` that is renamed to ``out_dir`` at the end.
+    Returns a summary dict.
+    """
+    key = f"models.{spec['model']}"
+    spec = {**spec, "layers": {k: dict(v) for k, v in spec["layers"].items()}}
+    device = _setup(spec, threads, gpus_requested)
+    model, transforms, weights_prov = load_model(spec["arch"], spec["weights"], spec.get("seed", 0), key)
+    returned = _resolve_layers(model, spec, key)
+    extractor = create_feature_extractor(model, return_nodes={n: n for n in returned}).eval()
+    memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
+    extractor = extractor.to(device).to(memory_format=memory_format)
+    transforms = transforms.to(device) if isinstance(transforms, torch.nn.Module) else transforms
+    out_dir = Path(out_dir)
+    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):  # left by a killed job
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    try:
+        summary = _run_batches(stimuli_path, tmp_dir, spec, extractor, device, transforms, memory_format,
+                               {**base_attrs, **weights_prov})
+        if out_dir.exists():  # Snakemake may have created the (empty) output folder
+            shutil.rmtree(out_dir)
+        os.replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    log.info("done: %s, %d layers on %s (%s), N=%d, %d forward passes, %.2f s", spec["model"], len(spec["layers"]),
+             summary["device"], summary["device_name"], summary["n_stimuli"], summary["forward_passes"],
+             summary["seconds"])
+    return summary
+
+
+def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, transforms, memory_format, attrs) -> dict:
+    key = f"models.{spec['model']}"
+    labels = sorted(spec["layers"])
+    autocast = spec["precision"] == "bfloat16"
+    with h5io.open_artifact(stimuli_path, "stimuli") as sf, contextlib.ExitStack() as stack:
         images = sf["images"]
-        n = images.shape[0]
-        digest = sf.attrs["digest"]
-        batch = spec["batch_size"]
-        n_batches = -(-n // batch)
-        start_time = time.perf_counter()
-        with h5io.atomic_h5(out_path, "activations") as f:
-            dset = None
-            for b, lo in enumerate(range(0, n, batch)):
-                x = torch.from_numpy(images[lo : lo + batch]).to(torch.float32).div_(255.0)
-                x = transforms(x).to(device).contiguous(memory_format=memory_format)
-                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    out = extractor(x)["out"]
-                    try:
-                        out = reduce_output(out, spec["reduce"])
-                    except ValueError as exc:
-                        raise ConfigError(f"{key}.layers.{spec['layer']}.reduce", f"{exc} (node {spec['node']!r})") from None
-                values = out.float().cpu().numpy()
-                if not np.all(np.isfinite(values)):
-                    raise RsaflowError(
-                        f"{key}.layers.{spec['layer']} (node {spec['node']!r}): NaN or Inf activations in batch {b + 1} "
-                        "(a diverged checkpoint? bfloat16 overflow?); nothing was written"
-                    )
-                if dset is None:
-                    m = values.shape[1]
-                    dset = f.create_dataset(
-                        "activations", shape=(n, m), dtype="float32", chunks=(min(n, 128), min(m, 8192)), track_times=False
-                    )
-                dset[lo : lo + len(values)] = values
-                done = min(lo + batch, n)
-                rate = done / max(time.perf_counter() - start_time, 1e-9)
-                bar = "#" * (20 * (b + 1) // n_batches)
-                log.info("[%-20s] batch %d/%d, %d/%d images, %.1f images/s", bar, b + 1, n_batches, done, n, rate)
-            seconds = time.perf_counter() - start_time
-            summary = {
-                "device": str(device),
-                "device_name": device_name(device),
-                "n_stimuli": n,
-                "n_units": int(dset.shape[1]),
-                "seconds": round(seconds, 3),
-            }
-            h5io.set_attrs(
-                f,
-                {
-                    **base_attrs,
-                    **weights_prov,
-                    "arch": spec["arch"],
-                    "model": spec["model"],
-                    "layer": spec["layer"],
-                    "node": spec["node"],
-                    "graph_node": resolved,
-                    "node_index": depth,
-                    "reduce": spec["reduce"],
-                    "stimulus_digest": digest,
-                    "device": str(device),
-                    "device_name": device_name(device),
-                    "versions": {**base_attrs.get("versions", {}), **versions("torch", "torchvision")},
-                },
-            )
-    log.info(
-        "done: %s/%s on %s (%s), N=%d, M=%d, %.2f s",
-        spec["model"], spec["layer"], summary["device"], summary["device_name"], n, summary["n_units"], seconds,
-    )
+        n, batch = images.shape[0], spec["batch_size"]
+        files = {label: stack.enter_context(h5io.atomic_h5(tmp_dir / f"{label}.h5", "activations")) for label in labels}
+        writers = {label: _LayerWriter(files[label], n, batch) for label in labels}
+        n_batches, start, passes = -(-n // batch), time.perf_counter(), 0
+        for b, (lo, x) in enumerate(_batches(images, batch, pin=device.type == "cuda")):
+            outputs = _forward(extractor, x, device, transforms, memory_format, autocast)
+            passes += 1
+            for label in labels:
+                writers[label].write(lo, _layer_values(outputs, spec, label, key, b + 1))
+            del outputs
+            done = min(lo + batch, n)
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            log.info("[%-20s] batch %d/%d, %d/%d images, %.1f images/s", "#" * (20 * (b + 1) // n_batches),
+                     b + 1, n_batches, done, n, rate)
+        seconds = time.perf_counter() - start
+        summary = {"device": str(device), "device_name": device_name(device), "n_stimuli": n,
+                   "forward_passes": passes, "seconds": round(seconds, 3),
+                   "n_units": {label: int(w.dset.shape[1]) for label, w in writers.items()}}
+        for label in labels:
+            layer = spec["layers"][label]
+            h5io.set_attrs(files[label], {
+                **attrs,
+                "config": layer_slice(spec, label),
+                "arch": spec["arch"], "model": spec["model"], "layer": label, "node": layer["node"],
+                "graph_node": layer["graph_node"], "node_index": layer["node_index"], "reduce": layer["reduce"],
+                "stimulus_digest": sf.attrs["digest"], "device": str(device), "device_name": device_name(device),
+                "data_sha256": writers[label].digest(),
+                "versions": {**attrs.get("versions", {}), **versions("torch", "torchvision")},
+            })
     return summary

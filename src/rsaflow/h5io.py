@@ -85,6 +85,16 @@ def write_h5(path, kind: str, datasets: Mapping[str, np.ndarray], attrs: Mapping
         set_attrs(f, attrs)
 
 
+def dataset_sha256(dset, rows: int = 256) -> str:
+    """sha256 of a 2-D dataset's values in C order (its stored dtype), read ``rows`` rows at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for lo in range(0, dset.shape[0], rows):
+        h.update(np.ascontiguousarray(dset[lo : lo + rows]).data)
+    return h.hexdigest()
+
+
 def read_attrs(f: h5py.File) -> dict:
     """All attributes, JSON strings decoded where they parse as JSON objects or lists."""
     out = {}

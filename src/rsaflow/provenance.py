@@ -38,10 +38,13 @@ def versions(*packages: str) -> dict:
     return out
 
 
-def base_attrs(spec: dict, code_files) -> dict:
-    """The attributes every artifact carries: its config slice, code digest and versions."""
+def base_attrs(spec: dict, code) -> dict:
+    """The attributes every artifact carries: its config slice, code digest and versions.
+
+    code: the rule's code digest (a sha256 string, as the workflow passes it), or its source files.
+    """
     return {
         "config": spec,
-        "code_sha256": code_digest(code_files),
+        "code_sha256": code if isinstance(code, str) else code_digest(code),
         "versions": versions("numpy", "scipy", "h5py"),
     }

@@ -1,14 +1,15 @@
+# One job per model: the stimuli go through the network once, and every configured layer of the
+# model is streamed to its own file results/activations/{model}/{layer}.h5 (the folder is the output).
 rule activations:
     input:
         stimuli="results/stimuli/stimuli.h5",
         checkpoint=checkpoint_input,
-        code=library_files("activations"),
     output:
-        "results/activations/{model}/{layer}.h5",
+        directory("results/activations/{model}"),
     log:
-        "results/logs/activations/{model}/{layer}.log",
+        "results/logs/activations/{model}.log",
     benchmark:
-        "results/benchmarks/activations/{model}/{layer}.tsv"
+        "results/benchmarks/activations/{model}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: lookup(dpath="extraction/threads", within=config)
@@ -16,6 +17,7 @@ rule activations:
         mem_mb=lookup(dpath="extraction/mem_mb", within=config),
         gpu=1 if lookup(dpath="extraction/gpu", within=config) else 0,
     params:
-        spec=activation_spec,
+        spec=model_spec,
+        code=code_digest("activations"),
     script:
         "../../scripts/activations.py"

@@ -13,7 +13,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
-from rsaflow import catalog, deps  # noqa: E402
+from rsaflow import catalog, deps, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
@@ -32,6 +32,8 @@ try:
         )
     NORM = rsacfg.normalise(config, _CATALOG["nodes"] if _CATALOG else None)
     STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
+    # The folder's images as one digest of (path, size, mtime): a param, not thousands of inputs.
+    STIMULUS_LIST = rsacfg.files_digest(STIMULUS_FILES)
     if _CATALOG is not None:
         catalog.check_models(NORM["models"], _CATALOG)
 except RsaflowError as exc:
@@ -50,13 +52,17 @@ wildcard_constraints:
     so_dir=r"second_order(_[A-Za-z0-9][A-Za-z0-9_-]*)?",
 
 
-# Each rule takes the library files its script imports (directly or not) as inputs, derived from
-# the source by rsaflow.deps: editing a module reruns exactly the rules that run it (Snakemake
-# does not track imported modules itself).
+# Snakemake does not track the modules a script imports. Each rule gets the sha256 of the library
+# files its script imports (directly or not; derived from the source by rsaflow.deps) as a param:
+# editing a module reruns exactly the rules that run it, without listing files as inputs.
 def library_files(script):
     return list(
         deps.library_files(Path(workflow.basedir) / "scripts" / f"{script}.py", SRC)
     )
+
+
+def code_digest(script):
+    return provenance.code_digest(library_files(script))
 
 
 def slice_json(section):
@@ -64,19 +70,44 @@ def slice_json(section):
     return rsacfg.dumps(config[section])
 
 
-def activation_spec(wildcards):
+def model_spec(wildcards):
+    """One model's extraction slice (rsaflow.config.model_slice) as canonical JSON."""
+    if wildcards.model not in NORM["models"]:
+        raise WorkflowError(f"no model {wildcards.model!r} in the config")
+    return rsacfg.dumps(rsacfg.model_slice(config, NORM, wildcards.model))
+
+
+def layer_expectation(wildcards):
+    """The config slice a layer's activation file must record (checked by its consumers)."""
     if (wildcards.model, wildcards.layer) not in BRANCHES:
         raise WorkflowError(
             f"no layer {wildcards.layer!r} of model {wildcards.model!r} in the config"
         )
-    return rsacfg.dumps(
-        rsacfg.activation_slice(config, NORM, wildcards.model, wildcards.layer)
-    )
+    spec = rsacfg.model_slice(config, NORM, wildcards.model)
+    return rsacfg.dumps(rsacfg.layer_slice(spec, wildcards.layer))
+
+
+def checked(key, path):
+    """``path`` if it exists, else one config error line naming ``key`` (at DAG-build time)."""
+    try:
+        return str(rsacfg.existing_path(key, path))
+    except RsaflowError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def checkpoint_input(wildcards):
-    path = rsacfg.checkpoint_path(NORM["models"][wildcards.model]["weights"])
-    return [path] if path else []
+    weights = NORM["models"][wildcards.model]["weights"]
+    path = rsacfg.checkpoint_path(weights)
+    return [checked(f"models.{wildcards.model}.weights", path)] if path else []
+
+
+def stimulus_inputs(wildcards):
+    """CIFAR10's files (unless downloading); a folder's images are tracked by STIMULUS_LIST."""
+    s = config["stimuli"]
+    if s["source"] != "cifar10" or s["download"]:
+        return []
+    root = Path(s["root"]) / "cifar-10-batches-py"
+    return [checked("stimuli.root", root / n) for n in ("test_batch", "batches.meta")]
 
 
 def rdm_spec(wildcards):
@@ -104,7 +135,9 @@ def external_files():
 
 
 def external_path(wildcards):
-    return EXTERNAL[wildcards.name]["path"]
+    return checked(
+        f"external_rdms.{wildcards.name}.path", EXTERNAL[wildcards.name]["path"]
+    )
 
 
 def rdm_files(rdm_dir="rdms"):

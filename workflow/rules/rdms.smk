@@ -1,7 +1,6 @@
 rule rdm:
     input:
-        activations="results/activations/{model}/{layer}.h5",
-        code=library_files("rdm"),
+        activations="results/activations/{model}",
     output:
         "results/{rdm_dir}/{model}/{layer}.h5",
     log:
@@ -15,14 +14,15 @@ rule rdm:
         mem_mb=rdm_mem_mb,
     params:
         spec=rdm_spec,
+        expect=layer_expectation,
+        code=code_digest("rdm"),
     script:
         "../../scripts/rdm.py"
 
 
 rule cka_gram:
     input:
-        activations="results/activations/{model}/{layer}.h5",
-        code=library_files("cka_gram"),
+        activations="results/activations/{model}",
     output:
         "results/cka/{model}/{layer}.h5",
     log:
@@ -34,6 +34,8 @@ rule cka_gram:
         mem_mb=rdm_mem_mb,
     params:
         spec=rsacfg.dumps({"block": config["rdm"]["block"]}),
+        expect=layer_expectation,
+        code=code_digest("cka_gram"),
     script:
         "../../scripts/cka_gram.py"
 
@@ -42,7 +44,6 @@ rule external_rdm:
     input:
         rdm=external_path,
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("external_rdm"),
     output:
         "results/external/{name}.h5",
     log:
@@ -52,5 +53,6 @@ rule external_rdm:
     threads: 1
     params:
         spec=lambda wildcards: rsacfg.dumps(EXTERNAL[wildcards.name]),
+        code=code_digest("external_rdm"),
     script:
         "../../scripts/external_rdm.py"

@@ -1,7 +1,6 @@
 rule second_order:
     input:
         rdms=second_order_inputs,
-        code=library_files("second_order"),
     output:
         h5="results/{so_dir}/matrix.h5",
         tsv="results/{so_dir}/matrix.tsv",
@@ -16,5 +15,6 @@ rule second_order:
         mem_mb=second_order_mem_mb,
     params:
         spec=second_order_spec,
+        code=code_digest("second_order"),
     script:
         "../../scripts/second_order.py"

@@ -1,7 +1,6 @@
 rule stimuli:
     input:
-        images=STIMULUS_FILES,
-        code=library_files("stimuli"),
+        stimulus_inputs,
     output:
         "results/stimuli/stimuli.h5",
     log:
@@ -13,6 +12,8 @@ rule stimuli:
     threads: 1
     params:
         spec=slice_json("stimuli"),
+        images=STIMULUS_LIST,
+        code=code_digest("stimuli"),
     script:
         "../../scripts/stimuli.py"
 

@@ -6,12 +6,13 @@ Also the per-layer steps that feed comparisons: ``cka`` (centred Gram matrices o
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import numpy as np
 
-from rsaflow import h5io
+from rsaflow import h5io, store
 from rsaflow.compare import VECTOR_METHODS, DegenerateRDMError, centered_gram_unit, per_rdm_vector
 from rsaflow.errors import InputFileError
 from rsaflow.external import load_external_rdm
@@ -21,11 +22,36 @@ from rsaflow.rdm import rdm_from_h5, upper_triangle
 log = logging.getLogger(__name__)
 
 #: Attributes of the activation file carried over into the RDM file.
-CARRIED = ("model", "layer", "arch", "weights", "node", "node_index", "reduce", "stimulus_digest", "code_sha256")
+CARRIED = ("model", "layer", "arch", "weights", "node", "node_index", "reduce", "stimulus_digest", "code_sha256",
+           "data_sha256")
 
 
 def _carried(f) -> dict:
-    return {f"activations_{k}" if k == "code_sha256" else k: f.attrs[k] for k in CARRIED if k in f.attrs}
+    renamed = {"code_sha256": "activations_code_sha256", "data_sha256": "activations_sha256"}
+    return {renamed.get(k, k): f.attrs[k] for k in CARRIED if k in f.attrs}
+
+
+def _activation_digest(f) -> str:
+    """The activations' data sha256 as recorded by the extraction (computed here for older files)."""
+    if "data_sha256" in f.attrs:
+        return str(f.attrs["data_sha256"])
+    return h5io.dataset_sha256(f["activations"])
+
+
+def check_expected(f, path, expect: dict | None) -> None:
+    """Refuse an activation file whose recorded config slice is not the current config's."""
+    if expect is None:
+        return
+    recorded = h5io.read_attrs(f).get("config")
+    if recorded != expect:
+        diff = sorted(k for k in set(expect) | set(recorded or {}) if (recorded or {}).get(k) != expect.get(k))
+        raise InputFileError(path, f"recorded config {_pick(recorded, diff)} differs from the current config "
+                                   f"{_pick(expect, diff)}: a stale file; rerun its model's extraction "
+                                   "(snakemake --forcerun activations)")
+
+
+def _pick(d, keys) -> str:
+    return json.dumps({k: (d or {}).get(k) for k in keys}, sort_keys=True)
 
 
 def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
@@ -48,44 +74,65 @@ def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
     h5io.write_h5(out_path, "rdm", {"rdm": rdm, **vectors}, attrs)
 
 
-def write_rdm(activations_path, out_path, spec: dict, code_files) -> np.ndarray:
-    """Compute the RDM (``spec['metric']``) of an activation file and write it with its vectors."""
-    start = time.perf_counter()
+def _read_layer(activations_path, expect):
     with h5io.open_artifact(activations_path, "activations") as f:
-        carried = _carried(f)
-        n, m = f["activations"].shape
+        check_expected(f, activations_path, expect)
+        return _carried(f), _activation_digest(f), f["activations"].shape
+
+
+def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None = None) -> bool:
+    """The RDM (``spec['metric']``) of an activation file with its vectors, computed or reused.
+
+    The product's store key covers the activations' data digest and every attribute the file
+    carries (rsaflow.store), so a reused file is the file computing would write. Returns True if
+    it computed.
+    """
+    carried, digest, (n, m) = _read_layer(activations_path, expect)
+    attrs = {**base_attrs(spec, code), **carried, "metric": spec["metric"], "n_units": m}
+    key = store.make_key("rdm", {"activations": digest}, attrs)
+
+    def compute():
+        start = time.perf_counter()
         log.info("%s: N=%d stimuli, M=%d units, metric %s", activations_path, n, m, spec["metric"])
-        try:
-            rdm, n_near = rdm_from_h5(f["activations"], spec["metric"], spec["block"])
-        except ValueError as exc:
-            raise InputFileError(activations_path, f"cannot compute an RDM: {exc}") from None
-    log.info("RDM done in %.2f s (%d near-duplicate pairs recomputed directly)", time.perf_counter() - start, n_near)
-    attrs = {**base_attrs(spec, code_files), **carried, "metric": spec["metric"], "n_units": m}
-    write_rdm_file(out_path, rdm, attrs, activations_path)
-    return rdm
+        with h5io.open_artifact(activations_path, "activations") as f:
+            try:
+                rdm, n_near = rdm_from_h5(f["activations"], spec["metric"], spec["block"])
+            except ValueError as exc:
+                raise InputFileError(activations_path, f"cannot compute an RDM: {exc}") from None
+        log.info("RDM done in %.2f s (%d near-duplicate pairs recomputed directly)", time.perf_counter() - start,
+                 n_near)
+        write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, activations_path)
+
+    return store.produce("rdm", key, out_path, compute)
 
 
-def write_cka(activations_path, out_path, spec: dict, code_files) -> None:
-    """Store the unit-norm centred Gram matrix of a layer's activations (for linear CKA)."""
-    with h5io.open_artifact(activations_path, "activations") as f:
-        carried = _carried(f)
-        try:
-            vector = centered_gram_unit(f["activations"], spec["block"])
-        except (ValueError, DegenerateRDMError) as exc:
-            raise InputFileError(activations_path, f"model {carried.get('model')!r} layer {carried.get('layer')!r}: {exc}") from None
-    h5io.write_h5(out_path, "cka", {"gram_unit": vector}, {**base_attrs(spec, code_files), **carried})
+def write_cka(activations_path, out_path, spec: dict, code, expect: dict | None = None) -> bool:
+    """Store the unit-norm centred Gram matrix of a layer's activations (for linear CKA), or reuse it."""
+    carried, digest, _ = _read_layer(activations_path, expect)
+    attrs = {**base_attrs(spec, code), **carried}
+    key = store.make_key("cka", {"activations": digest}, attrs)
+
+    def compute():
+        with h5io.open_artifact(activations_path, "activations") as f:
+            try:
+                vector = centered_gram_unit(f["activations"], spec["block"])
+            except (ValueError, DegenerateRDMError) as exc:
+                raise InputFileError(activations_path, f"model {carried.get('model')!r} layer "
+                                                       f"{carried.get('layer')!r}: {exc}") from None
+        h5io.write_h5(out_path, "cka", {"gram_unit": vector}, {**attrs, "content_key": key})
+
+    return store.produce("cka", key, out_path, compute)
 
 
-def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code_files) -> None:
+def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code) -> bool:
     """Check an external RDM against the stimulus set and store it as an rsaflow RDM ``external/<name>``."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         n = f["images"].shape[0]
         digest = f.attrs["digest"]
         source = h5io.read_attrs(f).get("source", {})
         ids = source.get("files") or [str(i) for i in f["indices"][()]]
-    rdm = load_external_rdm(rdm_path, n, ids)
     attrs = {
-        **base_attrs(spec, code_files),
+        **base_attrs(spec, code),
         "model": "external",
         "layer": name,
         "node_index": -1,
@@ -94,4 +141,10 @@ def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code
         "external_path": str(rdm_path),
         "external_sha256": file_sha256(rdm_path),
     }
-    write_rdm_file(out_path, rdm, attrs, rdm_path)
+    key = store.make_key("external", {"file": attrs["external_sha256"], "stimuli_ids": ids}, attrs)
+
+    def compute():
+        rdm = load_external_rdm(rdm_path, n, ids)
+        write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, rdm_path)
+
+    return store.produce("external", key, out_path, compute)
