@@ -160,8 +160,8 @@ def test_layer_pattern_expands_to_graph_nodes(workflow, cifar_root):
     config["models"]["squeeze"]["layers"] = "features.1?.cat"  # the last three Fire modules
     workflow.write_config(config)
     jobs = workflow.planned()
-    assert {out for rule, out in jobs if rule == "activations" and "squeeze" in out} == {
-        f"results/activations/squeeze/features.{i}.cat.h5" for i in (10, 11, 12)}
+    assert {out for rule, out in jobs if rule == "rdm" and "squeeze" in out} == {
+        f"results/rdms/squeeze/features.{i}.cat.h5" for i in (10, 11, 12)}
 
 
 def test_layer_pattern_without_match_is_a_config_error(workflow, cifar_root):

@@ -12,8 +12,9 @@ from rsaflow.jobs.rdm import write_rdm
 from rsaflow.jobs.second_order import write_second_order
 from rsaflow.jobs.stimuli import write_stimuli
 
-SPEC = {"model": "net", "arch": "resnet18", "weights": "none", "seed": 0, "layer": "pool", "node": "avgpool",
-        "reduce": "flatten", "batch_size": 4, "device": "cpu", "precision": "float32", "channels_last": False}
+SPEC = {"model": "net", "arch": "resnet18", "weights": "none", "seed": 0, "batch_size": 4, "device": "cpu",
+        "precision": "float32", "channels_last": False}
+LAYER = {"node": "avgpool", "reduce": "flatten"}
 
 
 def leftovers(folder):
@@ -67,11 +68,13 @@ def stimuli_file(tmp_path_factory):
 
 
 def extract(stimuli_file, tmp_path, **changes):
-    from rsaflow.extract import extract_activations
+    """Extract layer ``pool`` (plus a valid second layer, so that one bad layer fails the whole job)."""
+    from rsaflow.extract import extract_model
 
-    out = tmp_path / "out" / "act.h5"
+    layer = {k: changes.pop(k, v) for k, v in LAYER.items()}
+    out = tmp_path / "out" / "net"
     try:
-        extract_activations(stimuli_file, out, {**SPEC, **changes}, 1, {})
+        extract_model(stimuli_file, out, {**SPEC, **changes, "layers": {"pool": layer, "ok": LAYER}}, 1, {})
     finally:
         assert not out.exists() and leftovers(out.parent) == []
     return out
@@ -235,7 +238,7 @@ def test_job_error_reaches_the_user_and_the_log(workflow, cifar_root):
     assert proc.returncode != 0
     msg = "config error at models.squeeze.layers.features.reduce: reduce 'cls' needs a (N, tokens, D) output"
     assert msg in proc.stdout + proc.stderr
-    assert msg in workflow.path("results/logs/activations/squeeze/features.log").read_text()
-    assert "Traceback" not in workflow.path("results/logs/activations/squeeze/features.log").read_text()
+    assert msg in workflow.path("results/logs/activations/squeeze.log").read_text()
+    assert "Traceback" not in workflow.path("results/logs/activations/squeeze.log").read_text()
     assert not workflow.path("results/activations/squeeze/features.h5").exists()
     assert yaml.safe_load(workflow.config_path.read_text())  # the config file itself is untouched

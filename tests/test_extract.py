@@ -11,9 +11,10 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
 
-from rsaflow.extract import extract_activations, reduce_output  # noqa: E402
+from rsaflow import extract  # noqa: E402
+from rsaflow.extract import extract_model, reduce_output  # noqa: E402
 
-BASE = {"model": "m", "weights": "none", "seed": 3, "layer": "l", "batch_size": 3, "device": "cpu",
+BASE = {"model": "m", "weights": "none", "seed": 3, "batch_size": 3, "device": "cpu",
         "precision": "float32", "channels_last": False}
 
 
@@ -36,11 +37,62 @@ def direct(arch, node, images, seed, post):
     return post(out).numpy()
 
 
-def run(stimuli, tmp_path, **spec):
-    out = tmp_path / "a.h5"
-    extract_activations(stimuli[0], out, {**BASE, **spec}, 1, {"config": spec})
-    with h5py.File(out) as f:
+def run(stimuli, tmp_path, node, reduce, **spec):
+    """One layer ``l`` through the one-pass extractor."""
+    out = tmp_path / "m"
+    extract_model(stimuli[0], out, {**BASE, **spec, "layers": {"l": {"node": node, "reduce": reduce}}}, 1, {})
+    with h5py.File(out / "l.h5") as f:
         return f["activations"][()], dict(f.attrs)
+
+
+def read_all(folder):
+    out = {}
+    for path in sorted(folder.glob("*.h5")):
+        with h5py.File(path) as f:
+            out[path.stem] = (f["activations"][()], dict(f.attrs))
+    return out
+
+
+SWEEP = {f"l{i}": {"node": n, "reduce": r} for i, (n, r) in enumerate([
+    ("layer1.0.relu", "flatten"), ("layer1.1.relu_1", "mean"), ("layer2", "mean"), ("layer3.0.relu_1", "flatten"),
+    ("layer4", "flatten"), ("avgpool", "flatten"), ("fc", "flatten"), ("layer2", "flatten")])}
+
+
+def test_one_pass_equals_single_node_extraction_bit_for_bit(stimuli, tmp_path, monkeypatch):
+    """Every layer of an 8-layer sweep equals extracting that layer alone (same batch size), and the
+    model runs exactly ceil(N / batch_size) forward passes (counted by a hook on its first module)."""
+    calls = []
+    original = extract.load_model
+
+    def hooked(*args):
+        model, transforms, prov = original(*args)
+        model.conv1.register_forward_hook(lambda *a: calls.append(1))
+        return model, transforms, prov
+
+    monkeypatch.setattr(extract, "load_model", hooked)
+    spec = {**BASE, "arch": "resnet18", "batch_size": 4, "layers": SWEEP}
+    summary = extract_model(stimuli[0], tmp_path / "all", spec, 1, {})
+    assert len(calls) == summary["forward_passes"] == 3  # ceil(10 / 4)
+    together = read_all(tmp_path / "all")
+    assert sorted(together) == sorted(SWEEP)
+    for label, layer in SWEEP.items():
+        extract_model(stimuli[0], tmp_path / label, {**spec, "layers": {label: layer}}, 1, {})
+        alone = read_all(tmp_path / label)[label]
+        np.testing.assert_array_equal(together[label][0], alone[0])
+        assert together[label][1]["data_sha256"] == alone[1]["data_sha256"]
+        import hashlib
+
+        assert alone[1]["data_sha256"] == hashlib.sha256(np.ascontiguousarray(alone[0]).tobytes()).hexdigest()
+    assert together["l2"][0].shape == (10, 128) and together["l7"][0].shape == (10, 128 * 28 * 28)
+    assert len(calls) == 3 + 3 * len(SWEEP)
+
+
+def test_failed_extraction_leaves_no_folder(stimuli, tmp_path):
+    spec = {**BASE, "arch": "vit_b_16", "layers": {"ok": {"node": "encoder.ln", "reduce": "cls"},
+                                                   "bad": {"node": "heads", "reduce": "cls"}}}
+    with pytest.raises(Exception, match="reduce"):
+        extract_model(stimuli[0], tmp_path / "m", spec, 1, {})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_flatten_matches_direct_torchvision(stimuli, tmp_path):
@@ -90,4 +142,5 @@ def test_progress_lines_in_log(stimuli, tmp_path, caplog):
     run(stimuli, tmp_path, arch="resnet18", node="avgpool", reduce="flatten")
     text = caplog.text
     assert "batch 4/4, 10/10 images" in text and "images/s" in text
-    assert "done: m/l on cpu (cpu), N=10, M=512" in text
+    assert "m/l (node avgpool, flatten): N=10, M=512, data sha256 " in text
+    assert "done: m, 1 layers on cpu (cpu), N=10, 4 forward passes" in text

@@ -92,7 +92,7 @@ def test_workflow_through_slurm_equals_local_run(tmp_path):
         assert len(submitted) == 6, proc.stderr[-3000:]
         gpu_jobs = [j for j in submitted if "gpu" in job_details(cluster, j).get("TresPerJob", "")]
         assert len(gpu_jobs) == 2  # one per extraction job, none for the others
-        log = wf.path("results/logs/activations/resnet18/avgpool.log").read_text()
+        log = wf.path("results/logs/activations/resnet18.log").read_text()
         assert "declared gpu=1 but no GPU is visible" in log  # the fake GPU has no CUDA device behind it
         pids = list(cluster.pids.values())
     assert pids and not pids_alive(pids), "SLURM daemons survived teardown"

@@ -331,4 +331,6 @@ def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, transforms, mem
                 "data_sha256": writers[label].digest(),
                 "versions": {**attrs.get("versions", {}), **versions("torch", "torchvision")},
             })
+            log.info("%s/%s (node %s, %s): N=%d, M=%d, data sha256 %s", spec["model"], label, layer["node"],
+                     layer["reduce"], n, summary["n_units"][label], writers[label].digest())
     return summary
