@@ -33,3 +33,29 @@ def test_filter_and_unknown_arch():
     assert proc.returncode == 0 and all("layer4.1" in line for line in proc.stdout.splitlines()[1:])
     proc = layers("resnet81")
     assert proc.returncode == 2 and "close matches: resnet18" in proc.stderr
+
+
+def listed(proc):
+    assert proc.returncode == 0, proc.stderr
+    return [line.split()[0] for line in proc.stdout.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("pattern", ["layer?.?.relu_1", "layer[12].*", "*.conv2", "fc"])
+def test_filter_glob_selects_what_the_config_selects(pattern):
+    import torchvision
+
+    from rsaflow.config import layers_spec
+    from rsaflow.extract import graph_nodes
+
+    nodes = graph_nodes(torchvision.models.resnet18().eval())
+    assert listed(layers("resnet18", "--filter", pattern)) == list(layers_spec(pattern, nodes, "layers", "resnet18"))
+
+
+def test_filter_substring_and_empty_match():
+    assert listed(layers("squeezenet1_1", "--filter", "classifier")) == [
+        "classifier.0", "classifier.1", "classifier.2", "classifier.3"]
+    for pattern in ("nomatch", "layer?.?.relu_2"):  # the second is ResNet-50's, not ResNet-18's
+        proc = layers("resnet18", "--filter", pattern)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "no node of resnet18 matches the" in proc.stderr and repr(pattern) in proc.stderr

@@ -81,8 +81,9 @@ def test_checks(tmp_path, rdm):
     bad = rdm.copy()
     bad[0, 1] += 1e-3
     np.save(tmp_path / "asym.npy", bad)
-    with pytest.raises(InputFileError, match=r"asym\.npy: RDM is not symmetric"):
+    with pytest.raises(InputFileError, match=r"asym\.npy: RDM is not symmetric: d\[0,1\]=[0-9.]+ but") as info:
         load_external_rdm(tmp_path / "asym.npy", N)
+    assert "np." not in str(info.value)  # plain numbers, not numpy reprs such as np.float64(0.5)
     tiny = rdm.copy()
     tiny[0, 1] += 1e-12  # within 1e-8 relative: accepted, made exactly symmetric
     np.save(tmp_path / "tiny.npy", tiny)
@@ -90,8 +91,9 @@ def test_checks(tmp_path, rdm):
     assert np.array_equal(out, out.T)
     diag = rdm + np.eye(N)
     np.save(tmp_path / "diag.npy", diag)
-    with pytest.raises(InputFileError, match=r"diag\.npy: RDM diagonal is not zero"):
+    with pytest.raises(InputFileError, match=r"diag\.npy: RDM diagonal is not zero.*value 1\.0\)") as info:
         load_external_rdm(tmp_path / "diag.npy", N)
+    assert "np." not in str(info.value)
     nan = rdm.copy()
     nan[1, 2] = nan[2, 1] = np.nan
     np.save(tmp_path / "nan.npy", nan)
@@ -118,10 +120,10 @@ def test_rsatoolbox_roundtrip(tmp_path):
     names = ["alexnet/features.0", "alexnet/features.3", "resnet18/layer1.0/conv1", "resnet18/fc"]
     labels = [f"img{i:03d}_cat" for i in range(N)]
     path = tmp_path / "out" / "rdms.h5"
-    write_rsatoolbox_h5(path, rdms, names, labels, "euclidean")
+    write_rsatoolbox_h5(path, rdms, names, labels, "squared euclidean")
     assert sorted(p.name for p in path.parent.iterdir()) == ["rdms.h5"]  # no temporary left
     loaded = rsatoolbox.rdm.load_rdm(str(path), file_type="hdf5")
-    assert loaded.n_rdm == 4 and loaded.n_cond == N and loaded.dissimilarity_measure == "euclidean"
+    assert loaded.n_rdm == 4 and loaded.n_cond == N and loaded.dissimilarity_measure == "squared euclidean"
     np.testing.assert_array_equal(loaded.get_matrices(), rdms)
     assert list(loaded.rdm_descriptors["model"]) == ["alexnet", "alexnet", "resnet18", "resnet18"]
     assert list(loaded.rdm_descriptors["layer"]) == ["features.0", "features.3", "layer1.0/conv1", "fc"]
@@ -134,6 +136,74 @@ def test_rsatoolbox_roundtrip(tmp_path):
     np.testing.assert_allclose(second_order(list(rdms[:, iu[0], iu[1]]), "spearman"), ref, atol=1e-10, rtol=0)
     # subsetting by descriptor works on the loaded object
     assert loaded.subset("model", "resnet18").n_rdm == 2
-    with pytest.raises(ValueError, match="ASCII"):
-        write_rsatoolbox_h5(tmp_path / "u.h5", rdms, names, ["café"] * N, "euclidean")
-    assert not (tmp_path / "u.h5").exists()
+    # non-ASCII ids are escaped reversibly (rsatoolbox reads fixed-length strings as ASCII)
+    write_rsatoolbox_h5(tmp_path / "u.h5", rdms, names, ["caf\u00e9"] * N, "correlation")
+    escaped = rsatoolbox.rdm.load_rdm(str(tmp_path / "u.h5"), file_type="hdf5").pattern_descriptors["stimulus"][0]
+    assert escaped.encode().decode("unicode_escape") == "caf\u00e9"
+
+
+RSATOOLBOX_MEASURES = {"euclidean", "squared euclidean", "correlation", "mahalanobis", "squared mahalanobis",
+                       "crossnobis", "poisson", "poisson_cv"}
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "correlation", "cosine"])
+def test_export_job_measures_and_stimulus_ids(tmp_path, metric):
+    """End to end through the jobs: folder stimuli, model RDMs of each metric, an external RDM with ids."""
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    from PIL import Image
+
+    from rsaflow import h5io
+    from rsaflow.export import MEASURE_NAMES
+    from rsaflow.jobs.export import export_rsatoolbox
+    from rsaflow.jobs.rdm import write_external, write_rdm
+    from rsaflow.jobs.stimuli import write_stimuli
+
+    rng = np.random.default_rng(3)
+    for cls in ("circles", "squares"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / cls / f"img{i:02d}.png")
+    spec = {"source": "folder", "root": str(tmp_path / "img"), "per_class": 3, "seed": 0}
+    s = write_stimuli(tmp_path / "stimuli.h5", spec, [])
+    ids = s["provenance"]["files"]
+    n = len(ids)
+    assert sorted(ids) == [f"{c}/img{i:02d}.png" for c in ("circles", "squares") for i in range(3)]
+
+    patterns = {f"net/l{j}": rng.normal(size=(n, 5 + j)).astype(np.float32) for j in range(2)}
+    paths = []
+    for label, x in patterns.items():
+        model, layer = label.split("/")
+        attrs = {"model": model, "layer": layer, "node_index": 1, "stimulus_digest": s["digest"]}
+        h5io.write_h5(tmp_path / f"{layer}.act.h5", "activations", {"activations": x}, attrs)
+        write_rdm(tmp_path / f"{layer}.act.h5", tmp_path / f"{layer}.rdm.h5", {"metric": metric, "block": 4}, [])
+        paths.append(tmp_path / f"{layer}.rdm.h5")
+    # an external RDM whose file lists the stimuli in another order, matched by id
+    brain = squareform(pdist(rng.normal(size=(n, 3))))
+    perm = rng.permutation(n)
+    write_text(tmp_path / "brain.csv", brain[np.ix_(perm, perm)], ",", [ids[p] for p in perm])
+    write_external(tmp_path / "brain.csv", tmp_path / "stimuli.h5", tmp_path / "brain.h5", "V1", {}, [])
+    paths.append(tmp_path / "brain.h5")
+
+    export_rsatoolbox(paths, tmp_path / "stimuli.h5", tmp_path / "export.h5", metric)
+    loaded = rsatoolbox.rdm.load_rdm(str(tmp_path / "export.h5"), file_type="hdf5")
+    assert list(loaded.pattern_descriptors["stimulus"]) == ids  # the ids external RDMs are matched on
+    assert list(loaded.rdm_descriptors["name"]) == ["external/V1", "net/l0", "net/l1"]
+    measures = list(loaded.rdm_descriptors["dissimilarity_measure"])
+    assert measures[0] == MEASURE_NAMES["external"] and "external" in measures[0]
+    assert measures[1] == measures[2] == MEASURE_NAMES[metric]
+    assert loaded.dissimilarity_measure.startswith("mixed")  # model and external RDMs in one set
+    np.testing.assert_allclose(loaded.subset("model", "external").get_matrices()[0], brain, rtol=0, atol=1e-15)
+
+    name = MEASURE_NAMES[metric]
+    models = loaded.subset("model", "net")
+    for j, (label, x) in enumerate(patterns.items()):
+        ds = rsatoolbox.data.Dataset(x.astype(np.float64), obs_descriptors={"stimulus": ids})
+        if metric in ("sqeuclidean", "correlation"):  # rsatoolbox computes these: same name, same values
+            ref = rsatoolbox.rdm.calc_rdm(ds, method="euclidean" if metric == "sqeuclidean" else metric)
+            assert ref.dissimilarity_measure == name
+            np.testing.assert_allclose(models.get_matrices()[j], ref.get_matrices()[0], rtol=1e-10, atol=1e-12)
+        else:  # no rsatoolbox measure: the name is none of rsatoolbox's (each of which is another formula)
+            assert name not in RSATOOLBOX_MEASURES
+        if metric == "euclidean":  # the square root of rsatoolbox's 'euclidean' method
+            sq = rsatoolbox.rdm.calc_rdm(ds, method="euclidean").get_matrices()[0]
+            np.testing.assert_allclose(models.get_matrices()[j], np.sqrt(sq), rtol=1e-10, atol=1e-12)

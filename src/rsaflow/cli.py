@@ -4,6 +4,7 @@ Usage::
 
     rsaflow layers resnet50                  # every node: name, output shape for one 224x224 image
     rsaflow layers vit_b_16 --filter encoder  # nodes whose name contains 'encoder'
+    rsaflow layers resnet50 --filter 'layer?.?.relu_2'  # what the glob `layers: "layer?.?.relu_2"` selects
     rsaflow layers --list                     # the torchvision classification architectures
 
 (``python -m rsaflow.cli`` works without installing the entry point.)
@@ -13,11 +14,30 @@ The model is built untrained (no download); shapes do not depend on weights.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 
+#: Characters that make a ``--filter`` a glob pattern (as in the config's ``layers:``).
+GLOB_CHARS = "*?["
 
-def layer_table(arch: str, size: int = 224, contains: str | None = None) -> list[tuple[str, str]]:
-    """(node name, output shape) for every graph node of ``arch``, in execution order."""
+
+def matches(name: str, pattern: str | None) -> bool:
+    """Whether node ``name`` passes ``--filter pattern``.
+
+    A pattern with a glob character (``*``, ``?``, ``[``) is matched as ``layers:`` in the config
+    matches it (:func:`fnmatch.fnmatchcase` over the whole name, case-sensitive); any other text
+    is a case-sensitive substring test. ``None`` passes every name.
+    """
+    if pattern is None:
+        return True
+    if any(c in pattern for c in GLOB_CHARS):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
+def layer_table(arch: str, size: int = 224, pattern: str | None = None) -> list[tuple[str, str]]:
+    """(node name, output shape) for every graph node of ``arch`` that passes ``pattern`` (see :func:`matches`),
+    in execution order; empty when none does."""
     import torch
     from torchvision.models import get_model
     from torchvision.models.feature_extraction import create_feature_extractor
@@ -26,7 +46,9 @@ def layer_table(arch: str, size: int = 224, contains: str | None = None) -> list
 
     check_arch(arch, "arch")
     model = get_model(arch, weights=None).eval()
-    nodes = [n for n in graph_nodes(model) if contains is None or contains in n]
+    nodes = [n for n in graph_nodes(model) if matches(n, pattern)]
+    if not nodes:
+        return []
     extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
     with torch.inference_mode():
         outputs = extractor(torch.zeros(1, 3, size, size))
@@ -44,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p_layers = sub.add_parser("layers", help="list a model's graph nodes (layer names) and output shapes")
     p_layers.add_argument("arch", nargs="?", help="torchvision architecture, e.g. resnet50")
     p_layers.add_argument("--size", type=int, default=224, help="input image size (default 224)")
-    p_layers.add_argument("--filter", default=None, help="only nodes whose name contains this text")
+    p_layers.add_argument("--filter", default=None, help="only nodes matching this glob pattern (as in layers: in the config, e.g. 'layer?.?.relu_2') "
+                               "or, without * ? [, containing this text")
     p_layers.add_argument("--list", action="store_true", help="list the available architectures")
     args = parser.parse_args(argv)
 
@@ -60,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except RsaflowError as exc:
         print(f"rsaflow: {exc}", file=sys.stderr)
         return 2
+    if not rows:
+        how = ("glob pattern", "matched against whole names") if any(c in args.filter for c in GLOB_CHARS) \
+            else ("text", "a substring test")
+        print(f"rsaflow: no node of {args.arch} matches the {how[0]} {args.filter!r} ({how[1]}, case-sensitive; "
+              f"list all with: rsaflow layers {args.arch})", file=sys.stderr)
+        return 1
     width = max(len(n) for n, _ in rows)
     print(f"# {args.arch}: {len(rows)} nodes; output shape for one {args.size}x{args.size} image (batch x ...)")
     for name, shape in rows:

@@ -150,12 +150,12 @@ def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
     asym = np.abs(rdm - rdm.T).max()
     if asym > RTOL * scale:
         i, j = np.unravel_index(np.argmax(np.abs(rdm - rdm.T)), rdm.shape)
-        raise InputFileError(path, f"RDM is not symmetric: d[{i},{j}]={rdm[i, j]!r} but d[{j},{i}]={rdm[j, i]!r}")
+        raise InputFileError(path, f"RDM is not symmetric: d[{i},{j}]={float(rdm[i, j])!r} but d[{j},{i}]={float(rdm[j, i])!r}")
     diag = np.abs(np.diag(rdm))
     if diag.max() > RTOL * scale:
         bad = np.nonzero(diag > RTOL * scale)[0]
         raise InputFileError(path, f"RDM diagonal is not zero at {bad.size} stimuli (first: {bad[:5].tolist()}, "
-                                   f"value {rdm[bad[0], bad[0]]!r})")
+                                   f"value {float(rdm[bad[0], bad[0]])!r})")
     rdm = (rdm + rdm.T) / 2
     np.fill_diagonal(rdm, 0.0)
     if ids is not None and len(ids) != n_stimuli:

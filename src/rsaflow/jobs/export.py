@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow.export import write_rsatoolbox_h5
+from rsaflow import h5io
+from rsaflow.errors import InputFileError
+from rsaflow.export import measure_name, write_rsatoolbox_h5
 from rsaflow.jobs.inputs import rdms_on_stimuli
 
 
+def stimulus_ids(stimuli_path) -> list[str]:
+    """The ids that external RDMs are matched on, in the stimulus order.
+
+    For a folder source, each image's path relative to the root (``circles/img02.jpg``); for the
+    other sources, the index into the source (``'3'``). Same rule as
+    :func:`rsaflow.jobs.rdm.write_external`.
+    """
+    with h5io.open_artifact(stimuli_path, "stimuli") as f:
+        source = h5io.read_attrs(f).get("source", {})
+        return [str(s) for s in source.get("files") or f["indices"][()].tolist()]
+
+
+def _metric(record: dict, config_metric: str) -> str:
+    """The metric stored with an RDM (``external`` for an external RDM); must be the config's for a model RDM."""
+    with h5io.open_artifact(record["path"], "rdm") as f:
+        metric = f.attrs.get("metric", "external" if record["model"] == "external" else config_metric)
+    metric = metric.decode() if isinstance(metric, bytes) else str(metric)
+    if metric not in ("external", config_metric):
+        raise InputFileError(record["path"], f"RDM computed with metric {metric!r}, but rdm.metric is "
+                                             f"{config_metric!r}: rerun its rdm job")
+    return metric
+
+
 def export_rsatoolbox(rdm_paths, stimuli_path, out_path, measure: str) -> None:
-    """All RDMs of the main analysis in rsatoolbox's HDF5 layout (see rsaflow.export)."""
+    """All RDMs of the main analysis in rsatoolbox's HDF5 layout (see rsaflow.export).
+
+    ``measure``: the config's ``rdm.metric``. Each RDM is labelled with its own measure name
+    (:data:`rsaflow.export.MEASURE_NAMES`; external RDMs as given); stimuli by
+    :func:`stimulus_ids`.
+    """
     records, stimuli = rdms_on_stimuli(rdm_paths, stimuli_path)
     names = [r["label"] for r in records]
-    stim = [f"{stimuli['class_names'][int(c)]}_{i}" for i, c in enumerate(stimuli["labels"])]
-    write_rsatoolbox_h5(out_path, np.stack([r["rdm"] for r in records]), names, stim, measure,
-                        descriptors={"stimulus_digest": stimuli["digest"]})
+    measures = [measure_name(_metric(r, measure)) for r in records]
+    write_rsatoolbox_h5(out_path, np.stack([r["rdm"] for r in records]), names, stimulus_ids(stimuli_path), measures,
+                        descriptors={"stimulus_digest": stimuli["digest"], "rsaflow_rdm_metric": measure})
