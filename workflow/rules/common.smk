@@ -18,7 +18,9 @@ from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
 try:
     # As snakemake.utils.validate (defaults filled into config), each violation one line.
-    rsaschema.validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    rsaschema.validate(
+        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    )
     # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
     # torchvision version (subprocess; cached under .snakemake/rsaflow/). Where torch is not
     # installed beside Snakemake, the extraction jobs check them instead.
