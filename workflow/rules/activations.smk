@@ -15,7 +15,7 @@ rule activations:
     threads: lookup(dpath="extraction/threads", within=config)
     resources:
         mem_mb=lookup(dpath="extraction/mem_mb", within=config),
-        gpu=1 if lookup(dpath="extraction/gpu", within=config) else 0,
+        gpu=rsaschema.gpu_resource(config["extraction"], rsaschema.run_env(workflow)),
     params:
         spec=model_spec,
         code=code_digest("activations"),

@@ -2,8 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 # The rsaflow package lives in src/ beside this workflow. Jobs import it through PYTHONPATH
 # (this workflow's copy wins over any installed one), and the DAG-build code imports it here.
 SRC = Path(workflow.basedir) / "src"
@@ -15,10 +13,14 @@ os.environ.update(
 
 from rsaflow import catalog, deps, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
+from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
 try:
+    # As snakemake.utils.validate (defaults filled into config), each violation one line.
+    rsaschema.validate(
+        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    )
     # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
     # torchvision version (subprocess; cached under .snakemake/rsaflow/). Where torch is not
     # installed beside Snakemake, the extraction jobs check them instead.
