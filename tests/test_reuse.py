@@ -142,3 +142,22 @@ def test_going_back_reuses_everything(run):
     for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
         assert outcome(wf, "rdm/rdms", model, layer) == "reused"
         assert outcome(wf, "cka_gram", model, layer) == "reused"
+
+
+def test_store_command_summarises_and_prunes(run, capsys, monkeypatch):
+    from rsaflow.cli import main
+
+    wf, _ = run
+    monkeypatch.chdir(wf.work)
+    assert main(["store"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("kind\tobjects\tMB\tunreferenced") and "\nrdm\t" in table and "\ncka\t" in table
+    assert main(["store", "--prune", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # RDMs of layers the config no longer uses (an earlier seed, reduction or layer) are unreferenced
+    assert "# would remove" in out
+    n = int(re.search(r"would remove (\d+) objects", out).group(1))
+    assert n >= 1
+    assert main(["store", "--prune"]) == 0
+    assert f"# removed {n} objects" in capsys.readouterr().out
+    assert wf.planned() == set()  # pruning touched nothing the results use

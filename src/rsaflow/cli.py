@@ -6,6 +6,9 @@ Usage::
     rsaflow layers vit_b_16 --filter encoder  # nodes whose name contains 'encoder'
     rsaflow layers resnet50 --filter 'layer?.?.relu_2'  # what the glob `layers: "layer?.?.relu_2"` selects
     rsaflow layers --list                     # the torchvision classification architectures
+    rsaflow store                             # objects in results/store per kind, size, unreferenced
+    rsaflow store --prune [--dry-run]         # remove objects no file under results/ links to
+    rsaflow store --prune --older-than 30     # ... or not used for 30 days (stores that had to copy)
 
 (``python -m rsaflow.cli`` works without installing the entry point.)
 The model is built untrained (no download); shapes do not depend on weights.
@@ -69,7 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     p_layers.add_argument("--filter", default=None, help="only nodes matching this glob pattern (as in layers: in the config, e.g. 'layer?.?.relu_2') "
                                "or, without * ? [, containing this text")
     p_layers.add_argument("--list", action="store_true", help="list the available architectures")
+    p_store = sub.add_parser("store", help="summarise or prune the content-addressed store of reusable products")
+    p_store.add_argument("root", nargs="?", default=None, help="the store folder (default results/store)")
+    p_store.add_argument("--prune", action="store_true", help="remove objects no result links to any more")
+    p_store.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                         help="with --prune: remove objects not used for DAYS days instead")
+    p_store.add_argument("--dry-run", action="store_true", help="with --prune: only list what would be removed")
     args = parser.parse_args(argv)
+    if args.command == "store":
+        return store_command(args)
 
     from rsaflow.errors import RsaflowError
 
@@ -93,6 +104,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.arch}: {len(rows)} nodes; output shape for one {args.size}x{args.size} image (batch x ...)")
     for name, shape in rows:
         print(f"{name:<{width}}  {shape}")
+    return 0
+
+
+def store_command(args) -> int:
+    """``rsaflow store``: a summary per kind, or ``--prune`` (see :func:`rsaflow.store.prune`)."""
+    from pathlib import Path
+
+    from rsaflow import store
+
+    root = Path(args.root) if args.root else store.STORE_DIR
+    if not root.is_dir():
+        print(f"rsaflow: no store at {root} (run from the workflow's working directory, or name the folder)",
+              file=sys.stderr)
+        return 1
+    if args.prune:
+        removed = store.prune(root, args.older_than, args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for path in removed:
+            print(path)
+        print(f"# {verb} {len(removed)} objects, {sum(p.stat().st_size for p in removed if p.exists()) / 1e6:.1f} MB"
+              if args.dry_run else f"# {verb} {len(removed)} objects")
+        return 0
+    print("kind\tobjects\tMB\tunreferenced")
+    for kind, entry in sorted(store.summary(root).items()):
+        print(f"{kind}\t{entry['objects']}\t{entry['bytes'] / 1e6:.1f}\t{entry['unreferenced']}")
     return 0
 
 
