@@ -1,0 +1,220 @@
+"""Layer sweeps: one forward pass per model (issue: one-pass extraction), against a plain one-pass script.
+
+Three parts, each a whole process timed from outside (Python start-up and the torch import count
+on both sides), medians of interleaved runs:
+
+1. ``time``: a 16-node ResNet-50 sweep (``layer?.?.relu_2``, flattened), N generated 32x32
+   images, CPU, batch 16, untrained seeded weights.
+   - reference: a plain script, torchvision's ``create_feature_extractor`` with the 16 return
+     nodes, the same batches and transforms, each node's output flattened to a numpy array
+     (kept in memory, nothing written);
+   - ours: ``rsaflow.extract.extract_model`` writing the 16 HDF5 files (data digests included);
+   - the workflow: ``snakemake`` running only that model's ``activations`` job (stimuli built
+     before), Snakemake's own start-up and DAG included.
+2. ``memory``: peak RSS (``/usr/bin/time``-like: VmHWM from /proc of the child) of ours at N=200
+   and N=2,000, with the sweep reduced by ``mean`` (flattened it would be 44 GB of disk at N=2,000).
+3. ``add``: the workflow on the sweep at N images, then a 17th node added: forward passes in the
+   second run, and how many RDMs were ``computed`` and ``reused`` (from the job logs).
+
+    python benchmarks/bench_sweep.py [--n 100] [--repeats 3] [--parts time,memory,add] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from _common import REPO, machine, print_table, versions
+
+PATTERN = "layer?.?.relu_2"
+
+PLAIN = r"""
+import sys, time, h5py, numpy as np, torch, torchvision
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+import fnmatch
+torch.set_num_threads(int(sys.argv[3]))
+torch.manual_seed(0)
+model = torchvision.models.resnet50(weights=None).eval()
+nodes = [n for n in get_graph_node_names(model)[1] if fnmatch.fnmatchcase(n, sys.argv[2])]
+extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes}).to(memory_format=torch.channels_last)
+transforms = torchvision.models.ResNet50_Weights.DEFAULT.transforms()
+images = h5py.File(sys.argv[1])["images"][()]
+out = {n: [] for n in nodes}
+with torch.inference_mode():
+    for lo in range(0, len(images), 16):
+        x = transforms(torch.from_numpy(images[lo:lo + 16]).float().div_(255.0)).contiguous(memory_format=torch.channels_last)
+        for n, v in extractor(x).items():
+            out[n].append(v.reshape(v.shape[0], -1).numpy().copy())
+acts = {n: np.concatenate(v) for n, v in out.items()}
+print(len(acts), "nodes")
+"""
+
+OURS = r"""
+import json, sys
+from rsaflow.extract import extract_model
+spec = json.loads(sys.argv[3])
+s = extract_model(sys.argv[1], sys.argv[2], spec, int(sys.argv[4]), {})
+print(s["forward_passes"], "forward passes")
+"""
+
+
+def stimuli_file(path: Path, n: int) -> Path:
+    from rsaflow import h5io
+
+    images = np.random.default_rng(0).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+    h5io.write_h5(path, "stimuli", {"images": images, "labels": np.arange(n) % 10, "indices": np.arange(n),
+                                    "class_names": np.array(["c"], dtype=object)}, {"digest": f"bench{n}"})
+    return path
+
+
+def run_child(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (kB, VmHWM sampled from /proc until exit) and stdout of a child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {err[-2000:]}")
+    return time.perf_counter() - t0, peak, out
+
+
+def sweep_spec(reduce: str, threads: int) -> dict:
+    from rsaflow.catalog import load_catalog
+    from rsaflow.config import layers_spec
+
+    nodes = load_catalog(["resnet50"], REPO / ".snakemake" / "rsaflow")["nodes"]["resnet50"]
+    return {"model": "resnet50", "arch": "resnet50", "weights": "none", "seed": 0,
+            "layers": layers_spec({"pattern": PATTERN, "reduce": reduce}, nodes, "layers", "resnet50"),
+            "batch_size": 16, "device": "cpu", "precision": "float32", "channels_last": True}
+
+
+def workflow_config(stim_root: Path, n: int, threads: int) -> dict:
+    layers = {"pattern": PATTERN}
+    return {"stimuli": {"source": "cifar10", "root": str(stim_root), "per_class": n // 10, "seed": 42},
+            "models": {"resnet50": {"weights": "none", "layers": layers}},
+            "extraction": {"batch_size": 16, "device": "cpu", "threads": threads, "gpu": False}}
+
+
+def part_time(args, tmp: Path, rows: list) -> None:
+    stim = stimuli_file(tmp / "stim.h5", args.n)
+    spec = sweep_spec("flatten", args.threads)
+    assert len(spec["layers"]) == 16, sorted(spec["layers"])
+    plain = [sys.executable, "-c", PLAIN, str(stim), PATTERN, str(args.threads)]
+    ours = [sys.executable, "-c", OURS, str(stim), str(tmp / "ours"), json.dumps(spec), str(args.threads)]
+    wf = tmp / "wf"
+    wf.mkdir()
+    (wf / "config.yaml").write_text(yaml.safe_dump(workflow_config(write_cifar(tmp / "cifar", args.n), args.n,
+                                                                   args.threads)))
+    sm = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wf), "--configfile",
+          str(wf / "config.yaml"), "--cores", str(args.threads)]
+    subprocess.run([*sm, "results/stimuli/stimuli.h5"], check=True, capture_output=True)
+    times = {"plain": [], "ours": [], "workflow": []}
+    for _ in range(args.repeats):
+        times["plain"].append(run_child(plain)[0])
+        times["ours"].append(run_child(ours)[0])
+        times["workflow"].append(run_child([*sm, "--forcerun", "activations", "results/activations/resnet50"])[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print({k: [round(x, 2) for x in v] for k, v in times.items()})
+    rows.append(dict(what=f"16-node ResNet-50 sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
+                     ours=f"{med['ours']:.1f} s", reference=f"{med['plain']:.1f} s",
+                     ratio=f"{med['ours'] / med['plain']:.2f}x", target="<= 1.3x",
+                     met="yes" if med["ours"] <= 1.3 * med["plain"] else "no"))
+    rows.append(dict(what="same, the workflow's activations job (snakemake start-up and DAG included)",
+                     ours=f"{med['workflow']:.1f} s", reference=f"{med['plain']:.1f} s",
+                     ratio=f"{med['workflow'] / med['plain']:.2f}x", target="<= 1.3x",
+                     met="yes" if med["workflow"] <= 1.3 * med["plain"] else "no"))
+
+
+def part_memory(args, tmp: Path, rows: list) -> None:
+    spec = json.dumps(sweep_spec("mean", args.threads))
+    peaks = {}
+    for n in (args.small_n, args.large_n):
+        stim = stimuli_file(tmp / f"stim{n}.h5", n)
+        seconds, peaks[n], _ = run_child([sys.executable, "-c", OURS, str(stim), str(tmp / f"m{n}"), spec,
+                                          str(args.threads)])
+        print(f"N={n}: {seconds:.1f} s, peak RSS {peaks[n] / 1024:.0f} MiB")
+    ratio = peaks[args.large_n] / peaks[args.small_n]
+    rows.append(dict(what=f"peak RSS of the 16-node sweep (mean), N={args.large_n} vs N={args.small_n}",
+                     ours=f"{peaks[args.large_n] / 1024:.0f} MiB", reference=f"{peaks[args.small_n] / 1024:.0f} MiB",
+                     ratio=f"{ratio:.2f}x", target="<= 1.3x", met="yes" if ratio <= 1.3 else "no"))
+
+
+def write_cifar(root: Path, n: int) -> Path:
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import write_cifar10
+
+    return write_cifar10(root, per_class=n // 10)
+
+
+def part_add(args, tmp: Path, rows: list) -> None:
+    wf = tmp / "add"
+    wf.mkdir()
+    spec = sweep_spec("flatten", args.threads)
+    nodes = [layer["node"] for layer in spec["layers"].values()]
+    config = workflow_config(write_cifar(tmp / "cifar_add", args.n), args.n, args.threads)
+    sm = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wf), "--configfile",
+          str(wf / "config.yaml"), "--cores", str(args.threads)]
+    seconds = []
+    for layers in (nodes, [*nodes, "avgpool"]):
+        config["models"]["resnet50"]["layers"] = {"nodes": layers}
+        (wf / "config.yaml").write_text(yaml.safe_dump(config))
+        for log in (wf / "results" / "logs").rglob("*.log") if (wf / "results").exists() else []:
+            log.unlink()
+        t0 = time.perf_counter()
+        subprocess.run(sm, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - t0)
+    logs = [p.read_text() for p in (wf / "results" / "logs" / "rdm").rglob("*.log")]
+    computed = sum(bool(re.search(r"\bcomputed rdm [0-9a-f]{64}", t)) for t in logs)
+    reused = sum(bool(re.search(r"\breused rdm [0-9a-f]{64}", t)) for t in logs)
+    passes = re.findall(r"(\d+) forward passes", (wf / "results/logs/activations/resnet50.log").read_text())
+    print(f"16 nodes: {seconds[0]:.1f} s; +1 node: {seconds[1]:.1f} s, {passes} forward passes, "
+          f"{computed} RDM computed, {reused} reused")
+    expected = -(-args.n // 16)
+    rows.append(dict(what=f"17th node added to the sweep (workflow, N={args.n})",
+                     ours=f"1 pass ({passes[0]} batches), {computed} computed, {reused} reused",
+                     reference=f"first run {seconds[0]:.1f} s", ratio=f"rerun {seconds[1]:.1f} s",
+                     target="1 pass, 1 computed, 16 reused",
+                     met="yes" if (passes == [str(expected)] and computed == 1 and reused == 16) else "no"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--small-n", type=int, default=200)
+    parser.add_argument("--large-n", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parts", default="time,memory,add")
+    parser.add_argument("--quick", action="store_true", help="N=20, memory at 20 vs 60, one repeat")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.small_n, args.large_n, args.repeats = 20, 20, 60, 1
+    print(machine())
+    print(versions("torch", "torchvision", "numpy", "h5py"))
+    rows: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in args.parts.split(","):
+            {"time": part_time, "memory": part_memory, "add": part_add}[part](args, Path(tmp), rows)
+    print_table("layer sweeps: one pass per model", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
