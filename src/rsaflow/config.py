@@ -186,13 +186,38 @@ def stimulus_files(stimuli: dict) -> list[str]:
     return sorted(str(p) for p in root.glob("*/*") if p.is_file() and not p.name.startswith("."))
 
 
-def existing_path(key: str, path) -> Path:
-    """``path`` as a Path if it exists; ConfigError at ``key`` naming it otherwise."""
+def existing_path(key: str, path, hint: str = "") -> Path:
+    """``path`` as a Path if it exists; ConfigError at ``key`` naming it (and ``hint``) otherwise."""
     p = Path(path).expanduser()
     if not p.exists():
         where = "" if p.is_absolute() else f" (relative to the working directory {Path.cwd()})"
-        raise ConfigError(key, f"{p} does not exist{where}")
+        raise ConfigError(key, f"{p} does not exist{where}{'; ' + hint if hint else ''}")
     return p
+
+
+def cifar10_files(stimuli: dict) -> list[Path]:
+    """The CIFAR10 test split's files the stimuli job reads (none when it may download them)."""
+    if stimuli["source"] != "cifar10" or stimuli["download"]:
+        return []
+    root = Path(stimuli["root"]) / "cifar-10-batches-py"
+    return [root / "test_batch", root / "batches.meta"]
+
+
+def check_paths(config: dict, norm: dict) -> None:
+    """ConfigError for the first config path that does not exist: a checkpoint, an external RDM, the stimuli.
+
+    Run before the DAG is built: Snakemake itself skips a job whose input is missing while its
+    output exists (even when its params changed), which would keep a stale result without a word.
+    """
+    for key, spec in norm["models"].items():
+        path = checkpoint_path(spec["weights"])
+        if path is not None:
+            existing_path(f"models.{key}.weights", path)
+    for name, spec in config.get("external_rdms", {}).items():
+        existing_path(f"external_rdms.{name}.path", spec["path"])
+    for path in cifar10_files(config["stimuli"]):
+        existing_path("stimuli.root", path, "put CIFAR10's extracted cifar-10-batches-py/ folder under stimuli.root, "
+                                            "or set stimuli.download: true where the network is available")
 
 
 def files_digest(paths) -> str:
