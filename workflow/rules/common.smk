@@ -129,9 +129,7 @@ def external_files():
 
 
 def external_path(wildcards):
-    return checked(
-        f"external_rdms.{wildcards.name}.path", EXTERNAL[wildcards.name]["path"]
-    )
+    return EXTERNAL[wildcards.name]["path"]
 
 
 def rdm_files(rdm_dir="rdms"):
