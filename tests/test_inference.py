@@ -276,3 +276,14 @@ def test_condensed_input_checks():
     bad[1, 3] = np.nan
     with pytest.raises(ValueError, match="1 RDM entries are NaN or Inf"):
         permutation_test(bad, n_perm=5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_input_is_not_modified(method):
+    from rsaflow.inference import condensed_rdms
+
+    uppers = condensed_rdms(related_rdms(7, 9, k=3))
+    before = uppers.copy()
+    bootstrap_second_order(uppers, method, n_boot=3, seed=0, chunk_bytes=500)
+    permutation_test(uppers, method, n_perm=3, seed=0, chunk_bytes=500)
+    assert np.array_equal(uppers, before)

@@ -198,32 +198,31 @@ def _rank_vector(values: np.ndarray, w: np.ndarray, total: float, method: str) -
     return centred
 
 
-def _grouped_similarity(k: int, make, compare, per_rdm_bytes: int, chunk_bytes: int) -> np.ndarray:
+def _grouped_similarity(k: int, build, compare, per_rdm_bytes: int, chunk_bytes: int) -> np.ndarray:
     """K x K similarities from per-RDM vectors that need the whole vector (ranks, raw values for
-    kendall): ``make(a)`` builds RDM a's vector, ``compare(A, B, same)`` the block of similarities
-    between two lists of vectors. RDMs are held in groups of at most chunk_bytes / 2 (two groups at
-    a time); a group is rebuilt for each later group it meets (the one built last is kept)."""
+    kendall): ``build(rows)`` builds the vectors of the RDMs ``rows`` (one at a time, into one
+    group), ``compare(A, B, same)`` the block of similarities between two groups. Two groups are
+    held at a time, each within chunk_bytes / 2; a group is rebuilt for each later group it meets
+    (the one built last is kept for the next round), so G groups cost about K (G + 1) / 2 builds."""
     g = max(1, chunk_bytes // (2 * max(per_rdm_bytes, 1)))
     groups = [list(range(s, min(s + g, k))) for s in range(0, k, g)]
     sim = np.empty((k, k))
     held = None  # (group index, vectors)
     for gi, rows in enumerate(groups):
-        vec_i = held[1] if held is not None and held[0] == gi else [make(a) for a in rows]
-        sim[np.ix_(rows, rows)] = compare(vec_i, vec_i, True)
+        vec_i = held[1] if held is not None and held[0] == gi else build(rows)
         held = None
+        sim[np.ix_(rows, rows)] = compare(vec_i, vec_i, True)
         for gj in range(len(groups) - 1, gi, -1):  # descending: the last one built is the next gi
             cols = groups[gj]
-            vec_j = [make(b) for b in cols]
+            held = None  # free the previous vec_j before building the next
+            vec_j = build(cols)
             block = compare(vec_i, vec_j, False)
             sim[np.ix_(rows, cols)] = block
             sim[np.ix_(cols, rows)] = block.T
             held = (gj, vec_j)
+            del vec_j
         del vec_i
     return sim
-
-
-def _dot_blocks(va, vb, same: bool) -> np.ndarray:
-    return np.stack(va) @ np.stack(vb).T
 
 
 def _kendall_blocks(va, vb, same: bool) -> np.ndarray:
@@ -245,15 +244,23 @@ def _similarity(uppers: np.ndarray, pos: np.ndarray, w: np.ndarray, method: str,
     if method in ("pearson", "cosine"):
         return _gram_similarity(uppers, pos, w, method, _chunk(k, chunk_bytes))
     if method in ("spearman", "rho_a"):
-        return _grouped_similarity(k, lambda a: _rank_vector(uppers[a, pos], w, total, method), _dot_blocks,
-                                   8 * pos.size, chunk_bytes)
+        def build(rows):
+            vectors = np.empty((len(rows), pos.size))
+            for r, a in enumerate(rows):
+                vectors[r] = _rank_vector(uppers[a, pos], w, total, method)
+            return vectors
+
+        return _grouped_similarity(k, build, lambda va, vb, same: va @ vb.T, 8 * pos.size, chunk_bytes)
     expanded = np.repeat(pos, w.astype(np.int64))  # the resampled triangle, pairs in another order
 
-    def make(a):
-        x = uppers[a, expanded]
-        return x, tied_pairs(x)
+    def build_raw(rows):
+        out = []
+        for a in rows:
+            x = uppers[a, expanded]
+            out.append((x, tied_pairs(x)))
+        return out
 
-    return _grouped_similarity(k, make, _kendall_blocks, 8 * expanded.size, chunk_bytes)
+    return _grouped_similarity(k, build_raw, _kendall_blocks, 8 * expanded.size, chunk_bytes)
 
 
 def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
@@ -353,11 +360,12 @@ class _UnitVectors:
         self.center[:] = (p + 1.0) / 2.0
 
     def get(self, pos) -> np.ndarray:
+        """K x len(pos) block of the vectors; ``pos`` is an index array or a slice (a new array either way)."""
         if self.method in ("pearson", "cosine"):
-            x = self.uppers[:, pos]
+            x = self.uppers[:, pos] - self.center[:, None]
         else:
             x = self.ranks2[:, pos] * 0.5
-        x -= self.center[:, None]
+            x -= self.center[:, None]
         x *= self.scale[:, None]
         return x
 
@@ -427,6 +435,6 @@ def _permuted_products(vectors: _UnitVectors, perm: np.ndarray, n: int, p: int, 
     out = None
     for s in range(0, p, chunk):
         pos = np.arange(s, min(s + chunk, p), dtype=np.int64)
-        block = vectors.get(_moved(pos, perm, n)) @ vectors.get(pos).T
+        block = vectors.get(_moved(pos, perm, n)) @ vectors.get(slice(s, s + pos.size)).T
         out = block if out is None else out + block
     return out
