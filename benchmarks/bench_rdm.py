@@ -1,4 +1,4 @@
-"""Euclidean RDM: rsaflow.rdm.compute_rdm vs one float64 GEMM (the floor), scipy pdist, rsatoolbox.
+"""RDMs: rsaflow.rdm.compute_rdm vs one float64 GEMM (the floor), scipy pdist, rsatoolbox; peak RSS of streaming.
 
     python benchmarks/bench_rdm.py            # N=10,000 x M=4,096 float32 (about 2-3 minutes on 2 cores)
     python benchmarks/bench_rdm.py --quick    # N=1,500 x M=512, a few seconds
@@ -21,6 +21,13 @@ round-robin so that other load affects both alike):
 Exactness: the error of each method against float64 pdist on the first S rows, relative to the
 largest distance there. The input has an exact duplicate row and a near-duplicate pair inside
 those rows, so the exact-zero and the direct-recomputation paths are both exercised.
+
+Correlation and cosine (--metrics): ``compute_rdm(X[:S], metric)`` vs ``pdist(X64[:S], metric)``
+(time ratio, error / largest distance, exact zero for the duplicate rows), and the peak RSS of
+``rdm_from_h5(dataset, metric)`` on the full N x M file, in a fresh subprocess per metric
+(VmHWM from /proc/self/status minus the same process's VmRSS before the call, i.e. after imports,
+a warm-up call on a 3 x 4 matrix that loads the code, and opening the file), against the bound 1.5 x N^2 x 8 B + N x block x 8 B x 3 (the block read,
+its float64 copy and one temporary), which does not grow with M.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's rsaflow, not an installed one
 from _common import (fmt_s, limit_threads, machine, met, print_table, rsatoolbox_or_none, timeit, timeit_interleaved,
                      versions)
 
@@ -67,8 +75,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-h5", action="store_true", help="skip the rdm_from_h5 row")
+    p.add_argument("--metrics", default="correlation,cosine",
+                   help="streamed metrics besides euclidean for the pdist and peak-RSS rows ('' to skip)")
     p.add_argument("--quick", action="store_true", help="small smoke run (N=1500, M=512, pdist on 500 rows)")
+    p.add_argument("--rss-case", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.rss_case:
+        return rss_case(args.rss_case)
     if args.quick:
         args.n, args.m, args.pdist_n, args.repeats = 1500, 512, 500, 3
     limit_threads(args.threads)
@@ -200,9 +213,81 @@ def main(argv=None) -> int:
         del tut
 
     print_table("Euclidean RDM", rows)
+    if args.metrics:
+        del ours
+        angular(args, x, ref_rows=x64s)
     if args.quick:
         print("(--quick: sizes below the target; the ratio is a smoke check only)")
     return 0
+
+
+def _vm(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_case(spec: str) -> int:
+    """Child process: rdm_from_h5 on one file and metric; prints 'base peak near' in bytes."""
+    import h5py
+
+    from rsaflow.rdm import compute_rdm, rdm_from_h5
+
+    metric, path, block = spec.split(":")
+    compute_rdm(np.random.default_rng(0).random((3, 4)), metric)  # loads the code (BLAS, hashlib) before the baseline
+    with h5py.File(path, "r") as f:
+        dset = f["activations"]
+        base = _vm("VmRSS")
+        _, n_near = rdm_from_h5(dset, metric, int(block))
+        print(base, _vm("VmHWM"), n_near)
+    return 0
+
+
+def angular(args, x: np.ndarray, ref_rows: np.ndarray) -> None:
+    """Correlation and cosine: time and error vs pdist on S rows; peak RSS of streaming the full file."""
+    import subprocess
+
+    import h5py
+    from scipy.spatial.distance import pdist, squareform
+
+    from rsaflow.rdm import compute_rdm
+
+    n, m = x.shape
+    s = ref_rows.shape[0]
+    block = 4096
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "act.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("activations", data=x, chunks=(min(n, 128), min(m, 8192)))
+        for metric in args.metrics.split(","):
+            res = timeit_interleaved({"pdist": lambda: pdist(ref_rows, metric),
+                                      "ours": lambda: compute_rdm(x[:s], metric)}, args.repeats)
+            (t_pd, ref_v), (t_ours, ours) = res["pdist"], res["ours"]
+            ref = squareform(ref_v)
+            err = float(np.abs(ours - ref).max() / ref.max())
+            exact = bool(ours[0, 1] == 0.0 and np.array_equal(ours, ours.T) and np.all(np.diag(ours) == 0))
+            print(f"{metric}: ours compute_rdm on {s} rows {fmt_s(t_ours)}, pdist {fmt_s(t_pd)} "
+                  f"(pdist/ours {t_pd / t_ours:.1f}); error vs pdist {err:.1e} of max; exact 0s and symmetric: {exact}; "
+                  f"near-duplicate d(2,3) = {ours[2, 3]:.3e} (pdist {ref[2, 3]:.3e})")
+            rows.append(dict(what=f"{metric}: compute_rdm vs pdist ({s} rows)", ours=fmt_s(t_ours),
+                             reference=fmt_s(t_pd), ratio=f"ref/ours {t_pd / t_ours:.1f}", target="(info)"))
+            rows.append(dict(what=f"{metric}: exactness vs float64 pdist", ours=f"{err:.1e}",
+                             target=f"<= {EXACT:g}, symmetric, exact 0s", met=met(err <= EXACT and exact)))
+            out = subprocess.run([sys.executable, __file__, "--rss-case", f"{metric}:{path}:{block}"], check=True,
+                                 capture_output=True, text=True).stdout.split()
+            base, peak, n_near = int(out[0]), int(out[1]), int(out[2])
+            nn = n * n * 8
+            bound = 1.5 * nn + 3 * n * min(block, m) * 8
+            extra = peak - base
+            print(f"{metric}: rdm_from_h5 (N={n}, M={m}) peak RSS {peak / 2**20:.0f} MiB, {extra / 2**20:.0f} MiB above "
+                  f"the process before the call = {extra / nn:.2f} x N^2 x 8 B; bound {bound / 2**20:.0f} MiB; "
+                  f"{n_near} near pairs recomputed; whole matrix as float64 would be {n * m * 8 / 2**20:.0f} MiB")
+            rows.append(dict(what=f"{metric}: rdm_from_h5 peak RSS above start", ours=f"{extra / 2**20:.0f} MiB",
+                             reference=f"N^2*8 = {nn / 2**20:.0f} MiB", ratio=f"{extra / nn:.2f} x N^2*8",
+                             target="<= 1.5 N^2 8 + 3 N block 8", met=met(extra <= bound)))
+    print_table("Correlation and cosine RDMs (streamed)", rows)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from rsaflow.compare import aggregate, per_rdm_vectors, second_order
-from rsaflow.inference import bootstrap_second_order, permutation_test
+from rsaflow.compare import (ALL_METHODS, DegenerateRDMError, aggregate, kendall_tau_a, per_rdm_vectors, second_order,
+                             similarity_matrix, tied_pairs)
+from rsaflow.inference import PERM_ATOL, BootstrapResult, PermutationResult, bootstrap_second_order, permutation_test
 
 D = 4  # latent dimensions of the stimuli
 _W = np.random.default_rng(123).normal(size=(2, D, 6))
@@ -98,3 +99,191 @@ def test_permutation_power_and_layout():
         iu = np.triu_indices(12, k=1)
         np.testing.assert_allclose(1 - res.similarity[off],
                                    second_order(list(rdms[:, iu[0], iu[1]]), method)[off], atol=1e-12)
+
+
+# ---- Reference: the (K, N, N) implementation before the bounded-memory rewrite, copied verbatim
+# (renamed) so that the new one is checked against it on the same seeds. ----
+
+def reference_check_rdms(rdms: np.ndarray, method: str) -> np.ndarray:
+    if method == "cka":
+        raise ValueError("cka compares activations, not RDMs: bootstrap/permutation of RDMs is not defined for it")
+    if method not in ALL_METHODS:
+        allowed = ", ".join(m for m in ALL_METHODS if m != "cka")
+        raise ValueError(f"unknown comparison method {method!r}; choose one of {allowed}")
+    rdms = np.asarray(rdms, dtype=np.float64)
+    if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2] or rdms.shape[1] < 3 or rdms.shape[0] < 2:
+        raise ValueError(f"rdms must be (K >= 2, N >= 3, N), got shape {rdms.shape}")
+    if not np.all(np.isfinite(rdms)):
+        raise ValueError(f"{np.count_nonzero(~np.isfinite(rdms))} RDM entries are NaN or Inf")
+    return rdms
+
+
+def reference_bootstrap(rdms: np.ndarray, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+                           ci: float = 0.95) -> BootstrapResult:
+    """Percentile bootstrap CI of each second-order entry, resampling stimuli with replacement.
+
+    Each resample draws N stimulus indices s_1..s_N uniformly with replacement and rebuilds every
+    RDM's upper triangle as d(s_i, s_j) for i < j, EXCLUDING the pairs with s_i == s_j (a stimulus
+    drawn twice would contribute a diagonal 0 as a dissimilarity); duplicated stimuli still yield
+    duplicated (tied) off-diagonal entries, as in rsatoolbox's bootstrap. The second-order matrix
+    of the resample is recomputed with ``method``; resamples in which an RDM becomes degenerate
+    (zero variance) are skipped and counted out of ``n_valid``. Returns the (1 - ci)/2 and
+    (1 + ci)/2 percentiles (numpy's linear interpolation), the samples' std (ddof=1), the
+    estimate on the original stimuli and n_valid.
+    """
+    rdms = reference_check_rdms(rdms, method)
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    k, n, _ = rdms.shape
+    iu, ju = np.triu_indices(n, k=1)
+    estimate = aggregate(per_rdm_vectors(rdms[:, iu, ju], method), method)
+    rng = np.random.default_rng(seed)
+    samples = np.full((n_boot, k, k), np.nan)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        si, sj = idx[iu], idx[ju]
+        keep = si != sj
+        if np.count_nonzero(keep) < 2:
+            continue
+        try:
+            samples[b] = aggregate(per_rdm_vectors(rdms[:, si[keep], sj[keep]], method), method)
+        except DegenerateRDMError:
+            continue
+    valid = ~np.isnan(samples[:, 0, 0])
+    n_valid = int(valid.sum())
+    if n_valid < 2:
+        raise ValueError(f"only {n_valid} of {n_boot} resamples gave non-degenerate RDMs; too few stimuli ({n})?")
+    samples = samples[valid]
+    lower, upper = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    std = samples.std(axis=0, ddof=1)
+    for m in (lower, upper, std):
+        np.fill_diagonal(m, 0.0)
+    return BootstrapResult(lower, upper, std, estimate, n_valid)
+
+
+def reference_pair_index(n: int) -> np.ndarray:
+    """(N, N) array: position of pair (i, j), i != j, in the row-major upper triangle."""
+    iu, ju = np.triu_indices(n, k=1)
+    pos = np.zeros((n, n), dtype=np.intp)
+    pos[iu, ju] = np.arange(iu.size)
+    return pos + pos.T
+
+
+def reference_permutation(rdms: np.ndarray, method: str = "spearman", n_perm: int = 1000,
+                     seed: int = 0) -> PermutationResult:
+    """Mantel test of every pair of RDMs: one-sided p-value that s(a, b) is this large by chance.
+
+    Each permutation pi relabels the stimuli of RDM a (rows and columns together,
+    a'(i, j) = a(pi_i, pi_j)) and recomputes s(a', b) against every b; with the same pi for all
+    a, this is one matrix product per permutation. For a < b,
+    p(a, b) = (1 + #{pi : s(a', b) >= s(a, b) - PERM_ATOL}) / (1 + n_perm), mirrored to (b, a)
+    (relabelling a by pi equals relabelling b by pi^-1, so the null is the same either way);
+    the diagonal is NaN. Under the null (no relation between a and b) P(p <= alpha) <= alpha.
+    """
+    rdms = reference_check_rdms(rdms, method)
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be at least 1, got {n_perm}")
+    k, n, _ = rdms.shape
+    iu, ju = np.triu_indices(n, k=1)
+    vectors = per_rdm_vectors(rdms[:, iu, ju], method)
+    observed = similarity_matrix(vectors, method)
+    a_idx, b_idx = np.triu_indices(k, k=1)
+    threshold = observed[a_idx, b_idx] - PERM_ATOL
+    pos = reference_pair_index(n)
+    ties = [tied_pairs(v) for v in vectors] if method == "kendall_tau_a" else None
+    rng = np.random.default_rng(seed)
+    count = np.zeros(a_idx.size, dtype=np.int64)
+    for _ in range(n_perm):
+        perm = rng.permutation(n)
+        permuted = vectors[:, pos[perm[iu], perm[ju]]]  # rank/centre/scale commute with relabelling
+        if method == "kendall_tau_a":
+            null = np.array([kendall_tau_a(permuted[a], vectors[b], ties[a], ties[b]) for a, b in zip(a_idx, b_idx)])
+        else:
+            null = (permuted @ vectors.T)[a_idx, b_idx]
+        count += null >= threshold
+    p = np.full((k, k), np.nan)
+    p[a_idx, b_idx] = p[b_idx, a_idx] = (1.0 + count) / (1.0 + n_perm)
+    return PermutationResult(p, observed)
+
+
+# ---- The bounded-memory implementation equals the reference on the same seeds ----
+
+METHODS = ("spearman", "pearson", "cosine", "rho_a", "kendall_tau_a")
+
+
+def related_rdms(seed: int, n: int, k: int = 4, ties: bool = False) -> np.ndarray:
+    """K square RDMs sharing some structure; ``ties``: rounded to few levels (ties in ranks, tau)."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(size=(n, 3))
+    rdms = [squareform(pdist(s + rng.normal(0, 0.5 + a, size=(n, 3)))) for a in range(k)]
+    if ties:
+        rdms = [np.round(r * 2) for r in rdms]
+    return np.stack(rdms)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("chunk_bytes", [300, 4000, 64 * 2**20])
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_equals_reference(method, chunk_bytes, ties):
+    rdms = related_rdms(1, 11, ties=ties)
+    ref = reference_bootstrap(rdms, method, n_boot=25, seed=3)
+    iu = np.triu_indices(11, k=1)
+    ours = bootstrap_second_order(rdms[:, iu[0], iu[1]], method, n_boot=25, seed=3, chunk_bytes=chunk_bytes)
+    assert ours.n_valid == ref.n_valid
+    for name in ("lower", "upper", "std", "estimate"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=0, atol=1e-12, err_msg=name)
+    # the (K, N, N) form is accepted too, with the same result
+    square = bootstrap_second_order(rdms, method, n_boot=25, seed=3, chunk_bytes=chunk_bytes)
+    assert all(np.array_equal(x, y) for x, y in zip(square, ours))
+
+
+@pytest.mark.parametrize("method", ("spearman", "pearson", "rho_a", "kendall_tau_a"))
+def test_bootstrap_skips_the_same_degenerate_resamples(method):
+    """N=5 with an RDM of two levels: some resamples leave it constant; both skip the same ones."""
+    rdms = related_rdms(2, 5, k=3)
+    rdms[2] = squareform(np.array([1.0, 1, 1, 1, 1, 1, 1, 1, 2, 1]))
+    ref = reference_bootstrap(rdms, method, n_boot=60, seed=4)
+    ours = bootstrap_second_order(rdms, method, n_boot=60, seed=4, chunk_bytes=200)
+    if method in ("spearman", "pearson"):
+        assert ref.n_valid < 60  # the case does exercise skipping
+    assert ours.n_valid == ref.n_valid
+    for x, y in zip(ours[:4], ref[:4]):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("chunk_bytes", [300, 64 * 2**20])
+@pytest.mark.parametrize("ties", [False, True])
+def test_permutation_equals_reference(method, chunk_bytes, ties):
+    rdms = related_rdms(5, 10, k=4, ties=ties)
+    ref = reference_permutation(rdms, method, n_perm=40, seed=6)
+    ours = permutation_test(rdms, method, n_perm=40, seed=6, chunk_bytes=chunk_bytes)
+    assert np.array_equal(ours.p_values, ref.p_values, equal_nan=True)
+    np.testing.assert_allclose(ours.similarity, ref.similarity, rtol=0, atol=1e-12)
+
+
+def test_condensed_input_checks():
+    from rsaflow.inference import condensed_rdms
+
+    rdms = related_rdms(0, 6, k=2)
+    iu = np.triu_indices(6, k=1)
+    assert np.array_equal(condensed_rdms(rdms), rdms[:, iu[0], iu[1]])
+    with pytest.raises(ValueError, match="14 is not such a number"):
+        bootstrap_second_order(np.ones((2, 14)), n_boot=5)
+    bad = condensed_rdms(rdms)
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match="1 RDM entries are NaN or Inf"):
+        permutation_test(bad, n_perm=5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_input_is_not_modified(method):
+    from rsaflow.inference import condensed_rdms
+
+    uppers = condensed_rdms(related_rdms(7, 9, k=3))
+    before = uppers.copy()
+    bootstrap_second_order(uppers, method, n_boot=3, seed=0, chunk_bytes=500)
+    permutation_test(uppers, method, n_perm=3, seed=0, chunk_bytes=500)
+    assert np.array_equal(uppers, before)

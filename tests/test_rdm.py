@@ -133,3 +133,103 @@ def test_many_near_duplicates_in_small_chunks(monkeypatch):
     ref = reference(x, "euclidean")
     assert np.max(np.abs(rdm - ref)) <= 1e-9 * ref.max()
     assert np.all(rdm[~np.eye(12, dtype=bool)] > 0)  # 66 near pairs, none lost to cancellation
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "correlation", "cosine"])
+@pytest.mark.parametrize("block", [1, 100, 5000])
+def test_from_h5_streams_every_metric(tmp_path, patterns, metric, block):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("activations", data=patterns, chunks=(16, 128))
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        rdm, n_near = rdm_from_h5(f["activations"], metric, block=block)
+    ref = reference(patterns, metric)
+    assert np.max(np.abs(rdm - ref)) <= 1e-12 * ref.max()
+    assert np.array_equal(rdm, rdm.T) and np.all(np.diag(rdm) == 0) and n_near == 0
+    # one implementation: the in-memory path gives the same bytes
+    assert np.array_equal(rdm, compute_rdm(patterns, metric, block=block))
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine"])
+def test_angular_duplicates_exact_and_equivalent_rows_tiny(patterns, metric):
+    x = patterns.astype(np.float64)
+    x[5] = x[17]  # identical bytes: exactly 0
+    x[8] = 3.0 * x[9] + (0.25 if metric == "correlation" else 0.0)  # same direction / same centred shape
+    rdm = compute_rdm(x, metric)
+    assert rdm[5, 17] == rdm[17, 5] == 0.0
+    # recomputed directly (||u_i - u_j||^2 / 2): rounding of the two scaled rows, ~1e-32, not ~1e-16
+    assert 0.0 <= rdm[8, 9] <= 1e-20
+    ref = reference(x, metric)
+    off = ~np.eye(60, dtype=bool)
+    assert np.max(np.abs(rdm - ref)) <= 1e-12 * ref.max()
+    assert np.count_nonzero(rdm[off] == 0) >= 2
+
+
+def exact_angular_distance(a, b, center: bool) -> float:
+    """1 - r (center) or 1 - cos of two float rows, from exact rational sums (fractions.Fraction):
+    1 - c = (1 - c^2) / (1 + c) with 1 - c^2 = (|u|^2 |v|^2 - (u.v)^2) / (|u|^2 |v|^2) exact, so the
+    only rounding is the final float conversion (relative ~1e-16 however small the distance)."""
+    from fractions import Fraction
+
+    u, v = [Fraction(float(t)) for t in a], [Fraction(float(t)) for t in b]
+    if center:
+        mu, mv = sum(u) / len(u), sum(v) / len(v)
+        u, v = [t - mu for t in u], [t - mv for t in v]
+    uv, uu, vv = sum(p * q for p, q in zip(u, v)), sum(p * p for p in u), sum(q * q for q in v)
+    one_minus_c2 = float((uu * vv - uv * uv) / (uu * vv))
+    return one_minus_c2 / (1.0 + float(uv) / np.sqrt(float(uu) * float(vv)))
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine"])
+def test_angular_near_duplicates_keep_relative_accuracy(metric):
+    """d ~ 1e-14: 1 - G_ij / (|x_i| |x_j|) from the Gram matrix (or pdist) keeps ~1e-16 absolute, i.e.
+    1-40 % of it here; the direct recomputation of near pairs keeps it to ~1e-11 relative."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(2.0, 1.0, size=(10, 400))
+    x[3] = x[4] + rng.normal(0, 2e-7, size=400)
+    rdm = compute_rdm(x, metric)
+    ref = exact_angular_distance(x[3], x[4], metric == "correlation")
+    assert 1e-15 < ref < 1e-13
+    assert rdm[3, 4] == pytest.approx(ref, rel=1e-9, abs=0)
+    assert rdm[4, 3] == rdm[3, 4]
+
+
+def test_correlation_large_offset():
+    """Rows = 1e6 + unit noise: the uncentred Gram G - M mu mu^T would cancel ~12 digits (error ~1e-4);
+    centring each block by the row means before the syrk keeps pdist's accuracy."""
+    rng = np.random.default_rng(9)
+    x = 1e6 + rng.normal(0, 1.0, size=(25, 300))
+    rdm = compute_rdm(x, "correlation", block=64)
+    ref = reference(x, "correlation")
+    assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
+
+
+@pytest.mark.parametrize("metric,kind", [("correlation", "constant"), ("cosine", "all-zero")])
+def test_undefined_rows_are_named(metric, kind, tmp_path):
+    x = np.random.default_rng(10).normal(size=(6, 9))
+    x[1] = 0.1 if metric == "correlation" else 0.0  # 0.1 * 9 / 9 != 0.1 in float64: detected by min == max
+    x[4] = 0.0
+    with pytest.raises(ValueError, match=rf"2 stimuli have {kind} patterns \(first rows: \[1, 4\]\); the {metric}"):
+        compute_rdm(x, metric, block=4)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("activations", data=x)
+    with h5py.File(tmp_path / "a.h5", "r") as f, pytest.raises(ValueError, match=rf"first rows: \[1, 4\]"):
+        rdm_from_h5(f["activations"], metric, block=4)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean"])
+def test_memory_independent_of_units(tmp_path, metric):
+    """Peak numpy memory <= 1.5 x N^2 x 8 B + a few float64 copies of one block, far below N x M x 8 B."""
+    import tracemalloc
+
+    n, m, block = 200, 30_000, 500
+    x = np.random.default_rng(11).random((n, m), dtype=np.float32)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("activations", data=x, chunks=(n, block))
+    del x
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        tracemalloc.start()
+        rdm, _ = rdm_from_h5(f["activations"], metric, block=block)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak <= 1.5 * n * n * 8 + 4 * n * block * 8, peak / (n * n * 8)
+    assert peak < n * m * 8 / 10

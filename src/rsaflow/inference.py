@@ -1,31 +1,44 @@
 """Uncertainty of second-order comparisons: bootstrap over stimuli and Mantel permutation tests.
 
-Both take the K RDMs as a (K, N, N) array of symmetric matrices with zero diagonal and a method
-of :mod:`rsaflow.compare` (any but ``cka``, which compares activations, not RDMs). Each resample
-or permutation is one matrix product over all K x K entries (``kendall_tau_a``: K (K - 1) / 2
-O(n log n) comparisons). Seeds make every result reproducible (``numpy.random.default_rng``).
+Both take the K RDMs as their condensed upper triangles, a (K, P) float64 array with
+P = N (N - 1) / 2 in row-major order (``scipy.spatial.distance.squareform``,
+:func:`rsaflow.rdm.upper_triangle`; :func:`condensed_rdms` converts square RDMs, and a
+(K, N, N) array is accepted too), and a method of :mod:`rsaflow.compare` (any but ``cka``, which
+compares activations, not RDMs). Seeds make every result reproducible
+(``numpy.random.default_rng``); for a seed, the results equal those of the earlier
+(K, N, N) implementation (kept in tests/test_inference.py) to ~1e-15.
+
+Memory (B = ``chunk_bytes``, default 64 MiB; besides the input, K x P x 8 B):
+
+- a resample is a weight per distinct pair of stimuli (w = c_s c_t for stimuli drawn c_s and
+  c_t times), O(P) for the whole resample, not K x P;
+- pearson, cosine: chunks of pairs, K x chunk float64 working arrays within B, accumulating
+  the K x K weighted Gram matrix: O(K^2 + B) per resample or permutation;
+- spearman, rho_a: a resample's ranks need each RDM's whole vector, so the unit vectors are
+  built one RDM at a time (O(P) temporaries) into groups of RDMs held within B, and the K x K
+  products accumulated group by group (when K x P x 8 > B / 2, groups are recomputed for
+  their pairs: at most K (G + 1) / 2 rankings per resample for G groups). The permutation test
+  ranks each RDM once and keeps the ranks for all K as int32 (2 x rank; K x P x 4 B);
+- kendall_tau_a: O(P) per pair of RDMs (the RDMs of a group within B, as above).
+
 These functions never import torch.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from rsaflow.compare import (
-    ALL_METHODS,
-    DegenerateRDMError,
-    aggregate,
-    kendall_tau_a,
-    per_rdm_vectors,
-    similarity_matrix,
-    tied_pairs,
-)
+from rsaflow.compare import ALL_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
 
 #: Absolute tolerance of ">=" in the permutation test: a relabelling that leaves the RDMs' pairing
 #: unchanged gives the observed similarity up to summation-order rounding (~1e-16).
 PERM_ATOL = 1e-12
+
+#: Default bound on the working arrays of one resample or permutation (``chunk_bytes``).
+CHUNK_BYTES = 64 * 2**20
 
 
 class BootstrapResult(NamedTuple):
@@ -43,24 +56,218 @@ class PermutationResult(NamedTuple):
     similarity: np.ndarray  #: observed similarity s(a, b) = 1 - second-order dissimilarity
 
 
-def _check_rdms(rdms: np.ndarray, method: str) -> np.ndarray:
+def condensed_rdms(rdms: np.ndarray) -> np.ndarray:
+    """(K, N, N) square RDMs -> (K, P) float64 upper triangles (k=1), row-major as ``squareform``.
+
+    A 2-D (K, P) array is returned as float64 (no copy when it already is).
+    """
+    rdms = np.asarray(rdms)
+    if rdms.ndim == 2:
+        return np.asarray(rdms, dtype=np.float64)
+    if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2]:
+        raise ValueError(f"rdms must be (K, P) upper triangles or (K, N, N) square RDMs, got shape {rdms.shape}")
+    iu, ju = np.triu_indices(rdms.shape[1], k=1)
+    return np.ascontiguousarray(rdms[:, iu, ju], dtype=np.float64)
+
+
+def _stimuli(p: int) -> int:
+    n = (1 + math.isqrt(1 + 8 * p)) // 2
+    if n * (n - 1) // 2 != p:
+        raise ValueError(f"an upper triangle has N (N - 1) / 2 entries; {p} is not such a number")
+    return n
+
+
+def _check_rdms(rdms: np.ndarray, method: str, chunk_bytes: int) -> tuple[np.ndarray, int]:
     if method == "cka":
         raise ValueError("cka compares activations, not RDMs: bootstrap/permutation of RDMs is not defined for it")
     if method not in ALL_METHODS:
         allowed = ", ".join(m for m in ALL_METHODS if m != "cka")
         raise ValueError(f"unknown comparison method {method!r}; choose one of {allowed}")
-    rdms = np.asarray(rdms, dtype=np.float64)
-    if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2] or rdms.shape[1] < 3 or rdms.shape[0] < 2:
-        raise ValueError(f"rdms must be (K >= 2, N >= 3, N), got shape {rdms.shape}")
-    if not np.all(np.isfinite(rdms)):
-        raise ValueError(f"{np.count_nonzero(~np.isfinite(rdms))} RDM entries are NaN or Inf")
-    return rdms
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    uppers = condensed_rdms(rdms)
+    k, p = uppers.shape
+    n = _stimuli(p)
+    if k < 2 or n < 3:
+        raise ValueError(f"need K >= 2 RDMs of N >= 3 stimuli, got K={k}, N={n} (upper triangles of shape {uppers.shape})")
+    step = _chunk(k, chunk_bytes)
+    bad = sum(int(np.count_nonzero(~np.isfinite(uppers[:, s : s + step]))) for s in range(0, p, step))
+    if bad:
+        raise ValueError(f"{bad} RDM entries are NaN or Inf")
+    return uppers, n
+
+
+def _chunk(k: int, chunk_bytes: int) -> int:
+    """Pairs per chunk: four K x chunk float64 working arrays within ``chunk_bytes``."""
+    return max(1, chunk_bytes // (4 * 8 * k))
+
+
+def _pair_rows(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stimuli (i, j), i < j, of condensed positions ``pos`` (row-major upper triangle of N x N)."""
+    row = np.arange(n, dtype=np.int64)
+    offsets = row * (2 * n - row - 1) // 2  # position of (i, i + 1)
+    i = np.searchsorted(offsets, pos, side="right") - 1
+    return i, pos - offsets[i] + i + 1
+
+
+def _position(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Condensed position of the pair {i, j}, i != j (either order)."""
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    return a * (2 * n - a - 1) // 2 + (b - a - 1)
+
+
+def _weighted_pairs(counts: np.ndarray, n: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """A resample as (positions, weights): each pair of distinct stimuli (s, t) with
+    w = c_s c_t > 0, c the number of times each stimulus was drawn. The resampled upper triangle
+    (pairs i < j of draws with s_i != s_j) holds d(s, t) exactly w times."""
+    p = n * (n - 1) // 2
+    pos_parts, w_parts = [], []
+    for start in range(0, p, chunk):
+        pos = np.arange(start, min(start + chunk, p), dtype=np.int64)
+        i, j = _pair_rows(pos, n)
+        w = counts[i] * counts[j]
+        keep = w > 0
+        pos_parts.append(pos[keep])
+        w_parts.append(w[keep].astype(np.float64))
+    return np.concatenate(pos_parts), np.concatenate(w_parts)
+
+
+def _dissimilarity(sim: np.ndarray) -> np.ndarray:
+    """1 - s, clipped to [0, 2], upper triangle mirrored, exact zero diagonal (as compare.aggregate)."""
+    upper = np.triu(np.clip(1.0 - sim, 0.0, 2.0), k=1)
+    return upper + upper.T
+
+
+def _degenerate(bad: np.ndarray) -> DegenerateRDMError:
+    return DegenerateRDMError(f"rows {np.nonzero(bad)[0][:5].tolist()}: all dissimilarities are equal "
+                              "(zero variance; all zero for cosine): similarity undefined")
+
+
+def _gram_similarity(uppers, pos, w, method: str, chunk: int) -> np.ndarray:
+    """Pearson r or cosine of every pair of weighted vectors, by chunks of pairs (two passes for pearson)."""
+    k = uppers.shape[0]
+    total = w.sum()
+    mean = np.zeros(k)
+    maxabs = np.zeros(k)
+    if method == "pearson":
+        for s in range(0, pos.size, chunk):
+            x = uppers[:, pos[s : s + chunk]]
+            mean += x @ w[s : s + chunk]
+            np.maximum(maxabs, np.abs(x).max(axis=1), out=maxabs)
+        mean /= total
+    gram = np.zeros((k, k))
+    for s in range(0, pos.size, chunk):
+        x = uppers[:, pos[s : s + chunk]]
+        if method == "pearson":
+            x -= mean[:, None]
+        gram += (x * w[s : s + chunk]) @ x.T
+    norms = np.sqrt(np.diag(gram))
+    bad = norms == 0
+    if method == "pearson":
+        bad |= norms <= 1e-12 * maxabs
+    if np.any(bad):
+        raise _degenerate(bad)
+    return gram / norms[:, None] / norms[None, :]
+
+
+def _rank_vector(values: np.ndarray, w: np.ndarray, total: float, method: str) -> np.ndarray:
+    """sqrt(w) times the centred average ranks of the multiset {values[q] repeated w[q] times},
+    scaled to unit weighted norm (spearman) or by sqrt(12 / (W^3 - W)) (rho_a), W = sum(w).
+
+    The average rank of a tie group is (weight before it) + (its weight + 1) / 2, exactly the
+    rank ``average_ranks`` gives its members in the expanded vector."""
+    order = np.argsort(values, kind="quicksort")
+    ordered = values[order]
+    new = np.empty(values.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    group_w = np.add.reduceat(w[order], starts)
+    group_rank = np.cumsum(group_w) - group_w + (group_w + 1.0) / 2.0
+    centred = np.empty(values.size)
+    centred[order] = np.repeat(group_rank - (total + 1.0) / 2.0, np.diff(np.append(starts, values.size)))
+    if method == "rho_a":
+        scale = math.sqrt(12.0 / (total**3 - total))
+    else:
+        norm = math.sqrt(np.einsum("i,i,i->", w, centred, centred))
+        if norm == 0 or norm <= 1e-12 * group_rank[-1]:
+            raise DegenerateRDMError("all dissimilarities are equal (zero variance): correlation undefined")
+        scale = 1.0 / norm
+    centred *= np.sqrt(w)
+    centred *= scale
+    return centred
+
+
+def _grouped_similarity(k: int, build, compare, per_rdm_bytes: int, chunk_bytes: int) -> np.ndarray:
+    """K x K similarities from per-RDM vectors that need the whole vector (ranks, raw values for
+    kendall): ``build(rows)`` builds the vectors of the RDMs ``rows`` (one at a time, into one
+    group), ``compare(A, B, same)`` the block of similarities between two groups. Two groups are
+    held at a time, each within chunk_bytes / 2; a group is rebuilt for each later group it meets
+    (the one built last is kept for the next round), so G groups cost about K (G + 1) / 2 builds."""
+    g = max(1, chunk_bytes // (2 * max(per_rdm_bytes, 1)))
+    groups = [list(range(s, min(s + g, k))) for s in range(0, k, g)]
+    sim = np.empty((k, k))
+    held = None  # (group index, vectors)
+    for gi, rows in enumerate(groups):
+        vec_i = held[1] if held is not None and held[0] == gi else build(rows)
+        held = None
+        sim[np.ix_(rows, rows)] = compare(vec_i, vec_i, True)
+        for gj in range(len(groups) - 1, gi, -1):  # descending: the last one built is the next gi
+            cols = groups[gj]
+            held = None  # free the previous vec_j before building the next
+            vec_j = build(cols)
+            block = compare(vec_i, vec_j, False)
+            sim[np.ix_(rows, cols)] = block
+            sim[np.ix_(cols, rows)] = block.T
+            held = (gj, vec_j)
+            del vec_j
+        del vec_i
+    return sim
+
+
+def _kendall_blocks(va, vb, same: bool) -> np.ndarray:
+    out = np.ones((len(va), len(vb)))
+    for a, (x, tx) in enumerate(va):
+        for b, (y, ty) in enumerate(vb):
+            if not same or b > a:
+                out[a, b] = kendall_tau_a(x, y, tx, ty)
+            elif b < a:
+                out[a, b] = out[b, a]
+    return out
+
+
+def _similarity(uppers: np.ndarray, pos: np.ndarray, w: np.ndarray, method: str, chunk_bytes: int) -> np.ndarray:
+    """K x K similarities of the weighted resample (pos, w) of every RDM (diagonal as computed,
+    1 for kendall_tau_a). Raises DegenerateRDMError as compare.per_rdm_vectors does."""
+    k = uppers.shape[0]
+    total = float(w.sum())
+    if method in ("pearson", "cosine"):
+        return _gram_similarity(uppers, pos, w, method, _chunk(k, chunk_bytes))
+    if method in ("spearman", "rho_a"):
+        def build(rows):
+            vectors = np.empty((len(rows), pos.size))
+            for r, a in enumerate(rows):
+                vectors[r] = _rank_vector(uppers[a, pos], w, total, method)
+            return vectors
+
+        return _grouped_similarity(k, build, lambda va, vb, same: va @ vb.T, 8 * pos.size, chunk_bytes)
+    expanded = np.repeat(pos, w.astype(np.int64))  # the resampled triangle, pairs in another order
+
+    def build_raw(rows):
+        out = []
+        for a in rows:
+            x = uppers[a, expanded]
+            out.append((x, tied_pairs(x)))
+        return out
+
+    return _grouped_similarity(k, build_raw, _kendall_blocks, 8 * expanded.size, chunk_bytes)
 
 
 def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
-                           ci: float = 0.95) -> BootstrapResult:
+                           ci: float = 0.95, chunk_bytes: int = CHUNK_BYTES) -> BootstrapResult:
     """Percentile bootstrap CI of each second-order entry, resampling stimuli with replacement.
 
+    rdms: (K, P) condensed upper triangles (see the module docstring) or (K, N, N) square RDMs.
     Each resample draws N stimulus indices s_1..s_N uniformly with replacement and rebuilds every
     RDM's upper triangle as d(s_i, s_j) for i < j, EXCLUDING the pairs with s_i == s_j (a stimulus
     drawn twice would contribute a diagonal 0 as a dissimilarity); duplicated stimuli still yield
@@ -69,27 +276,32 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     (zero variance) are skipped and counted out of ``n_valid``. Returns the (1 - ci)/2 and
     (1 + ci)/2 percentiles (numpy's linear interpolation), the samples' std (ddof=1), the
     estimate on the original stimuli and n_valid.
+
+    The resampled triangle is never built: it holds d(s, t) c_s c_t times, so every method is
+    computed from the distinct pairs with these weights. Memory beyond the input: O(P) for the
+    weights, ``chunk_bytes`` for the working arrays, n_boot x K x K x 8 B for the samples.
     """
-    rdms = _check_rdms(rdms, method)
+    uppers, n = _check_rdms(rdms, method, chunk_bytes)
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     if n_boot < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    k, n, _ = rdms.shape
-    iu, ju = np.triu_indices(n, k=1)
-    estimate = aggregate(per_rdm_vectors(rdms[:, iu, ju], method), method)
+    k = uppers.shape[0]
+    chunk = _chunk(k, chunk_bytes)
+    pos, w = _weighted_pairs(np.ones(n, dtype=np.int64), n, chunk)
+    estimate = _dissimilarity(_similarity(uppers, pos, w, method, chunk_bytes))
     rng = np.random.default_rng(seed)
     samples = np.full((n_boot, k, k), np.nan)
     for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        si, sj = idx[iu], idx[ju]
-        keep = si != sj
-        if np.count_nonzero(keep) < 2:
+        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.int64)
+        if (n * n - int(counts @ counts)) // 2 < 2:  # pairs of draws of different stimuli
             continue
+        pos, w = _weighted_pairs(counts, n, chunk)
         try:
-            samples[b] = aggregate(per_rdm_vectors(rdms[:, si[keep], sj[keep]], method), method)
+            samples[b] = _dissimilarity(_similarity(uppers, pos, w, method, chunk_bytes))
         except DegenerateRDMError:
             continue
+    del pos, w
     valid = ~np.isnan(samples[:, 0, 0])
     n_valid = int(valid.sum())
     if n_valid < 2:
@@ -102,46 +314,127 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     return BootstrapResult(lower, upper, std, estimate, n_valid)
 
 
-def _pair_index(n: int) -> np.ndarray:
-    """(N, N) array: position of pair (i, j), i != j, in the row-major upper triangle."""
-    iu, ju = np.triu_indices(n, k=1)
-    pos = np.zeros((n, n), dtype=np.intp)
-    pos[iu, ju] = np.arange(iu.size)
-    return pos + pos.T
+class _UnitVectors:
+    """The per-RDM vectors of compare.per_rdm_vectors (spearman, pearson, cosine, rho_a), served
+    a chunk of positions at a time: ``get(pos)`` is the K x len(pos) block. Stores K means and
+    scales (pearson, cosine) or the ranks as int32 2 x rank (spearman, rho_a; K x P x 4 B)."""
+
+    def __init__(self, uppers: np.ndarray, method: str, chunk: int):
+        k, p = uppers.shape
+        self.uppers, self.method = uppers, method
+        self.center = np.zeros(k)
+        if method in ("pearson", "cosine"):
+            total = float(p)
+            mean = np.zeros(k)
+            maxabs = np.zeros(k)
+            sq = np.zeros(k)
+            if method == "pearson":
+                for s in range(0, p, chunk):
+                    x = uppers[:, s : s + chunk]
+                    mean += x.sum(axis=1)
+                    np.maximum(maxabs, np.abs(x).max(axis=1), out=maxabs)
+                mean /= total
+            for s in range(0, p, chunk):
+                x = uppers[:, s : s + chunk] - mean[:, None]
+                sq += np.einsum("ij,ij->i", x, x)
+            norms = np.sqrt(sq)
+            bad = (norms == 0) | ((norms <= 1e-12 * maxabs) if method == "pearson" else False)
+            if np.any(bad):
+                raise _degenerate(bad)
+            self.center, self.scale = mean, 1.0 / norms
+            return
+        dtype = np.int32 if 2 * p < 2**31 else np.int64
+        self.ranks2 = np.empty((k, p), dtype=dtype)
+        self.scale = np.empty(k)
+        for a in range(k):
+            ranks = average_ranks(uppers[a])
+            centred = ranks - (p + 1.0) / 2.0
+            if method == "rho_a":
+                self.scale[a] = math.sqrt(12.0 / (float(p) ** 3 - p))
+            else:
+                norm = math.sqrt(np.einsum("i,i->", centred, centred))
+                if norm == 0 or norm <= 1e-12 * ranks.max():
+                    raise _degenerate(np.arange(k) == a)
+                self.scale[a] = 1.0 / norm
+            self.ranks2[a] = (2.0 * ranks).astype(dtype)  # exact: average ranks are multiples of 1/2
+        self.center[:] = (p + 1.0) / 2.0
+
+    def get(self, pos) -> np.ndarray:
+        """K x len(pos) block of the vectors; ``pos`` is an index array or a slice (a new array either way)."""
+        if self.method in ("pearson", "cosine"):
+            x = self.uppers[:, pos] - self.center[:, None]
+        else:
+            x = self.ranks2[:, pos] * 0.5
+            x -= self.center[:, None]
+        x *= self.scale[:, None]
+        return x
 
 
 def permutation_test(rdms: np.ndarray, method: str = "spearman", n_perm: int = 1000,
-                     seed: int = 0) -> PermutationResult:
+                     seed: int = 0, chunk_bytes: int = CHUNK_BYTES) -> PermutationResult:
     """Mantel test of every pair of RDMs: one-sided p-value that s(a, b) is this large by chance.
 
+    rdms: (K, P) condensed upper triangles (see the module docstring) or (K, N, N) square RDMs.
     Each permutation pi relabels the stimuli of RDM a (rows and columns together,
     a'(i, j) = a(pi_i, pi_j)) and recomputes s(a', b) against every b; with the same pi for all
-    a, this is one matrix product per permutation. For a < b,
+    a, this is one K x K product per chunk of pairs. For a < b,
     p(a, b) = (1 + #{pi : s(a', b) >= s(a, b) - PERM_ATOL}) / (1 + n_perm), mirrored to (b, a)
     (relabelling a by pi equals relabelling b by pi^-1, so the null is the same either way);
     the diagonal is NaN. Under the null (no relation between a and b) P(p <= alpha) <= alpha.
+
+    Memory beyond the input: O(K^2) and ``chunk_bytes`` of working arrays per permutation, plus
+    the ranks of all K RDMs as int32 for spearman and rho_a (K x P x 4 B, computed once; ranks,
+    centring and scaling commute with relabelling) and O(P) per pair for kendall_tau_a.
     """
-    rdms = _check_rdms(rdms, method)
+    uppers, n = _check_rdms(rdms, method, chunk_bytes)
     if n_perm < 1:
         raise ValueError(f"n_perm must be at least 1, got {n_perm}")
-    k, n, _ = rdms.shape
-    iu, ju = np.triu_indices(n, k=1)
-    vectors = per_rdm_vectors(rdms[:, iu, ju], method)
-    observed = similarity_matrix(vectors, method)
+    k, p = uppers.shape
+    chunk = _chunk(k, chunk_bytes)
     a_idx, b_idx = np.triu_indices(k, k=1)
-    threshold = observed[a_idx, b_idx] - PERM_ATOL
-    pos = _pair_index(n)
-    ties = [tied_pairs(v) for v in vectors] if method == "kendall_tau_a" else None
     rng = np.random.default_rng(seed)
     count = np.zeros(a_idx.size, dtype=np.int64)
-    for _ in range(n_perm):
-        perm = rng.permutation(n)
-        permuted = vectors[:, pos[perm[iu], perm[ju]]]  # rank/centre/scale commute with relabelling
-        if method == "kendall_tau_a":
-            null = np.array([kendall_tau_a(permuted[a], vectors[b], ties[a], ties[b]) for a, b in zip(a_idx, b_idx)])
-        else:
-            null = (permuted @ vectors.T)[a_idx, b_idx]
-        count += null >= threshold
-    p = np.full((k, k), np.nan)
-    p[a_idx, b_idx] = p[b_idx, a_idx] = (1.0 + count) / (1.0 + n_perm)
-    return PermutationResult(p, observed)
+    if method == "kendall_tau_a":
+        ones = np.ones(p)
+        observed = _similarity(uppers, np.arange(p, dtype=np.int64), ones, method, chunk_bytes)
+        ties = [tied_pairs(uppers[a]) for a in range(k)]
+        threshold = observed[a_idx, b_idx] - PERM_ATOL
+        for _ in range(n_perm):
+            perm = rng.permutation(n)
+            moved = np.concatenate([_moved(np.arange(s, min(s + chunk, p), dtype=np.int64), perm, n)
+                                    for s in range(0, p, chunk)])
+            null = np.empty(a_idx.size)
+            t = 0
+            for a in range(k - 1):
+                permuted = uppers[a, moved]
+                for b in range(a + 1, k):
+                    null[t] = kendall_tau_a(permuted, uppers[b], ties[a], ties[b])
+                    t += 1
+            count += null >= threshold
+    else:
+        vectors = _UnitVectors(uppers, method, chunk)
+        identity = np.arange(n)
+        observed = _permuted_products(vectors, identity, n, p, chunk)
+        threshold = observed[a_idx, b_idx] - PERM_ATOL
+        for _ in range(n_perm):
+            null = _permuted_products(vectors, rng.permutation(n), n, p, chunk)
+            count += null[a_idx, b_idx] >= threshold
+    pv = np.full((k, k), np.nan)
+    pv[a_idx, b_idx] = pv[b_idx, a_idx] = (1.0 + count) / (1.0 + n_perm)
+    return PermutationResult(pv, observed)
+
+
+def _moved(pos: np.ndarray, perm: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the relabelled pairs (perm_i, perm_j) for the pairs (i, j) at ``pos``."""
+    i, j = _pair_rows(pos, n)
+    return _position(perm[i], perm[j], n)
+
+
+def _permuted_products(vectors: _UnitVectors, perm: np.ndarray, n: int, p: int, chunk: int) -> np.ndarray:
+    """K x K matrix sum_q v_a[pi(q)] v_b[q], chunk by chunk of pairs q."""
+    out = None
+    for s in range(0, p, chunk):
+        pos = np.arange(s, min(s + chunk, p), dtype=np.int64)
+        block = vectors.get(_moved(pos, perm, n)) @ vectors.get(slice(s, s + pos.size)).T
+        out = block if out is None else out + block
+    return out

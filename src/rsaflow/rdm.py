@@ -14,15 +14,30 @@ correlation    1 - Pearson r(x_i, x_j) across units    scipy ``pdist(X, 'correla
 cosine         1 - <x_i, x_j> / (||x_i|| ||x_j||)      scipy ``pdist(X, 'cosine')``
 =============  =====================================  ==========================================
 
-All RDMs are float64, exactly symmetric, with an exact zero diagonal. The functions here never
-import torch.
+All RDMs are float64, exactly symmetric, with an exact zero diagonal, and exactly 0 for rows with
+identical bytes under every metric. The functions here never import torch.
 
-Numerics of the Euclidean metrics: squared distances come from the Gram matrix
-G = X X^T accumulated in float64 (products of float32 inputs are exact in float64), as
-d2(i, j) = G_ii + G_jj - 2 G_ij. That identity cancels when d2 is tiny relative to the norms, so
-pairs with d2 <= ``NEAR_RTOL`` * (G_ii + G_jj) are recomputed directly as sum((x_i - x_j)^2) in
-float64, and rows with identical bytes get exactly 0. The result then matches float64 ``pdist``
-to about 1e-13 of the largest distance.
+One implementation for every metric (:func:`compute_rdm` on arrays, :func:`rdm_from_h5` on files):
+the activations are read in column blocks and a Gram matrix is accumulated in float64 in place
+(BLAS dsyrk) in the one N x N buffer that becomes the RDM, so the peak memory is at most
+1.5 x N^2 x 8 B plus a few float64 copies of one N x block block, whatever M is.
+
+- Euclidean: G = X X^T (products of float32 inputs are exact in float64) and
+  d2(i, j) = G_ii + G_jj - 2 G_ij. That identity cancels when d2 is tiny relative to the norms,
+  so pairs with d2 <= ``NEAR_RTOL`` * (G_ii + G_jj) are recomputed directly as
+  sum((x_i - x_j)^2) from the full rows.
+- cosine: G = X X^T and d = 1 - G_ij / sqrt(G_ii G_jj), clipped to [0, 2].
+- correlation: a first pass over the blocks sums each row (float64) for the row means mu; the
+  second accumulates the Gram of the centred blocks X - mu (centred before the syrk, so there is
+  no cancellation as in G - M mu mu^T), corrected for the rounding left in the means
+  (G - r r^T / M with r the row sums of the centred rows); then as cosine. Rows that are
+  constant (correlation) or all zero (cosine) are a ValueError naming them.
+- Both angular metrics recompute pairs with d <= ``NEAR_RTOL`` directly as ||u_i - u_j||^2 / 2
+  (u the (centred) row at unit norm), which keeps the relative accuracy of tiny distances that
+  1 - cos loses (pdist too); rows that are exact positive multiples (cosine) or positive affine
+  images (correlation) of each other then get ~1e-32, not exactly 0.
+
+The result matches float64 ``pdist`` to about 1e-13 of the largest distance.
 """
 
 from __future__ import annotations
@@ -77,6 +92,179 @@ def _mirror_lower_to_upper(a: np.ndarray, step: int = 512) -> None:
             a[start:stop, stop:] = a[stop:, start:stop].T
 
 
+def _row_step(n: int) -> int:
+    """Rows per step of the in-place passes over the N x N buffer: temporaries stay <= N^2 / 16 each."""
+    return max(1, min(1024, -(-n // 16)))
+
+
+def _bad_rows_error(bad: np.ndarray, metric: str) -> ValueError:
+    kind = "constant" if metric == "correlation" else "all-zero"
+    return ValueError(f"{bad.size} stimuli have {kind} patterns (first rows: {bad[:5].tolist()}); "
+                      f"the {metric} distance is undefined for them")
+
+
+def _checked(blk) -> np.ndarray:
+    """A block as a float64 C-ordered array of its own (a copy: it may be modified in place)."""
+    b64 = np.array(blk, dtype=np.float64, order="C", copy=True)
+    if not np.all(np.isfinite(b64)):
+        bad = np.unique(np.nonzero(~np.isfinite(b64))[0])
+        raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
+    return b64
+
+
+def _row_stats(blocks: Iterable[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """First pass for correlation: float64 row sums, a constant-row flag (min == max) and M."""
+    sums = np.zeros(n)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    m = 0
+    for blk in blocks:
+        b64 = _checked(blk)
+        m += b64.shape[1]
+        sums += b64.sum(axis=1)
+        np.minimum(lo, b64.min(axis=1), out=lo)
+        np.maximum(hi, b64.max(axis=1), out=hi)
+    return sums, lo == hi, m
+
+
+def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None):
+    """Upper triangle of G = Xc Xc^T in one Fortran-ordered N x N float64 buffer (BLAS dsyrk,
+    accumulated in place block after block), with Xc = X - means[:, None] when ``means`` is given.
+
+    Returns (buffer, row hashes of the raw bytes, M, row sums of Xc or None, all-zero row flags).
+    """
+    from scipy.linalg.blas import dsyrk
+
+    gram_f = np.zeros((n, n), dtype=np.float64, order="F")
+    hashes = [hashlib.sha256() for _ in range(n)]
+    resid = np.zeros(n) if means is not None else None
+    zero = np.ones(n, dtype=bool)
+    m_total = 0
+    for blk in blocks:
+        b64 = _checked(blk)
+        m_total += b64.shape[1]
+        zero &= ~np.any(b64, axis=1)
+        raw = np.ascontiguousarray(blk)
+        for i in range(n):
+            hashes[i].update(raw[i])  # the row's bytes (a contiguous buffer; no copy)
+        del raw
+        if means is not None:
+            b64 -= means[:, None]
+            resid += b64.sum(axis=1)
+        # b64.T is a Fortran-ordered view (no copy); trans=1 gives b64 @ b64.T, upper triangle of gram_f.
+        gram_f = dsyrk(1.0, b64.T, beta=1.0, c=gram_f, trans=1, lower=0, overwrite_c=1)
+        del b64
+    return gram_f, hashes, m_total, resid, zero
+
+
+def _recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: int, metric: str) -> None:
+    """Overwrite d[i, j] and d[j, i] for the listed pairs with the distance computed directly
+    from the full rows, a chunk of pairs at a time (rows of a chunk under NEAR_CHUNK_BYTES).
+
+    Squared Euclidean: sum((x_i - x_j)^2). Cosine / correlation: ||u_i - u_j||^2 / 2 with u the
+    (centred, twice, for correlation) row scaled to unit norm, equal to 1 - cos but without its
+    cancellation: relative accuracy ~1e-15 however small the distance.
+    """
+    chunk = int(max(1, min(4096, NEAR_CHUNK_BYTES // (2 * 8 * max(m, 1)))))
+    for start in range(0, ii.size, chunk):
+        a, b = ii[start : start + chunk], jj[start : start + chunk]
+        idx = np.unique(np.concatenate([a, b]))
+        rows = np.array(get_rows(idx), dtype=np.float64)
+        if metric in ("correlation", "cosine"):
+            if metric == "correlation":
+                rows -= rows.mean(axis=1, keepdims=True)
+                rows -= rows.mean(axis=1, keepdims=True)  # removes the rounding left by the first centring
+            rows /= np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
+        diff = rows[np.searchsorted(idx, a)] - rows[np.searchsorted(idx, b)]
+        exact = np.einsum("ij,ij->i", diff, diff)
+        if metric in ("correlation", "cosine"):
+            exact *= 0.5
+        d[a, b] = exact
+        d[b, a] = exact
+
+
+def _rdm_from_blocks(
+    make_blocks: Callable[[str], Iterable[np.ndarray]],
+    n: int,
+    metric: str,
+    get_rows: Callable[[np.ndarray], np.ndarray],
+    near_rtol: float = NEAR_RTOL,
+) -> tuple[np.ndarray, int]:
+    """The one RDM implementation: every metric from column blocks, in one N x N float64 buffer.
+
+    make_blocks: ``make_blocks(what)`` returns a fresh iterator over the (n, m_k) column blocks;
+        ``what`` ("row-means" or "Gram") names the pass for progress logs. Called twice for
+        correlation (row sums, then the Gram matrix of the centred blocks), once otherwise.
+    get_rows: returns the full rows ``X[idx]`` for sorted indices ``idx`` (near pairs only).
+
+    Euclidean metrics return the squared distance NOT divided by M (the callers scale). Peak
+    memory: N^2 x 8 B (the buffer, returned as the result) + row-step temporaries (<= ~0.3 x N^2 x 8 B)
+    + a few copies of one block + at most NEAR_CHUNK_BYTES of full rows. Returns (D, near pairs
+    recomputed directly).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    angular = metric in ("correlation", "cosine")
+    means = None
+    if metric == "correlation":
+        sums, constant, m = _row_stats(make_blocks("row-means"), n)
+        if np.any(constant):
+            raise _bad_rows_error(np.nonzero(constant)[0], metric)
+        means = sums / m
+    gram_f, hashes, m, resid, zero = _gram_pass(make_blocks("Gram"), n, means)
+    if metric == "cosine" and np.any(zero):
+        raise _bad_rows_error(np.nonzero(zero)[0], metric)
+    # gram_f's upper triangle, seen through its C-ordered transpose d, is d's lower triangle
+    # (j <= i). Distances are formed there, row block by row block, then mirrored: exactly symmetric.
+    d = gram_f.T
+    if resid is not None:
+        # The row means carry rounding, so the centred rows Xc sum to r_i (~1e-16 M |mean|), not 0;
+        # the Gram of the exactly centred rows is G - r r^T / M (the corrected two-pass algorithm).
+        scaled = resid / m
+        step = _row_step(n)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            d[start:stop, :stop] -= resid[start:stop, None] * scaled[None, :stop]
+    diag = np.diag(d).copy()
+    if angular:
+        if np.any(diag <= 0):  # underflow of tiny rows: undefined like the rows checked above
+            raise _bad_rows_error(np.nonzero(diag <= 0)[0], metric)
+        inv = 1.0 / np.sqrt(diag)
+    groups = _duplicate_groups(hashes)
+    near_i, near_j = [], []
+    step = _row_step(n)
+    for start in range(0, n, step):  # row blocks keep the temporaries small
+        stop = min(start + step, n)
+        blk = d[start:stop, :stop]  # a view, overwritten in place
+        if angular:  # G_ij -> 1 - G_ij / (|x_i| |x_j|), clipped to [0, 2]
+            blk *= inv[start:stop, None]
+            blk *= inv[None, :stop]
+            np.subtract(1.0, blk, out=blk)
+            np.clip(blk, 0.0, 2.0, out=blk)
+            near = blk <= near_rtol
+        else:  # G_ij -> (G_ii + G_jj) - 2 G_ij, clipped at 0
+            norm_sum = diag[start:stop, None] + diag[None, :stop]
+            blk *= -2.0
+            blk += norm_sum
+            np.maximum(blk, 0.0, out=blk)
+            norm_sum *= near_rtol
+            near = blk <= norm_sum
+            del norm_sum
+        same = groups[start:stop, None] == groups[None, :stop]
+        blk[same] = 0.0
+        near &= ~same
+        near &= np.arange(start, stop)[:, None] > np.arange(stop)[None, :]  # strictly below the diagonal
+        i, j = np.nonzero(near)
+        near_i.append(i + start)
+        near_j.append(j)
+        del blk, same, near
+    _mirror_lower_to_upper(d)
+    ii, jj = np.concatenate(near_i), np.concatenate(near_j)
+    _recompute_near(d, ii, jj, get_rows, m, metric)
+    np.fill_diagonal(d, 0.0)
+    return d, int(ii.size)
+
+
 def squared_euclidean_from_blocks(
     blocks: Iterable[np.ndarray],
     n: int,
@@ -92,78 +280,16 @@ def squared_euclidean_from_blocks(
     Peak memory is O(n^2 + n * block), plus at most ~64 MiB of full rows for the near-duplicate
     pairs. Returns (D2, number of pairs recomputed directly).
     """
-    from scipy.linalg.blas import dsyrk
-
-    # One n x n float64 buffer for everything: BLAS dsyrk accumulates one triangle of the Gram
-    # matrix in place, block after block (no n x n temporary per block), and the distances then
-    # overwrite it row block by row block.
-    gram_f = np.zeros((n, n), dtype=np.float64, order="F")
-    hashes = [hashlib.sha256() for _ in range(n)]
-    m_total = 0
-    for blk in blocks:
-        m_total += blk.shape[1]
-        b64 = np.ascontiguousarray(blk, dtype=np.float64)
-        if not np.all(np.isfinite(b64)):
-            bad = np.unique(np.nonzero(~np.isfinite(b64))[0])
-            raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
-        # b64.T is a Fortran-ordered view (no copy); trans=1 gives b64 @ b64.T, upper triangle of gram_f.
-        gram_f = dsyrk(1.0, b64.T, beta=1.0, c=gram_f, trans=1, lower=0, overwrite_c=1)
-        raw = np.ascontiguousarray(blk)
-        for i in range(n):
-            hashes[i].update(raw[i])  # the row's bytes (a contiguous buffer; no copy)
-        del b64, raw
-    # gram_f's upper triangle, seen through its C-ordered transpose d2, is d2's lower triangle
-    # (j <= i). Distances are formed there, row block by row block, then mirrored: exactly symmetric.
-    d2 = gram_f.T
-    norms = np.diag(d2).copy()
-    groups = _duplicate_groups(hashes)
-    near_i, near_j = [], []
-    for start in range(0, n, 1024):  # row blocks keep the temporaries at O(1024 * n)
-        stop = min(start + 1024, n)
-        d = d2[start:stop, :stop]  # a view, overwritten in place: G_ij -> (n_i + n_j) - 2 G_ij
-        norm_sum = norms[start:stop, None] + norms[None, :stop]
-        d *= -2.0
-        d += norm_sum
-        np.maximum(d, 0.0, out=d)
-        same = groups[start:stop, None] == groups[None, :stop]
-        d[same] = 0.0
-        norm_sum *= near_rtol
-        near = d <= norm_sum
-        near &= ~same
-        near &= np.arange(start, stop)[:, None] > np.arange(stop)[None, :]  # strictly below the diagonal
-        i, j = np.nonzero(near)
-        near_i.append(i + start)
-        near_j.append(j)
-        del d, norm_sum, same, near
-    _mirror_lower_to_upper(d2)
-    ii, jj = np.concatenate(near_i), np.concatenate(near_j)
-    # Near pairs are recomputed from full rows, a chunk of pairs at a time, with the rows of a chunk
-    # (2 per pair, float64) kept under NEAR_CHUNK_BYTES however wide the layer is.
-    chunk = int(max(1, min(4096, NEAR_CHUNK_BYTES // (2 * 8 * max(m_total, 1)))))
-    for start in range(0, ii.size, chunk):
-        a, b = ii[start : start + chunk], jj[start : start + chunk]
-        idx = np.unique(np.concatenate([a, b]))
-        rows = np.asarray(get_rows(idx), dtype=np.float64)
-        diff = rows[np.searchsorted(idx, a)] - rows[np.searchsorted(idx, b)]
-        exact = np.einsum("ij,ij->i", diff, diff)
-        d2[a, b] = exact
-        d2[b, a] = exact
-    np.fill_diagonal(d2, 0.0)
-    return d2, int(ii.size)
+    return _rdm_from_blocks(lambda what: blocks, n, "sqeuclidean", get_rows, near_rtol)
 
 
-def _gram_similarity(patterns: np.ndarray, center: bool) -> np.ndarray:
-    x = patterns.astype(np.float64)
-    if center:
-        x = x - x.mean(axis=1, keepdims=True)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    if np.any(norms == 0):
-        bad = np.nonzero(norms == 0)[0]
-        kind = "constant" if center else "all-zero"
-        raise ValueError(f"{bad.size} stimuli have {kind} patterns (first rows: {bad[:5].tolist()}); "
-                         f"the {'correlation' if center else 'cosine'} distance is undefined for them")
-    x /= norms[:, None]
-    return x @ x.T
+def _finish(d: np.ndarray, metric: str, m: int) -> np.ndarray:
+    """Scale the squared Euclidean distances in place (/M, then sqrt for 'euclidean')."""
+    if metric in ("euclidean", "sqeuclidean"):
+        d /= m
+        if metric == "euclidean":
+            np.sqrt(d, out=d)  # in place: no second N x N array
+    return d
 
 
 def compute_rdm(
@@ -173,25 +299,19 @@ def compute_rdm(
 ) -> np.ndarray:
     """RDM of ``patterns`` (N stimuli x M units) under ``metric`` (see the module table).
 
-    Returns an (N, N) float64 array: symmetric, exact zeros on the diagonal, and exact zeros for
-    pairs of identical rows under the Euclidean metrics. Raises ValueError for NaN/Inf input.
+    The same streaming implementation as :func:`rdm_from_h5`, over column blocks of ``block``
+    units of the in-memory array. Returns an (N, N) float64 array: exactly symmetric, exact zeros
+    on the diagonal and for pairs of rows with identical bytes (every metric). Raises ValueError
+    for NaN/Inf input, and, naming the rows, for constant rows (correlation) or all-zero rows
+    (cosine), where the distance is undefined.
     """
     patterns = _check_patterns(patterns)
     n, m = patterns.shape
-    if metric in ("euclidean", "sqeuclidean"):
-        d2, _ = squared_euclidean_from_blocks(column_blocks(patterns, block), n, lambda idx: patterns[idx])
-        d2 /= m
-        return np.sqrt(d2, out=d2) if metric == "euclidean" else d2  # in place: no second N x N array
-    if metric in ("correlation", "cosine"):
-        sim = _gram_similarity(patterns, center=metric == "correlation")
-        rdm = 1.0 - sim
-        np.maximum(rdm, 0.0, out=rdm)
-        upper = np.triu(rdm, k=1)
-        return upper + upper.T
-    raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    d, _ = _rdm_from_blocks(lambda what: column_blocks(patterns, block), n, metric, lambda idx: patterns[idx])
+    return _finish(d, metric, m)
 
 
-def _logged_blocks(dataset, block: int):
+def _logged_blocks(dataset, block: int, what: str = "Gram"):
     """Column blocks of an (N, M) dataset, logging progress (block i/n, units done, seconds)."""
     import logging
     import time
@@ -202,26 +322,27 @@ def _logged_blocks(dataset, block: int):
     start = time.perf_counter()
     for i, k in enumerate(range(0, m, block)):
         yield dataset[:, k : k + block]
-        log.info("Gram block %d/%d (%d/%d units), %.1f s", i + 1, total, min(k + block, m), m,
+        log.info("%s block %d/%d (%d/%d units), %.1f s", what, i + 1, total, min(k + block, m), m,
                  time.perf_counter() - start)
 
 
 def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[np.ndarray, int]:
-    """RDM of an (N, M) h5py dataset read in column blocks, so M x N need not fit in memory.
+    """RDM of an (N, M) h5py dataset read in column blocks of ``block`` units, so N x M need not
+    fit in memory; every metric streams (correlation reads the file twice: row means, then the
+    Gram matrix of the centred blocks).
 
-    Euclidean metrics stream the file (peak memory O(N^2 + N * block)); correlation and cosine
-    read it whole. Returns (rdm, number of near-duplicate pairs recomputed directly).
+    Peak memory: N^2 x 8 B (the result, the only N x N array) + about 0.3 x N^2 x 8 B of row-step
+    temporaries + a few float64 copies of one N x block block (+ <= NEAR_CHUNK_BYTES of full
+    rows for near pairs), independent of M. Returns (rdm, number of near pairs recomputed
+    directly from full rows).
     """
     n, m = dataset.shape
     if n < 2:
         raise ValueError(f"need at least 2 stimuli, got {n}")
-    if metric in ("euclidean", "sqeuclidean"):
-        d2, n_near = squared_euclidean_from_blocks(_logged_blocks(dataset, block), n, lambda idx: dataset[idx, :])
-        d2 /= m
-        if metric == "euclidean":
-            np.sqrt(d2, out=d2)  # in place: no second N x N array
-        return d2, n_near
-    return compute_rdm(dataset[()], metric), 0
+
+    d, n_near = _rdm_from_blocks(lambda what: _logged_blocks(dataset, block, what), n, metric,
+                                 lambda idx: dataset[idx, :])
+    return _finish(d, metric, m), n_near
 
 
 def upper_triangle(rdm: np.ndarray) -> np.ndarray:
