@@ -21,7 +21,7 @@ from rsaflow.errors import ConfigError, RsaflowError
 
 _LISTER = r"""
 import json, sys
-import torchvision
+import torch, torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 from torchvision.models.feature_extraction import get_graph_node_names
 want = json.loads(sys.argv[1])
@@ -30,7 +30,9 @@ for arch in want:
     if arch not in out["archs"]:
         continue
     out["weights"][arch] = sorted(get_model_weights(arch).__members__)
-    out["nodes"][arch] = get_graph_node_names(get_model(arch, weights=None).eval())[1]
+    with torch.device("meta"):  # no parameter memory or initialisation: tracing needs neither
+        model = get_model(arch, weights=None).eval()
+    out["nodes"][arch] = get_graph_node_names(model)[1]
 print(json.dumps(out))
 """
 
