@@ -9,10 +9,10 @@ transforms those of its default weights (resize to 256, centre crop 224, normali
 
 Each measurement runs in a fresh subprocess; its peak RSS is read by the parent with
 ``os.wait4`` (ru_maxrss of that child only). Images/s counts the work from reading the images to
-having the activations in memory (ours: ``extract_activations``' own timer, which also covers
+having the activations in memory (ours: ``extract_model``' own timer, which also covers
 writing them to HDF5), not the model build or the imports.
 
-- ours: ``rsaflow.extract.extract_activations`` with the workflow's spec (batch 16,
+- ours: ``rsaflow.extract.extract_model`` with the workflow's spec (batch 16,
   channels_last), also batch 64 and channels_last False;
 - reference (the tutorial): all N images read, converted and transformed at once and sent through
   ``create_feature_extractor(model, {'avgpool': ...})`` in one call, then ``.detach()`` and
@@ -53,14 +53,14 @@ RTOL = 1e-4
 def child_ours(a) -> dict:
     import torch
 
-    from rsaflow.extract import extract_activations
+    from rsaflow.extract import extract_model
 
     torch.set_num_threads(a.threads)
-    spec = {"model": a.arch, "arch": a.arch, "weights": "none", "seed": 0, "layer": "avgpool", "node": "avgpool",
-            "reduce": "flatten", "batch_size": a.batch, "device": "cpu", "precision": "float32",
-            "channels_last": a.channels_last}
-    summary = extract_activations(a.stimuli, a.out, spec, a.threads, {})
-    return {"seconds": summary["seconds"], "n": summary["n_stimuli"], "m": summary["n_units"]}
+    spec = {"model": a.arch, "arch": a.arch, "weights": "none", "seed": 0,
+            "layers": {"avgpool": {"node": "avgpool", "reduce": "flatten"}}, "batch_size": a.batch, "device": "cpu",
+            "precision": "float32", "channels_last": a.channels_last}
+    summary = extract_model(a.stimuli, a.out, spec, a.threads, {})
+    return {"seconds": summary["seconds"], "n": summary["n_stimuli"], "m": summary["n_units"]["avgpool"]}
 
 
 def child_ref(a) -> dict:
@@ -215,14 +215,14 @@ def main(argv=None) -> int:
             return stim[n]
 
         def ours(n, batch, cl, tag):
-            out = tmp / f"act_{tag}.h5"
+            out = tmp / f"act_{tag}"
             r = run_child(["--child", "ours", "--stimuli", str(stimuli(n)), "--out", str(out), "--arch", args.arch,
                            "--threads", str(args.threads), "--batch", str(batch), "--channels-last", str(int(cl))],
                           args.timeout)
             if "error" not in r:
                 import h5py
 
-                with h5py.File(out, "r") as f:
+                with h5py.File(out / "avgpool.h5", "r") as f:
                     r["acts"] = f["activations"][()]
                 r["ips"] = r["n"] / r["seconds"]
             return r

@@ -36,7 +36,7 @@ def main() -> int:
     from scipy.stats import spearmanr
 
     from rsaflow import h5io
-    from rsaflow.extract import extract_activations
+    from rsaflow.extract import extract_model
     from rsaflow.rdm import compute_rdm, upper_triangle
 
     print(machine())
@@ -50,12 +50,13 @@ def main() -> int:
                       {"digest": "bench"})
         out, secs = {}, {}
         for precision in ("float32", "bfloat16"):
-            spec = {"model": args.arch, "arch": args.arch, "weights": "none", "seed": 0, "layer": args.node,
-                    "node": args.node, "reduce": "flatten", "batch_size": 16, "device": args.device,
-                    "precision": precision, "channels_last": True}
-            path = Path(tmp) / f"{precision}.h5"
+            spec = {"model": args.arch, "arch": args.arch, "weights": "none", "seed": 0,
+                    "layers": {"l": {"node": args.node, "reduce": "flatten"}}, "batch_size": 16,
+                    "device": args.device, "precision": precision, "channels_last": True}
+            folder = Path(tmp) / precision
+            path = folder / "l.h5"
             t0 = time.perf_counter()
-            extract_activations(stim, path, spec, args.threads, {})
+            extract_model(stim, folder, spec, args.threads, {})
             secs[precision] = time.perf_counter() - t0
             with h5py.File(path) as f:
                 out[precision] = compute_rdm(f["activations"][()])
