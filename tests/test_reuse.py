@@ -67,10 +67,19 @@ def run(tmp_path_factory):
     return wf, config
 
 
+#: The config the workflow was last run with: each test below changes the previous test's config.
+CURRENT: dict = {}
+
+
 def rerun(wf, config):
     clear_logs(wf)
     wf.write_config(config)
     wf.run()
+    CURRENT["config"] = config
+
+
+def last(config):
+    return copy.deepcopy(CURRENT.get("config", config))
 
 
 def test_first_run_computes_everything(run):
@@ -83,7 +92,7 @@ def test_first_run_computes_everything(run):
 
 def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
     wf, config = run
-    config = copy.deepcopy(config)
+    config = last(config)
     config["models"]["squeeze"]["layers"]["early"] = "features.3"
     with h5py.File(wf.path("results/rdms/squeeze/features.h5")) as f:
         before = f["rdm"][()]
@@ -105,7 +114,7 @@ def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
 
 def test_changing_a_reduction_computes_that_layer_only(run):
     wf, config = run
-    config = copy.deepcopy(config)
+    config = last(config)
     config["models"]["resnet18"]["layers"]["layer3"] = {"node": "layer3", "reduce": "flatten"}
     rerun(wf, config)
     assert outcome(wf, "rdm/rdms", "resnet18", "layer3") == "computed"
@@ -117,7 +126,7 @@ def test_changing_a_reduction_computes_that_layer_only(run):
 
 def test_changing_the_initialisation_computes_the_whole_model(run):
     wf, config = run
-    config = copy.deepcopy(config)
+    config = last(config)
     config["models"]["resnet18"]["seed"] = 11
     rerun(wf, config)
     assert outcome(wf, "rdm/rdms", "resnet18", "layer3") == "computed"
@@ -127,7 +136,7 @@ def test_changing_the_initialisation_computes_the_whole_model(run):
 
 def test_adding_a_model_runs_only_that_model(run):
     wf, config = run
-    config = copy.deepcopy(config)
+    config = last(config)
     config["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
     rerun(wf, config)
     assert sorted(p.name for p in wf.path("results/logs/activations").glob("*.log")) == ["mobile.log"]

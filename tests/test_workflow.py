@@ -2,6 +2,7 @@
 
 import copy
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -204,3 +205,71 @@ def test_report_embeds_every_figure_with_its_caption(done):
         assert name in html
     for caption in ("percentiles", "Second-order dissimilarity matrix", "metric MDS", "one row per class"):
         assert caption in html
+
+
+def _rerun_rows():
+    """The first cells of the README's rerun table."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("## Reruns: what triggers what", 1)[1].split("\n\n")
+    rows = next(block for block in table if block.startswith("| change |")).splitlines()[2:]
+    return [row.split(" | ")[0].lstrip("| ").strip() for row in rows]
+
+
+def _with(config, **changes):
+    """A copy of ``config`` with dotted-path ``changes`` (``models.resnet18.seed=3``)."""
+    out = copy.deepcopy(config)
+    for path, value in changes.items():
+        *head, last = path.split("__")
+        node = out
+        for key in head:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
+
+
+R18 = ("resnet18", "avgpool", "layer3")
+ALL_ACT = {("activations", "results/activations/resnet18"), ("activations", "results/activations/squeeze")}
+#: README row -> (changed config, extraction + RDM jobs a dry run must plan), for the rows a dry run of the
+#: tiny config can show; the others name the test that checks them.
+RERUN_ROWS = {
+    "nothing; reorder models, layers or YAML keys": (lambda c: c, set()),
+    "add a model": (lambda c: _with(c, models__mobile={"arch": "mobilenet_v3_small", "weights": "none",
+                                                       "layers": {"pool": "avgpool"}}), model_jobs("mobile", "pool")),
+    "add a layer to a model": (lambda c: _with(c, models__squeeze__layers={"features": "features.12",
+                                                                          "early": "features.3"}),
+                               model_jobs("squeeze", "early", "features")),
+    "a layer's node or reduce": (lambda c: _with(c, models__resnet18__layers={
+        "avgpool": "avgpool", "layer3": {"node": "layer3", "reduce": "flatten"}}), model_jobs(*R18)),
+    "a model's weights (or `seed` of an untrained model)": (lambda c: _with(c, models__resnet18__seed=4),
+                                                            model_jobs(*R18)),
+    "`seed` of a model with trained weights or a checkpoint": "test_seed_of_a_trained_model_is_not_in_its_slice",
+    "a checkpoint file's content, or `weights:` pointing at another existing file":
+        "tests/test_trust.py::test_another_checkpoint_reruns_exactly_its_model",
+    "`extraction.batch_size`, `device`, `precision`, `channels_last`": (
+        lambda c: _with(c, extraction__batch_size=5), ALL_ACT | model_jobs(*R18) | model_jobs("squeeze", "features")),
+    "`extraction.threads`, `mem_mb`, `gpu`": (lambda c: _with(c, extraction__threads=2, extraction__mem_mb=999),
+                                              set()),
+    "`rdm.metric`": (lambda c: _with(c, rdm__metric="cosine"),
+                     {("rdm", f"results/rdms/{m}/{l}.h5") for m, l in
+                      [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]}),
+    "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
+    "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),
+    "an external RDM's `path` (another existing file)":
+        "tests/test_trust.py::test_another_external_file_reruns_exactly_that_rdm",
+    "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
+    "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
+    "edit `src/rsaflow/figures.py`": "test_editing_a_figure_module_reruns_figures_only",
+    "back to an earlier config": "tests/test_reuse.py::test_going_back_reuses_everything",
+}
+
+
+def test_every_row_of_the_readme_rerun_table_is_checked():
+    assert _rerun_rows() == list(RERUN_ROWS)
+
+
+@pytest.mark.parametrize("row", [r for r, v in RERUN_ROWS.items() if isinstance(v, tuple)])
+def test_readme_rerun_table_row(done, row):
+    wf, config = done
+    change, expected = RERUN_ROWS[row]
+    jobs = wf.planned_with(change(config))
+    assert {j for j in jobs if j[0] in ("activations", "rdm")} == expected
