@@ -207,7 +207,7 @@ def test_captions_state_the_caps():
     assert str(figures.MAX_PANELS) in (report / "rdms.rst").read_text()
     assert str(figures.MAX_PANEL_STIMULI) in (report / "rdms.rst").read_text()
     text = (report / "stimulus_mds.rst").read_text()
-    assert str(figures.MAX_PANELS) in text and f"{figures.MAX_MDS_STIMULI:,}" in text
+    assert str(figures.MAX_PANELS) in text and str(figures.MAX_MDS_STIMULI) in text
     assert str(figures.MAX_PAIRS) in (report / "second_order.rst").read_text()
     assert str(figures.MAX_POINT_LABELS) in (report / "mds.rst").read_text()
 
