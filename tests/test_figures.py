@@ -43,7 +43,8 @@ def test_order_is_model_then_depth_with_externals_last():
 
 
 def test_heatmap_rows_follow_depth_not_the_alphabet():
-    result = {"matrix": np.eye(4)[::-1] + 0.5, "labels": ["a/classifier.2", "a/features.12", "a/features.2", "external/V1"],
+    result = {"matrix": np.eye(4)[::-1] + 0.5,
+              "labels": ["a/classifier.2", "a/features.12", "a/features.2", "external/V1"],
               "models": ["a", "a", "a", "external"], "depth": np.array([20, 12, 2, -1]), "method": "pearson"}
     fig = figures.second_order_heatmap_figure(result)
     ax = fig.axes[0]

@@ -241,7 +241,8 @@ def _overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     if len(others) == 0:
         return np.zeros(len(boxes), dtype=bool)
     a, b = boxes[:, None, :], others[None, :, :]
-    return ((a[..., 0] < b[..., 2]) & (b[..., 0] < a[..., 2]) & (a[..., 1] < b[..., 3]) & (b[..., 1] < a[..., 3])).any(1)
+    hit = (a[..., 0] < b[..., 2]) & (b[..., 0] < a[..., 2]) & (a[..., 1] < b[..., 3]) & (b[..., 1] < a[..., 3])
+    return hit.any(axis=1)
 
 
 def _segment_boxes(segments_px: np.ndarray, half: float = 1.5, step: float = 3.0) -> np.ndarray:
@@ -391,7 +392,8 @@ def stimulus_grid_figure(images, labels: np.ndarray, class_names: list[str]):
     for side in ax.spines.values():
         side.set_visible(False)
     notes = [_selection_note(len(rows), classes.size, "classes", "evenly spaced in class order"),
-             f"first {per} images of each class in stored order" if any(np.sum(labels == c) > per for c in rows) else ""]
+             f"first {per} images of each class in stored order"
+             if any(np.sum(labels == c) > per for c in rows) else ""]
     _title(fig, f"Stimuli: {labels.size} images, {classes.size} classes", notes)
     return fig
 
@@ -595,7 +597,9 @@ def _draw_points(ax, pos: np.ndarray, models: Sequence[str]) -> None:
         ax.scatter(pos[a:b, 0], pos[a:b, 1], color=colour, marker=marker, s=15 if big else 40, zorder=2,
                    edgecolors="white", linewidths=0.5)
         handles.append(Line2D([], [], color=colour, marker=marker, ls="-" if b - a > 1 else "", label=model))
-    shown = handles if len(handles) <= 30 else handles[:29] + [Line2D([], [], ls="", label=f"... {len(handles) - 29} more")]
+    if len(handles) > 30:
+        handles = handles[:29] + [Line2D([], [], ls="", label=f"... {len(handles) - 29} more")]
+    shown = handles
     ax.legend(handles=shown, fontsize=7, title="model (lines: layers in depth order)", title_fontsize=7,
               loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, ncol=1 if len(shown) <= 20 else 2)
 
@@ -629,7 +633,8 @@ def mds_figure(result: dict, seed: int):
     _draw_points(ax, pos, models)
     _set_limits(ax, pos)
     idx = label_subset(models, r["depth"])
-    segments = np.array([pos[[i, i + 1]] for m, a, b in _model_blocks(models) if m != EXTERNAL for i in range(a, b - 1)])
+    segments = np.array([pos[[i, i + 1]] for m, a, b in _model_blocks(models) if m != EXTERNAL
+                         for i in range(a, b - 1)])
     placed = place_labels(ax, [names[i] for i in idx], pos[idx], colours=[model_style(models[i])[0] for i in idx],
                           segments=segments.reshape(-1, 2, 2), others=pos)
     n_placed = sum(a is not None for a in placed)
