@@ -40,8 +40,8 @@ rule stimulus_mds_figure:
     conda:
         "../../envs/analysis.yaml"
     threads: 1
-    params:
-        spec=slice_json("figures"),
+    resources:
+        mem_mb=rdm_mem_mb,
     script:
         "../../scripts/stimulus_mds_figure.py"
 
