@@ -2,7 +2,6 @@ rule rdm_figure:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("rdm_figure"),
     output:
         report(
             "results/figures/rdms.png",
@@ -18,6 +17,8 @@ rule rdm_figure:
     threads: 1
     resources:
         mem_mb=rdm_mem_mb,
+    params:
+        code=code_digest("rdm_figure"),
     script:
         "../../scripts/rdm_figure.py"
 
@@ -26,7 +27,6 @@ rule stimulus_mds_figure:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("stimulus_mds_figure"),
     output:
         report(
             "results/figures/stimulus_mds.png",
@@ -42,6 +42,8 @@ rule stimulus_mds_figure:
     threads: 1
     resources:
         mem_mb=rdm_mem_mb,
+    params:
+        code=code_digest("stimulus_mds_figure"),
     script:
         "../../scripts/stimulus_mds_figure.py"
 
@@ -49,7 +51,6 @@ rule stimulus_mds_figure:
 rule second_order_figure:
     input:
         matrix="results/{so_dir}/matrix.h5",
-        code=library_files("second_order_figure"),
     output:
         report(
             "results/figures/{so_dir}/heatmap.png",
@@ -64,6 +65,8 @@ rule second_order_figure:
     conda:
         "../../envs/analysis.yaml"
     threads: 1
+    params:
+        code=code_digest("second_order_figure"),
     script:
         "../../scripts/second_order_figure.py"
 
@@ -71,7 +74,6 @@ rule second_order_figure:
 rule mds_figure:
     input:
         matrix="results/{so_dir}/matrix.h5",
-        code=library_files("mds_figure"),
     output:
         report(
             "results/figures/{so_dir}/mds.png",
@@ -87,6 +89,7 @@ rule mds_figure:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        code=code_digest("mds_figure"),
         spec=slice_json("figures"),
     script:
         "../../scripts/mds_figure.py"
@@ -96,7 +99,6 @@ rule export_rsatoolbox:
     input:
         rdms=rdm_files() + external_files(),
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("export_rsatoolbox"),
     output:
         "results/export/rdms_rsatoolbox.h5",
     log:
@@ -106,6 +108,7 @@ rule export_rsatoolbox:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        code=code_digest("export_rsatoolbox"),
         measure=config["rdm"]["metric"],
     script:
         "../../scripts/export_rsatoolbox.py"

@@ -1,6 +1,4 @@
 rule effective_config:
-    input:
-        code=library_files("effective_config"),
     output:
         report(
             "results/config.yaml",
@@ -15,6 +13,7 @@ rule effective_config:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        code=code_digest("effective_config"),
         spec=rsacfg.dumps(config),
     script:
         "../../scripts/effective_config.py"

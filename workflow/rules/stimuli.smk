@@ -21,7 +21,6 @@ rule stimuli:
 rule stimulus_grid:
     input:
         stimuli="results/stimuli/stimuli.h5",
-        code=library_files("stimulus_grid"),
     output:
         report(
             "results/figures/stimuli.png",
@@ -36,5 +35,7 @@ rule stimulus_grid:
     conda:
         "../../envs/analysis.yaml"
     threads: 1
+    params:
+        code=code_digest("stimulus_grid"),
     script:
         "../../scripts/stimulus_grid.py"
