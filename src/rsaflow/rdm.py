@@ -183,6 +183,46 @@ def _recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: 
         d[b, a] = exact
 
 
+def _distances_in_place(d: np.ndarray, diag: np.ndarray, angular: bool, groups: np.ndarray,
+                        near_rtol: float) -> tuple[list, list]:
+    """Turn the lower triangle of the Gram matrix ``d`` into distances, row block by row block.
+
+    Angular metrics: G_ij -> 1 - G_ij / (|x_i| |x_j|), clipped to [0, 2]; Euclidean:
+    G_ij -> (G_ii + G_jj) - 2 G_ij, clipped at 0. Rows of one duplicate ``groups`` id get exactly 0.
+    Returns the (row, column) index arrays, per block, of the near pairs to recompute directly.
+    """
+    n = d.shape[0]
+    inv = 1.0 / np.sqrt(diag) if angular else None
+    near_i, near_j = [], []
+    step = _row_step(n)
+    for start in range(0, n, step):  # row blocks keep the temporaries small
+        stop = min(start + step, n)
+        blk = d[start:stop, :stop]  # a view, overwritten in place
+        if angular:
+            blk *= inv[start:stop, None]
+            blk *= inv[None, :stop]
+            np.subtract(1.0, blk, out=blk)
+            np.clip(blk, 0.0, 2.0, out=blk)
+            near = blk <= near_rtol
+        else:
+            norm_sum = diag[start:stop, None] + diag[None, :stop]
+            blk *= -2.0
+            blk += norm_sum
+            np.maximum(blk, 0.0, out=blk)
+            norm_sum *= near_rtol
+            near = blk <= norm_sum
+            del norm_sum
+        same = groups[start:stop, None] == groups[None, :stop]
+        blk[same] = 0.0
+        near &= ~same
+        near &= np.arange(start, stop)[:, None] > np.arange(stop)[None, :]  # strictly below the diagonal
+        i, j = np.nonzero(near)
+        near_i.append(i + start)
+        near_j.append(j)
+        del blk, same, near
+    return near_i, near_j
+
+
 def _rdm_from_blocks(
     make_blocks: Callable[[str], Iterable[np.ndarray]],
     n: int,
@@ -226,38 +266,9 @@ def _rdm_from_blocks(
             stop = min(start + step, n)
             d[start:stop, :stop] -= resid[start:stop, None] * scaled[None, :stop]
     diag = np.diag(d).copy()
-    if angular:
-        if np.any(diag <= 0):  # underflow of tiny rows: undefined like the rows checked above
-            raise _bad_rows_error(np.nonzero(diag <= 0)[0], metric)
-        inv = 1.0 / np.sqrt(diag)
-    groups = _duplicate_groups(hashes)
-    near_i, near_j = [], []
-    step = _row_step(n)
-    for start in range(0, n, step):  # row blocks keep the temporaries small
-        stop = min(start + step, n)
-        blk = d[start:stop, :stop]  # a view, overwritten in place
-        if angular:  # G_ij -> 1 - G_ij / (|x_i| |x_j|), clipped to [0, 2]
-            blk *= inv[start:stop, None]
-            blk *= inv[None, :stop]
-            np.subtract(1.0, blk, out=blk)
-            np.clip(blk, 0.0, 2.0, out=blk)
-            near = blk <= near_rtol
-        else:  # G_ij -> (G_ii + G_jj) - 2 G_ij, clipped at 0
-            norm_sum = diag[start:stop, None] + diag[None, :stop]
-            blk *= -2.0
-            blk += norm_sum
-            np.maximum(blk, 0.0, out=blk)
-            norm_sum *= near_rtol
-            near = blk <= norm_sum
-            del norm_sum
-        same = groups[start:stop, None] == groups[None, :stop]
-        blk[same] = 0.0
-        near &= ~same
-        near &= np.arange(start, stop)[:, None] > np.arange(stop)[None, :]  # strictly below the diagonal
-        i, j = np.nonzero(near)
-        near_i.append(i + start)
-        near_j.append(j)
-        del blk, same, near
+    if angular and np.any(diag <= 0):  # underflow of tiny rows: undefined like the rows checked above
+        raise _bad_rows_error(np.nonzero(diag <= 0)[0], metric)
+    near_i, near_j = _distances_in_place(d, diag, angular, _duplicate_groups(hashes), near_rtol)
     _mirror_lower_to_upper(d)
     ii, jj = np.concatenate(near_i), np.concatenate(near_j)
     _recompute_near(d, ii, jj, get_rows, m, metric)
