@@ -116,17 +116,9 @@ def _as_square(path: Path, matrix: np.ndarray, n_stimuli: int) -> np.ndarray:
     return matrix
 
 
-def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
-    """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
-
-    ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
-    stimuli when the file names them. Raises InputFileError naming the file on any problem.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "file not found")
+def _read_matrix(path: Path) -> tuple[np.ndarray, list | None]:
+    """The file's matrix (float64) and its stimulus ids (None when it names none), by suffix."""
     suffix = path.suffix.lower()
-    ids = None
     if suffix == ".npy":
         try:
             matrix = np.load(path, allow_pickle=False)
@@ -134,18 +126,16 @@ def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
             raise InputFileError(path, f"not a readable .npy array: {exc}") from None
         if matrix.dtype.kind not in "biuf":
             raise InputFileError(path, f"expected a numeric array, got dtype {matrix.dtype}")
-        matrix = matrix.astype(np.float64)
-    elif suffix in (".csv", ".tsv"):
-        matrix, ids = _read_text(path, "," if suffix == ".csv" else "\t")
-    elif suffix in (".h5", ".hdf5"):
-        matrix, ids = _read_h5(path)
-    else:
-        raise InputFileError(path, f"unknown RDM file type {suffix!r}; use .npy, .csv, .tsv, .h5 or .hdf5")
-    if not np.all(np.isfinite(matrix)):
-        raise InputFileError(path, f"{np.count_nonzero(~np.isfinite(matrix))} entries are NaN or Inf")
-    if matrix.ndim == 1 and ids is not None:
-        raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
-    rdm = _as_square(path, matrix, n_stimuli)
+        return matrix.astype(np.float64), None
+    if suffix in (".csv", ".tsv"):
+        return _read_text(path, "," if suffix == ".csv" else "\t")
+    if suffix in (".h5", ".hdf5"):
+        return _read_h5(path)
+    raise InputFileError(path, f"unknown RDM file type {suffix!r}; use .npy, .csv, .tsv, .h5 or .hdf5")
+
+
+def _symmetrised(path: Path, rdm: np.ndarray) -> np.ndarray:
+    """``rdm`` checked to be symmetric with a zero diagonal (to RTOL of its largest entry), made exact."""
     scale = np.abs(rdm).max()
     asym = np.abs(rdm - rdm.T).max()
     if asym > RTOL * scale:
@@ -158,22 +148,45 @@ def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
                                    f"value {float(rdm[bad[0], bad[0]])!r})")
     rdm = (rdm + rdm.T) / 2
     np.fill_diagonal(rdm, 0.0)
+    return rdm
+
+
+def _reordered(path: Path, rdm: np.ndarray, ids: list, stimulus_ids, n_stimuli: int) -> np.ndarray:
+    """``rdm`` (rows in the file's ``ids`` order) put in the workflow's ``stimulus_ids`` order."""
+    wanted = [str(s) for s in stimulus_ids]
+    if len(wanted) != n_stimuli:
+        raise ValueError(f"{len(wanted)} stimulus_ids given for n_stimuli={n_stimuli}")
+    if len(set(ids)) != len(ids):
+        dup = sorted({s for s in ids if ids.count(s) > 1})
+        raise InputFileError(path, f"duplicate stimulus ids in the file: {dup[:5]}")
+    missing = [s for s in wanted if s not in set(ids)]
+    extra = [s for s in ids if s not in set(wanted)]
+    if missing or extra:
+        raise InputFileError(path, f"stimulus ids do not match the workflow's: {len(missing)} missing from the "
+                                   f"file (first: {missing[:5]}), {len(extra)} not in the workflow "
+                                   f"(first: {extra[:5]})")
+    pos = {s: i for i, s in enumerate(ids)}
+    order = np.array([pos[s] for s in wanted])
+    return rdm[np.ix_(order, order)]
+
+
+def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
+    """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
+
+    ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
+    stimuli when the file names them. Raises InputFileError naming the file on any problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    matrix, ids = _read_matrix(path)
+    if not np.all(np.isfinite(matrix)):
+        raise InputFileError(path, f"{np.count_nonzero(~np.isfinite(matrix))} entries are NaN or Inf")
+    if matrix.ndim == 1 and ids is not None:
+        raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
+    rdm = _symmetrised(path, _as_square(path, matrix, n_stimuli))
     if ids is not None and len(ids) != n_stimuli:
         raise InputFileError(path, f"{len(ids)} stimulus ids for an RDM of {n_stimuli} stimuli")
     if ids is not None and stimulus_ids is not None:
-        wanted = [str(s) for s in stimulus_ids]
-        if len(wanted) != n_stimuli:
-            raise ValueError(f"{len(wanted)} stimulus_ids given for n_stimuli={n_stimuli}")
-        if len(set(ids)) != len(ids):
-            dup = sorted({s for s in ids if ids.count(s) > 1})
-            raise InputFileError(path, f"duplicate stimulus ids in the file: {dup[:5]}")
-        missing = [s for s in wanted if s not in set(ids)]
-        extra = [s for s in ids if s not in set(wanted)]
-        if missing or extra:
-            raise InputFileError(path, f"stimulus ids do not match the workflow's: {len(missing)} missing from the "
-                                       f"file (first: {missing[:5]}), {len(extra)} not in the workflow "
-                                       f"(first: {extra[:5]})")
-        pos = {s: i for i, s in enumerate(ids)}
-        order = np.array([pos[s] for s in wanted])
-        rdm = rdm[np.ix_(order, order)]
+        rdm = _reordered(path, rdm, ids, stimulus_ids, n_stimuli)
     return rdm
