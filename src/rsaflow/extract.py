@@ -131,6 +131,25 @@ def _one_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _check_torch_file(path: Path) -> None:
+    """InputFileError (one line, saying what the file is instead) unless it starts like a torch.save file."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return
+    if len(head) >= 9 and head[8:9] == b"{":
+        what = "a safetensors file; convert it: torch.save(safetensors.torch.load_file(path), 'model.pt')"
+    elif not head:
+        what = "an empty file"
+    else:
+        text = head.decode("utf-8", errors="ignore")
+        if len(text) >= len(head) - 3 and all(c.isprintable() or c.isspace() for c in text):
+            what = f"a text file (starts with {text.split(chr(10))[0]!r})"
+        else:
+            what = f"a file starting with the bytes {head[:8].hex(' ')}"
+    raise InputFileError(path, f"not a torch checkpoint (a file written by torch.save): {what}")
+
+
 def _read_state_dict(path: Path) -> tuple[dict, dict]:
     """The state_dict in a checkpoint file, and where it was found (provenance entries).
 
@@ -142,20 +161,7 @@ def _read_state_dict(path: Path) -> tuple[dict, dict]:
     import pickle
     import re
 
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
-        if len(head) >= 9 and head[8:9] == b"{":
-            what = "a safetensors file; convert it: torch.save(safetensors.torch.load_file(path), 'model.pt')"
-        elif not head:
-            what = "an empty file"
-        else:
-            text = head.decode("utf-8", errors="ignore")
-            if len(text) >= len(head) - 3 and all(c.isprintable() or c.isspace() for c in text):
-                what = f"a text file (starts with {text.split(chr(10))[0]!r})"
-            else:
-                what = f"a file starting with the bytes {head[:8].hex(' ')}"
-        raise InputFileError(path, f"not a torch checkpoint (a file written by torch.save): {what}")
+    _check_torch_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
