@@ -129,7 +129,7 @@ def part_time(args, tmp: Path, rows: list) -> None:
     for _ in range(args.repeats):
         times["plain"].append(run_child(plain)[0])
         times["ours"].append(run_child(ours)[0])
-        times["workflow"].append(run_child([*sm, "--forcerun", "activations", "results/activations/resnet50"])[0])
+        times["workflow"].append(run_child([*sm, "results/activations/resnet50", "--forcerun", "activations"])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     print({k: [round(x, 2) for x in v] for k, v in times.items()})
     rows.append(dict(what=f"16-node ResNet-50 sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
