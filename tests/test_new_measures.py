@@ -281,8 +281,30 @@ def test_measures_import_neither_torch_nor_rsatoolbox():
     import sys
     from pathlib import Path
 
-    code = "import sys, rsaflow.measures; print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'rsatoolbox'}))"
+    code = ("import sys, rsaflow.measures; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'rsatoolbox'}))")
     src = Path(ms.__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]"
+
+
+def test_per_layer_parts_reproduce_pairwise_measures():
+    """What an aggregation would cache per layer gives the same K x K matrices as pairwise calls."""
+    rng = np.random.default_rng(3)
+    layers = [rng.normal(size=(20, m)) @ rng.normal(size=(m, m)) for m in (3, 8, 30, 5)]
+    grams = [a @ a.T for a in layers]
+    for kwargs, pair in (
+        ({}, ms.cka),
+        ({"debiased": True}, ms.cka_debiased),
+        ({"kernel": "rbf", "sigma_frac": 0.5}, lambda k, l: ms.cka_rbf(k, l, sigma_frac=0.5)),
+    ):
+        v = np.array([ms.cka_vector(k, **kwargs) for k in grams])
+        assert np.allclose(v @ v.T, [[pair(k, l) for l in grams] for k in grams], atol=1e-12, rtol=0)
+    f = [ms.shape_factor(k, 0.5) for k in grams]
+    ref = [[ms.shape_distance(k, l, 0.5) for l in grams] for k in grams]
+    # arccos(1 - eps) ~ sqrt(2 eps): the diagonal (distance 0) is exact only to ~2e-8
+    assert np.allclose([[ms.shape_distance_factors(a, b) for b in f] for a in f], ref, atol=1e-7, rtol=0)
+    uppers = _subjects(1, s=4, n=10)
+    v = np.array([ms.cov_vector(u, "corr_cov") for u in uppers])
+    assert np.allclose(v @ v.T, [[ms.corr_cov(a, b) for b in uppers] for a in uppers], atol=1e-12, rtol=0)

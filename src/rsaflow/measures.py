@@ -32,8 +32,10 @@ corr_cov            rsatoolbox ``compare(method='corr_cov')``, RDM vectors (see 
 
 All activation measures here are computed from the N x N Gram matrices alone (shape_distance for
 every alpha too: the partial whitening acts on the eigenvalues of K), so one Gram per layer is
-the per-layer artifact; memory O(N^2), time O(N^3) for bures/shape (eigendecompositions), O(N^2)
-for the CKAs.
+the per-layer artifact. Per-layer work is separable from per-pair work: :func:`cka_vector` (unit
+centred kernel, N^2 floats; a pair is a dot product), :func:`shape_factor` (one O(N^3)
+eigendecomposition; a pair is :func:`shape_distance_factors`, O(N r_X r_Y) plus an r_X x r_Y SVD)
+and :func:`cov_vector` (N (N + 1) / 2 floats; a pair is a dot product).
 
 RDM measures take upper triangles (diagonal excluded, row-major: scipy ``squareform`` order, as
 rsatoolbox's RDM vectors). :func:`noise_ceiling` gives rsatoolbox's leave-one-subject-out lower
@@ -106,11 +108,28 @@ def u_centre(K) -> np.ndarray:
     return out
 
 
-def _cosine_of(A: np.ndarray, B: np.ndarray, what: str) -> float:
-    na, nb = np.linalg.norm(A), np.linalg.norm(B)
-    if na == 0.0 or nb == 0.0:
-        raise DegenerateInputError(f"{what} is undefined: a representation has all stimuli identical")
-    return float(np.vdot(A, B) / (na * nb))
+def cka_vector(K, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.8) -> np.ndarray:
+    """Per-layer part of CKA: the centred kernel matrix, flattened row-major, at unit norm.
+
+    K: linear Gram X X^T; kernel 'linear' uses it, 'rbf' uses :func:`rbf_gram` (K, sigma_frac).
+    Centred by H . H, or by :func:`u_centre` when ``debiased``. The CKA of two layers is the dot
+    product of their vectors (:func:`cka`, :func:`cka_debiased`, :func:`cka_rbf`), so a K-layer
+    comparison costs K of these (N^2 floats each) and one K x K matrix product.
+    """
+    if kernel not in ("linear", "rbf"):
+        raise ValueError(f"CKA kernel must be 'linear' or 'rbf', got {kernel!r}")
+    K = _gram(K) if kernel == "linear" else rbf_gram(K, sigma_frac)
+    C = u_centre(K) if debiased else centre(K)
+    norm = np.linalg.norm(C)
+    if norm == 0.0:
+        raise DegenerateInputError("CKA is undefined: a representation has all stimuli identical")
+    return (C / norm).ravel()
+
+
+def _cka(K, L, **kwargs) -> float:
+    K, L = _gram(K), _gram(L)
+    _same_n(K, L)
+    return float(cka_vector(K, **kwargs) @ cka_vector(L, **kwargs))
 
 
 def cka(K, L, debiased: bool = False) -> float:
@@ -120,10 +139,7 @@ def cka(K, L, debiased: bool = False) -> float:
     ``unbiased=False``), in [0, 1]. Debiased: the same with the U-centred :func:`u_centre`
     matrices (:func:`cka_debiased`). Invariant to rotations and isotropic scaling of X or Y.
     """
-    K, L = _gram(K), _gram(L)
-    _same_n(K, L)
-    c = u_centre if debiased else centre
-    return _cosine_of(c(K), c(L), "CKA")
+    return _cka(K, L, debiased=debiased)
 
 
 def cka_debiased(K, L) -> float:
@@ -185,7 +201,7 @@ def cka_rbf(K, L, sigma_frac: float = 0.8, debiased: bool = False) -> float:
     is thingsvision's ``get_cka(kernel='rbf', sigma=None, unbiased=False/True)``; Kornblith et
     al. 2019 report sigma_frac 0.2, 0.4 and 0.8 (the default here).
     """
-    return cka(rbf_gram(K, sigma_frac), rbf_gram(L, sigma_frac), debiased=debiased)
+    return _cka(K, L, kernel="rbf", debiased=debiased, sigma_frac=sigma_frac)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,11 +241,25 @@ def bures_similarity(K, L, center: bool = True) -> float:
     return _fidelity(_psd_factor(K), _psd_factor(L))
 
 
-def _whitened_factor(K: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Eigen-factor of the Gram of phi_alpha(X), from K = X X^T (see :func:`shape_distance`)."""
+def shape_factor(K, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer part of :func:`shape_distance`: (w, U) with phi(X) phi(X)^T = U diag(w) U^T.
+
+    w = (alpha s + 1 - alpha)^2 over the nonzero singular values s of the pre-shape; U (N x r)
+    their left singular vectors. One O(N^3) eigendecomposition per layer; each pair then costs
+    :func:`shape_distance_factors`, O(N r_X r_Y). alpha = 1 gives the factor of ``bures``.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"shape alpha must be in [0, 1] (0: CCA-like, 1: Procrustes), got {alpha}")
     lam, U = _psd_factor(centre(K))
     s = np.sqrt(lam / lam.sum())  # singular values of the pre-shape Xc / ||Xc||
     return (alpha * s + (1.0 - alpha)) ** 2, U
+
+
+def shape_distance_factors(factor_x, factor_y) -> float:
+    """:func:`shape_distance` from two :func:`shape_factor` results (same alpha, same stimuli)."""
+    if factor_x[1].shape[0] != factor_y[1].shape[0]:
+        raise ValueError(f"shape factors cover different stimuli: {factor_x[1].shape[0]} vs {factor_y[1].shape[0]}")
+    return float(np.arccos(_fidelity(factor_x, factor_y)))
 
 
 def shape_distance(K, L, alpha: float = 1.0) -> float:
@@ -248,14 +278,14 @@ def shape_distance(K, L, alpha: float = 1.0) -> float:
     aligns any two full-rank centred representations), so use alpha > 0 for wide layers.
     From Grams: X = U S V^T gives phi(X) phi(X)^T = U diag((alpha s + 1 - alpha)^2) U^T with s
     the singular values of the pre-shape, so only K = X X^T is needed. Eigenvalues below
-    1e-10 of the largest count as 0. netrep's ``LinearMetric(alpha)`` equals this at alpha 0
-    and 1; between, netrep does not normalise first and so is not scale invariant.
+    1e-10 of the largest count as 0. Near 0 the arccos limits the absolute precision to about
+    sqrt(2 * 1e-16) ~ 2e-8 (a shape against itself can give ~1e-8, not 0). netrep's
+    ``LinearMetric(alpha)`` equals this at alpha 0 and 1; between, netrep does not normalise
+    first and so is not scale invariant.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"shape alpha must be in [0, 1] (0: CCA-like, 1: Procrustes), got {alpha}")
     K, L = _gram(K), _gram(L)
     _same_n(K, L)
-    return float(np.arccos(_fidelity(_whitened_factor(K, alpha), _whitened_factor(L, alpha))))
+    return shape_distance_factors(shape_factor(K, alpha), shape_factor(L, alpha))
 
 
 # ---------------------------------------------------------------------------------------------
