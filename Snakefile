@@ -7,10 +7,10 @@ min_version("9.0")
 
 # The default analysis is config.yaml beside this file (also when run with -d elsewhere). A user's
 # own --configfile replaces it entirely (schema defaults fill the rest), so the default models never
-# leak into a user's analysis.
+# leak into a user's analysis. As a module (README), the module statement's config: is used instead.
 if not workflow.overwrite_configfiles:
 
-    configfile: f"{workflow.basedir}/config.yaml"
+    configfile: f"{workflow.current_basedir}/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -4,7 +4,9 @@ from pathlib import Path
 
 # The rsaflow package lives in src/ beside this workflow. Jobs import it through PYTHONPATH
 # (this workflow's copy wins over any installed one), and the DAG-build code imports it here.
-SRC = Path(workflow.basedir) / "src"
+# Found from this file: workflow.basedir is the main Snakefile's folder, not ours in a module.
+ROOT = Path(str(workflow.current_basedir)).parents[1]
+SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 # (Setting, not requiring, the variable: hence update() rather than an envvars directive.)
 os.environ.update(
@@ -17,10 +19,13 @@ from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
 try:
-    # As snakemake.utils.validate (defaults filled into config), each violation one line.
-    rsaschema.validate(
-        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-    )
+    # As snakemake.utils.validate (defaults filled into config), each violation one line; also
+    # as it, a module statement's `skip_validation: true` reports nothing (defaults still filled).
+    _SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+    if workflow.modifier.skip_validation:
+        rsaschema.schema_errors(config, rsaschema.load_schema(_SCHEMA))
+    else:
+        rsaschema.validate(config, _SCHEMA)
     # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
     # torchvision version (subprocess; cached under .snakemake/rsaflow/). Where torch is not
     # installed beside Snakemake, the extraction jobs check them instead.
@@ -63,9 +68,7 @@ wildcard_constraints:
 # files its script imports (directly or not; derived from the source by rsaflow.deps) as a param:
 # editing a module reruns exactly the rules that run it, without listing files as inputs.
 def library_files(script):
-    return list(
-        deps.library_files(Path(workflow.basedir) / "scripts" / f"{script}.py", SRC)
-    )
+    return list(deps.library_files(ROOT / "scripts" / f"{script}.py", SRC))
 
 
 def code_digest(script):
@@ -94,14 +97,16 @@ def layer_expectation(wildcards):
     return rsacfg.dumps(rsacfg.layer_slice(spec, wildcards.layer))
 
 
+# The config's own files are local(): relative to the working directory, never under the path
+# prefix of a module statement (README, "Use as a Snakemake module").
 def checkpoint_input(wildcards):
     path = rsacfg.checkpoint_path(NORM["models"][wildcards.model]["weights"])
-    return [path] if path else []
+    return [local(str(path))] if path else []
 
 
 def stimulus_inputs(wildcards):
     """CIFAR10's files (unless downloading); a folder's images are tracked by STIMULUS_LIST."""
-    return [str(p) for p in rsacfg.cifar10_files(config["stimuli"])]
+    return [local(str(p)) for p in rsacfg.cifar10_files(config["stimuli"])]
 
 
 def rdm_spec(wildcards):
@@ -129,7 +134,7 @@ def external_files():
 
 
 def external_path(wildcards):
-    return EXTERNAL[wildcards.name]["path"]
+    return local(EXTERNAL[wildcards.name]["path"])
 
 
 def rdm_files(rdm_dir="rdms"):
