@@ -118,7 +118,8 @@ def test_adding_an_analysis_reuses_rdms(done):
     jobs = wf.planned_with(more)
     assert {rule for rule, _ in jobs} == {"second_order", "second_order_figure", "mds_figure", "effective_config"}
     assert {out for rule, out in jobs if rule == "second_order"} == {
-        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv"}
+        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv",
+        "results/second_order_cos/inference.tsv", "results/second_order_cos/pairs.h5"}
 
 
 def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
@@ -139,7 +140,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     rules = {rule for rule, _ in jobs}
     assert ("external_rdm", "results/external/v1.h5") in jobs
     assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}
-    so = {out for rule, out in jobs if rule == "second_order" and out.endswith(".h5")}
+    so = {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")}
     assert so == {"results/second_order/matrix.h5", "results/second_order_corr/matrix.h5",
                   "results/second_order_tau/matrix.h5"}  # not cka: no activations
 

@@ -75,22 +75,34 @@ def write(path, condensed: np.ndarray, attrs: dict) -> None:
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
 
 
-def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+def vector_params(f, method: str) -> tuple:
+    """``(dataset, centre, scale, divide)`` of ``method`` from an open RDM file's attributes:
+    the vector is ``(f[dataset][s] - centre) / scale`` if divide else ``(... - centre) * scale``
+    (kendall_tau_a: the raw values, centre None). Read once, reused for every chunk."""
+    if method not in VECTOR_METHODS + RAW_METHODS:
+        raise ValueError(f"RDM files hold vectors for {', '.join(VECTOR_METHODS + RAW_METHODS)}, not {method!r}")
+    dataset = "ranks" if method in RANKED else "condensed"
+    if method in RAW_METHODS:
+        return dataset, None, None, False
+    if method == "rho_a":
+        return dataset, f.attrs["centre_rho_a"], f.attrs["scale_rho_a"], False
+    return dataset, f.attrs[f"centre_{method}"], f.attrs[f"norm_{method}"], True
+
+
+def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tuple | None = None) -> np.ndarray:
     """Pairs ``lo:hi`` of the vector ``method`` compares, from an open RDM file ``f`` (h5py).
 
     Equal to ``rsaflow.compare.per_rdm_vector(condensed, method)[lo:hi]`` bit for bit: unit
     vectors for spearman, pearson, cosine, the scaled centred ranks for rho_a, the raw values for
-    kendall_tau_a. Reads only that slice of one dataset.
+    kendall_tau_a. Reads only that slice of one dataset. ``params``: :func:`vector_params` of
+    this file and method, when the caller has read them already.
     """
-    if method not in VECTOR_METHODS + RAW_METHODS:
-        raise ValueError(f"RDM files hold vectors for {', '.join(VECTOR_METHODS + RAW_METHODS)}, not {method!r}")
-    values = f["ranks" if method in RANKED else "condensed"][lo:hi]
-    if method in RAW_METHODS:
+    dataset, centre, scale, divide = vector_params(f, method) if params is None else params
+    values = f[dataset][lo:hi]
+    if centre is None:
         return values
-    centred = values - f.attrs[f"centre_{method}"]
-    if method == "rho_a":
-        return centred * f.attrs["scale_rho_a"]
-    return centred / f.attrs[f"norm_{method}"]
+    centred = values - centre
+    return centred / scale if divide else centred * scale
 
 
 def read_rdm(path, square: bool = False) -> dict:

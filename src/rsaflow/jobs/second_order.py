@@ -36,6 +36,7 @@ import os
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from rsaflow import h5io, rdmfile, store
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 PAIRS_KIND = "pairs"
 #: Default byte budget of one chunk of pairs (config ``compare.chunk_mb``).
 DEFAULT_CHUNK_MB = 256
-#: At most this many files are held open at once; more are reopened for every chunk.
+#: Files held open at once where the open-file limit is unknown (more are reopened for every chunk).
 MAX_OPEN = 256
 #: Columns of inference.tsv.
 INFERENCE_COLUMNS = ("row", "column", "dissimilarity", "ci_lower", "ci_upper", "boot_std", "p_value")
@@ -97,10 +98,28 @@ def _length(path, method: str) -> int:
         return f["gram_unit" if method == "cka" else "condensed"].shape[0]
 
 
-def _chunk(f, method: str, lo: int, hi: int) -> np.ndarray:
+def _describe(path, method: str) -> tuple[int, tuple | None]:
+    """(vector length, rsaflow.rdmfile.vector_params) of a file, checked to be of the method's kind."""
+    with h5io.open_artifact(path, _kind(method)) as f:
+        if method == "cka":
+            return f["gram_unit"].shape[0], None
+        return f["condensed"].shape[0], rdmfile.vector_params(f, method)
+
+
+def _chunk(f, method: str, lo: int, hi: int, params=None) -> np.ndarray:
     if method == "cka":
         return f["gram_unit"][lo:hi]
-    return rdmfile.vector_chunk(f, method, lo, hi)
+    return rdmfile.vector_chunk(f, method, lo, hi, params)
+
+
+def _max_open() -> int:
+    """Files to hold open at once: half the process's soft limit of open files (at least 64)."""
+    try:
+        import resource
+
+        return max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    except (ImportError, ValueError, OSError):
+        return MAX_OPEN
 
 
 def chunk_pairs(n_vectors: int, budget_bytes: int) -> int:
@@ -120,19 +139,20 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
     rows, cols = [str(p) for p in row_paths], [str(p) for p in col_paths]
     union = list(dict.fromkeys(cols + rows))  # cols first: V[:len(cols)] is then a view
     where = {p: i for i, p in enumerate(union)}
-    length = _length(union[0], method)
-    for p in union[1:]:
-        if _length(p, method) != length:
-            raise InputFileError(p, f"vector of length {_length(p, method)} differs from {length} of {union[0]}: "
+    described = [_describe(p, method) for p in union]
+    length = described[0][0]
+    for p, (n, _) in zip(union, described):
+        if n != length:
+            raise InputFileError(p, f"vector of length {n} differs from {length} of {union[0]}: "
                                     "RDMs of different stimulus counts")
     if method == "kendall_tau_a":
         return _kendall_block(rows, cols)
     ri = np.array([where[p] for p in rows], dtype=np.intp)
-    ci = np.arange(len(cols))
     same = rows == cols
     step = chunk_pairs(len(union), chunk_bytes)
     sim = np.zeros((len(rows), len(cols)))
-    keep_open = len(union) <= MAX_OPEN
+    keep_open = len(union) <= _max_open()
+    params = [d[1] for d in described]
     with contextlib.ExitStack() as stack:
         handles = [stack.enter_context(h5io.open_artifact(p, _kind(method))) for p in union] if keep_open else None
         chunk = np.empty((len(union), min(step, length)))
@@ -141,11 +161,11 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
             v = chunk[:, : hi - lo]
             for i, p in enumerate(union):
                 if keep_open:
-                    v[i] = _chunk(handles[i], method, lo, hi)
+                    v[i] = _chunk(handles[i], method, lo, hi, params[i])
                 else:
-                    with h5io.open_artifact(p, _kind(method)) as f:
-                        v[i] = _chunk(f, method, lo, hi)
-            vc = v[ci[0] : ci[-1] + 1]
+                    with h5py.File(p, "r") as f:  # checked by _params above
+                        v[i] = _chunk(f, method, lo, hi, params[i])
+            vc = v[: len(cols)]
             sim += vc @ vc.T if same else v[ri] @ vc.T
     return sim
 
