@@ -148,6 +148,8 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
     if method == "kendall_tau_a":
         return _kendall_block(rows, cols)
     ri = np.array([where[p] for p in rows], dtype=np.intp)
+    ci = np.array([where[p] for p in cols], dtype=np.intp)
+    distinct = len(set(cols)) == len(cols)  # then cols are union[:len(cols)]: a view, no copy
     same = rows == cols
     step = chunk_pairs(len(union), chunk_bytes)
     sim = np.zeros((len(rows), len(cols)))
@@ -163,9 +165,9 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
                 if keep_open:
                     v[i] = _chunk(handles[i], method, lo, hi, params[i])
                 else:
-                    with h5py.File(p, "r") as f:  # checked by _params above
+                    with h5py.File(p, "r") as f:  # checked by _describe above
                         v[i] = _chunk(f, method, lo, hi, params[i])
-            vc = v[: len(cols)]
+            vc = v[: len(cols)] if distinct else v[ci]
             sim += vc @ vc.T if same else v[ri] @ vc.T
     return sim
 
