@@ -89,20 +89,26 @@ def vector_params(f, method: str) -> tuple:
     return dataset, f.attrs[f"centre_{method}"], f.attrs[f"norm_{method}"], True
 
 
-def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tuple | None = None) -> np.ndarray:
+def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tuple | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Pairs ``lo:hi`` of the vector ``method`` compares, from an open RDM file ``f`` (h5py).
 
     Equal to ``rsaflow.compare.per_rdm_vector(condensed, method)[lo:hi]`` bit for bit: unit
     vectors for spearman, pearson, cosine, the scaled centred ranks for rho_a, the raw values for
     kendall_tau_a. Reads only that slice of one dataset. ``params``: :func:`vector_params` of
-    this file and method, when the caller has read them already.
+    this file and method, when the caller has read them already; ``out``: a contiguous float64
+    array of the slice's length to read into and transform in place (no temporaries).
     """
     dataset, centre, scale, divide = vector_params(f, method) if params is None else params
-    values = f[dataset][lo:hi]
-    if centre is None:
-        return values
-    centred = values - centre
-    return centred / scale if divide else centred * scale
+    d = f[dataset]
+    hi = d.shape[0] if hi is None else min(hi, d.shape[0])
+    if out is None:
+        out = np.empty(hi - lo)
+    d.read_direct(out, np.s_[lo:hi])
+    if centre is not None:
+        np.subtract(out, centre, out=out)
+        (np.divide if divide else np.multiply)(out, scale, out=out)
+    return out
 
 
 def read_rdm(path, square: bool = False) -> dict:

@@ -106,10 +106,12 @@ def _describe(path, method: str) -> tuple[int, tuple | None]:
         return f["condensed"].shape[0], rdmfile.vector_params(f, method)
 
 
-def _chunk(f, method: str, lo: int, hi: int, params=None) -> np.ndarray:
+def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
+    """Pairs lo:hi of a file's vector for ``method``, read into ``out`` (contiguous, hi - lo)."""
     if method == "cka":
-        return f["gram_unit"][lo:hi]
-    return rdmfile.vector_chunk(f, method, lo, hi, params)
+        f["gram_unit"].read_direct(out, np.s_[lo:hi])
+    else:
+        rdmfile.vector_chunk(f, method, lo, hi, params, out)
 
 
 def _max_open() -> int:
@@ -163,10 +165,10 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
             v = chunk[:, : hi - lo]
             for i, p in enumerate(union):
                 if keep_open:
-                    v[i] = _chunk(handles[i], method, lo, hi, params[i])
+                    _chunk(handles[i], method, lo, hi, params[i], v[i])
                 else:
                     with h5py.File(p, "r") as f:  # checked by _describe above
-                        v[i] = _chunk(f, method, lo, hi, params[i])
+                        _chunk(f, method, lo, hi, params[i], v[i])
             vc = v[: len(cols)] if distinct else v[ci]
             sim += vc @ vc.T if same else v[ri] @ vc.T
     return sim
