@@ -166,3 +166,16 @@ def test_inference_tsv(tmp_path):
         a, b = res["labels"].index(row), res["labels"].index(col)
         expected = [res[k][a, b] for k in ("matrix", "ci_lower", "ci_upper", "boot_std", "p_values")]
         assert [float(v) for v in values] == expected
+
+
+def test_two_stored_runs_are_merged(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    paths = write_rdms(tmp_path, activations(6, seed=5))
+    root, spec = tmp_path / "store", {"method": "rho_a", "chunk_mb": 1e-3}
+    write_second_order(paths[:4], tmp_path / "a.h5", tmp_path / "a.tsv", spec, "c", store_root=root)
+    write_second_order(paths[3:], tmp_path / "b.h5", tmp_path / "b.tsv", spec, "c", store_root=root)
+    merged, _ = write_second_order(paths, tmp_path / "m.h5", tmp_path / "m.tsv", spec, "c", store_root=root)
+    assert counts(caplog) == (9, 6)  # 6 + 3 stored; the 3 x 2 pairs across the runs computed
+    assert "(2 rows read against all, 2 stored objects merged)" in caplog.text  # rows of RDMs 4 and 5 only
+    cold, _ = write_second_order(paths, tmp_path / "c.h5", tmp_path / "c.tsv", spec, "c", store_root=tmp_path / "s2")
+    np.testing.assert_allclose(merged, cold, rtol=0, atol=1e-12)

@@ -250,6 +250,25 @@ def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple
     return sim, known, used
 
 
+def _rows_to_compute(unknown: np.ndarray) -> np.ndarray:
+    """Rows whose full computation covers every unknown pair (symmetric mask): all rows when
+    nothing is known, else a greedy cover (most unknown pairs first), e.g. just the added RDMs."""
+    if unknown[np.triu_indices(unknown.shape[0], 1)].all():
+        return np.arange(unknown.shape[0])
+    left = unknown.copy()
+    np.fill_diagonal(left, False)
+    counts = left.sum(axis=1)
+    cover = []
+    while counts.max(initial=0) > 0:
+        a = int(counts.argmax())
+        cover.append(a)
+        partners = np.flatnonzero(left[a])
+        counts[partners] -= 1
+        counts[a] = 0
+        left[a, partners] = left[partners, a] = False
+    return np.array(sorted(cover), dtype=np.intp)
+
+
 def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, chunk_bytes: int,
                           out_pairs=None, root=store.STORE_DIR) -> np.ndarray:
     """K x K similarities of the files ``paths`` (content keys ``keys``, all distinct), reusing
@@ -276,7 +295,7 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
         ssim, known, used = _stored_similarities(skeys, method, code, root)
         np.fill_diagonal(known, True)
         reused = int(np.triu(known, 1).sum())
-        todo = np.flatnonzero(~known.all(axis=1))
+        todo = _rows_to_compute(~known)
         spaths = [str(paths[i]) for i in order]
         if todo.size and method == "kendall_tau_a":  # one comparison per unknown pair
             for a in todo:
@@ -295,8 +314,8 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
         ssim += ssim.T
         ssim[np.diag_indices(k)] = diag
         computed = total - reused
-        log.info("pairs: reused %d, computed %d of %d (%d stored objects merged) in %.2f s", reused, computed, total,
-                 used, time.perf_counter() - start)
+        log.info("pairs: reused %d, computed %d of %d (%d rows read against all, %d stored objects merged) in %.2f s",
+                 reused, computed, total, todo.size, used, time.perf_counter() - start)
         dest = out_pairs if out_pairs is not None else obj.with_name(f".{obj.name}.new-{os.getpid()}")
         h5io.write_h5(dest, PAIRS_KIND, {"content_keys": np.array(skeys, dtype=object), "similarity": ssim}, attrs)
         store.put(PAIRS_KIND, key, dest, root)
