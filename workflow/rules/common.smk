@@ -173,14 +173,15 @@ def rdm_mem_mb(wildcards, attempt):
 
 
 def second_order_mem_mb(wildcards, attempt):
-    """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 300 MB;
+    """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
+    open RDM file (K) + 300 MB;
     kendall_tau_a ~10 x 8 P for two vectors and the sort; inference all K condensed vectors
     plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
     spec = analysis(wildcards)
     n = n_stimuli_estimate()
     k = len(BRANCHES) + (0 if spec["method"] == "cka" else len(EXTERNAL))
     p = n * (n - 1) / 2
-    mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6
+    mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
     if spec["method"] == "kendall_tau_a":
         mb += 10 * 8 * p / 1e6
     if spec["bootstrap"] or spec["permutations"]:

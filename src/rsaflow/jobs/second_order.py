@@ -6,7 +6,8 @@ files for cka), so the job never holds whole vectors. The chunk is sized by the 
 ``chunk_mb`` of the analysis (config ``compare.chunk_mb``). Peak memory, P the vector length
 (N (N - 1) / 2, N^2 for cka), K the RDMs::
 
-    vector methods, cka:  about chunk_mb + 6 x 8 K^2 bytes (+ 300 MB of libraries)
+    vector methods, cka:  about chunk_mb + 6 x 8 K^2 bytes + 0.6 MB per open file (K; files are
+                          held open up to half the open-file limit) (+ 300 MB of libraries)
     kendall_tau_a:        about 10 x 8 P (two raw vectors at a time and the O(P log P) sort)
     bootstrap/permutations on: + 8 K P (all condensed vectors), + what rsaflow.inference holds
 
