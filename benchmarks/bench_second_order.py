@@ -10,7 +10,7 @@ so that other load affects both alike; ours warmed up once, the slow references 
   from the K upper triangles (what the RDM jobs + the aggregation job do in the workflow);
 - ours incremental: after adding one RDM, 1 x ``unit_vector`` + ``second_order_from_vectors`` over
   the K+1 stacked vectors, with the K stored vectors (a) already in memory and (b) read back from
-  K small HDF5 files (page cache warm);
+  K RDM files of the workflow (rsaflow.rdmfile; page cache warm);
 - rsatoolbox: ``rsatoolbox.rdm.compare(rdms, rdms, method='spearman')`` on a prebuilt ``RDMs``
   object (construction not timed), cold with K RDMs and the full recompute with K+1;
 - the tutorial: a double loop over all ordered pairs (i != j) of K full RDMs, each extracting both
@@ -138,18 +138,19 @@ def main(argv=None) -> int:
     tmpdir = tempfile.TemporaryDirectory()
     import h5py
 
+    from rsaflow import rdmfile
+
     paths = []
-    for i, u in enumerate(stored):
+    for i, v in enumerate(old):
         path = Path(tmpdir.name) / f"rdm{i}.h5"
-        with h5py.File(path, "w") as f:
-            f.create_dataset("unit/spearman", data=u)
+        rdmfile.write(path, v, {"model": f"m{i}", "layer": "l", "stimulus_digest": "bench"})
         paths.append(path)
 
     def incremental_disk():
         units = []
         for path in paths:
             with h5py.File(path, "r") as f:
-                units.append(f["unit/spearman"][()])
+                units.append(rdmfile.vector_chunk(f, "spearman"))
         units.append(unit_vector(new, "spearman"))
         return second_order_from_vectors(np.stack(units))
 

@@ -1,4 +1,4 @@
-"""Rule second_order: 1 - correlation between all RDMs."""
+"""Rule second_order: 1 - similarity between all RDMs, streamed in chunks, reusing stored pairs."""
 
 import json
 
@@ -12,4 +12,6 @@ with job(snakemake):
         snakemake.output.tsv,
         json.loads(snakemake.params.spec),
         snakemake.params.code,
+        out_inference=snakemake.output.inference,
+        out_pairs=snakemake.output.pairs,
     )

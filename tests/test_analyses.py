@@ -9,6 +9,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr
 
 from conftest import Workflow, tiny_config, write_cifar10
+from rsaflow.rdmfile import read_rdm
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +86,7 @@ def test_cka_analysis_from_activations(done):
 def test_kendall_tau_a_analysis(done):
     wf, _, brain = done
     res, labels = second_order(wf, "second_order_tau")
-    with h5py.File(wf.path("results/rdms/resnet18/avgpool.h5")) as f:
-        a = squareform(f["rdm"][()], checks=False)
+    a = read_rdm(wf.path("results/rdms/resnet18/avgpool.h5"))["condensed"]
     b = squareform(brain, checks=False)
     # no ties in continuous data: tau-a equals scipy's tau-b
     assert res["matrix"][0, 1] == pytest.approx(1 - kendalltau(a, b)[0], abs=1e-12)
@@ -118,7 +118,8 @@ def test_adding_an_analysis_reuses_rdms(done):
     jobs = wf.planned_with(more)
     assert {rule for rule, _ in jobs} == {"second_order", "second_order_figure", "mds_figure", "effective_config"}
     assert {out for rule, out in jobs if rule == "second_order"} == {
-        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv"}
+        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv",
+        "results/second_order_cos/inference.tsv", "results/second_order_cos/pairs.h5"}
 
 
 def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
@@ -139,7 +140,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     rules = {rule for rule, _ in jobs}
     assert ("external_rdm", "results/external/v1.h5") in jobs
     assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}
-    so = {out for rule, out in jobs if rule == "second_order" and out.endswith(".h5")}
+    so = {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")}
     assert so == {"results/second_order/matrix.h5", "results/second_order_corr/matrix.h5",
                   "results/second_order_tau/matrix.h5"}  # not cka: no activations
 

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import Workflow, tiny_config, write_cifar10
 from rsaflow import store
+from rsaflow.rdmfile import read_rdm
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +95,7 @@ def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
     wf, config = run
     config = last(config)
     config["models"]["squeeze"]["layers"]["early"] = "features.3"
-    with h5py.File(wf.path("results/rdms/squeeze/features.h5")) as f:
-        before = f["rdm"][()]
+    before = read_rdm(wf.path("results/rdms/squeeze/features.h5"))["condensed"]
     rerun(wf, config)
     log = wf.path("results/logs/activations/squeeze.log").read_text()
     assert "2 layers on cpu (cpu), N=30, 4 forward passes" in log  # ceil(30 / 8), once for both layers
@@ -105,8 +105,7 @@ def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
     assert outcome(wf, "cka_gram", "squeeze", "early") == "computed"
     assert outcome(wf, "cka_gram", "squeeze", "features") == "reused"
     assert outcome(wf, "rdm/rdms", "resnet18", "avgpool") is None
-    with h5py.File(wf.path("results/rdms/squeeze/features.h5")) as f:
-        np.testing.assert_array_equal(f["rdm"][()], before)
+    np.testing.assert_array_equal(read_rdm(wf.path("results/rdms/squeeze/features.h5"))["condensed"], before)
     with h5py.File(wf.path("results/second_order/matrix.h5")) as f:
         assert len(f["labels"]) == 4
     assert wf.planned() == set()  # the reused files are not older than their inputs

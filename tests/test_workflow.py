@@ -11,6 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
 from conftest import tiny_config
+from rsaflow.rdmfile import read_rdm
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +56,7 @@ def test_outputs_and_numbers(done):
             assert acts.dtype == np.float32 and acts.shape[0] == 30
             assert f.attrs["stimulus_digest"] == digest
             assert f.attrs["weights"] == "none" and f.attrs["model"] == model and f.attrs["layer"] == layer
-        with h5py.File(wf.path(f"results/rdms/{model}/{layer}.h5")) as f:
-            rdm = f["rdm"][()]
+        rdm = read_rdm(wf.path(f"results/rdms/{model}/{layer}.h5"), square=True)["rdm"]
         ref = squareform(pdist(acts.astype(np.float64))) / np.sqrt(acts.shape[1])
         assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
         uppers.append(rdm[np.triu_indices(30, 1)])

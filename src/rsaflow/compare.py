@@ -103,6 +103,32 @@ def _check_values(values: np.ndarray, ndim: int = 1) -> np.ndarray:
     return values
 
 
+def unit_params(values: np.ndarray, method: str = "spearman") -> tuple[float, float]:
+    """``(centre, norm)`` with ``unit_vector(values, method) == (v - centre) / norm`` elementwise,
+    v the values (their average ranks for spearman).
+
+    centre is ``v.mean()`` (0.0 for cosine) and norm the Euclidean norm of ``v - centre``. Stored
+    per RDM file (rsaflow.rdmfile), so that any slice of the unit vector is derived from a slice of
+    the stored values with the same float64 operations, bit for bit. Raises DegenerateRDMError
+    when the values are constant (zero variance; all zero for cosine) and ValueError for NaN/Inf.
+    """
+    values = _check_values(values)
+    _check_method(method, _UNIT_METHODS)
+    if method == "cosine":
+        norm = float(np.sqrt(values @ values))
+        if norm == 0:
+            raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
+        return 0.0, norm
+    if method == "spearman":
+        values = average_ranks(values)
+    centre = values.mean()
+    centred = values - centre
+    norm = np.sqrt(np.einsum("i,i->", centred, centred))  # einsum: no BLAS thread start-up per call
+    if norm == 0 or norm <= 1e-12 * np.abs(values).max():
+        raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
+    return float(centre), float(norm)
+
+
 def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
     """Scale an RDM's upper-triangle ``values`` to unit norm: centred (after ranking for spearman)
     for spearman and pearson, raw for cosine.
@@ -111,20 +137,17 @@ def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
     cosine). Raises DegenerateRDMError when the values are constant (zero variance; all zero for
     cosine) and ValueError for NaN/Inf, so that NaN is never ranked as a number.
     """
-    values = _check_values(values)
-    _check_method(method, _UNIT_METHODS)
-    if method == "cosine":
-        norm = np.sqrt(values @ values)
-        if norm == 0:
-            raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
-        return values / norm
+    centre, norm = unit_params(values, method)
+    values = np.asarray(values, dtype=np.float64)
     if method == "spearman":
         values = average_ranks(values)
-    centred = values - values.mean()
-    norm = np.sqrt(np.einsum("i,i->", centred, centred))  # einsum: no BLAS thread start-up per call
-    if norm == 0 or norm <= 1e-12 * np.abs(values).max():
-        raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
-    return centred / norm
+    return (values - centre) / norm
+
+
+def rho_a_scale(n: int) -> float:
+    """sqrt(12 / (n^3 - n)): the factor of :func:`rho_a_vector` for ``n`` dissimilarities."""
+    n = float(n)
+    return math.sqrt(12.0 / (n**3 - n))
 
 
 def rho_a_vector(values: np.ndarray) -> np.ndarray:
@@ -135,8 +158,7 @@ def rho_a_vector(values: np.ndarray) -> np.ndarray:
     """
     values = _check_values(values)
     ranks = average_ranks(values)
-    n = float(values.size)
-    return (ranks - ranks.mean()) * math.sqrt(12.0 / (n**3 - n))
+    return (ranks - ranks.mean()) * rho_a_scale(values.size)
 
 
 def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
@@ -155,7 +177,7 @@ def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
     values = np.apply_along_axis(average_ranks, 1, uppers) if method in ("spearman", "rho_a") else uppers
     centred = values - values.mean(axis=1, keepdims=True)
     if method == "rho_a":
-        return centred * math.sqrt(12.0 / (float(n) ** 3 - n))
+        return centred * rho_a_scale(n)
     norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
     bad = (norms == 0) | (norms <= 1e-12 * np.abs(values).max(axis=1))
     if np.any(bad):
@@ -303,7 +325,17 @@ def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2 or vectors.shape[0] < 1:
         raise ValueError(f"need a 2-D array with one row per RDM, got shape {vectors.shape}")
-    dis = 1.0 - similarity_matrix(vectors, method)
+    return dissimilarity(similarity_matrix(vectors, method), method)
+
+
+def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
+    """K x K second-order dissimilarity from K x K similarities: 1 - s(a, b) from the upper
+    triangle, clipped to [0, 2] ([0, 1] for cka), mirrored (exactly symmetric), diagonal exactly 0.
+
+    The diagonal and lower triangle of ``similarity`` are not read.
+    """
+    _check_method(method)
+    dis = 1.0 - np.asarray(similarity, dtype=np.float64)
     upper = np.triu(np.clip(dis, 0.0, 1.0 if method == "cka" else 2.0), k=1)
     return upper + upper.T
 

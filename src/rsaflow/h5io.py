@@ -23,9 +23,10 @@ from rsaflow.errors import InputFileError
 LAYOUTS = {
     "stimuli": {"images": 4, "labels": 1, "indices": 1},
     "activations": {"activations": 2},
-    "rdm": {"rdm": 2},
+    "rdm": {"condensed": 1, "ranks": 1},  # rsaflow.rdmfile
     "second_order": {"matrix": 2, "labels": 1, "depth": 1},
     "cka": {"gram_unit": 1},
+    "pairs": {"content_keys": 1, "similarity": 2},  # rsaflow.jobs.second_order
 }
 
 _STRING = h5py.string_dtype(encoding="utf-8")

@@ -160,7 +160,9 @@ def n_stimuli_estimate():
 
 
 def rdm_mem_mb(wildcards, attempt):
-    """RDM job: N x N float64 arrays (about 4 live at the peak) plus a column block, plus 300 MB."""
+    """RDM job: the N x N float64 RDM, then its condensed values, ranks and sort temporaries
+    (rsaflow.rdmfile.write: about 4 S = 2 N^2 x 8 B), plus a column block, plus 300 MB.
+    """
     n = n_stimuli_estimate()
     return (
         int(300 + (4 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
@@ -168,10 +170,20 @@ def rdm_mem_mb(wildcards, attempt):
 
 
 def second_order_mem_mb(wildcards, attempt):
-    """K stored vectors of N^2 float64 (N(N-1)/2, or N^2 for cka; full RDMs for inference), x3."""
+    """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
+    open RDM file (K) + 300 MB;
+    kendall_tau_a ~10 x 8 P for two vectors and the sort; inference all K condensed vectors
+    plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
+    spec = analysis(wildcards)
     n = n_stimuli_estimate()
-    k = len(BRANCHES) + len(EXTERNAL)
-    return int(300 + 3 * k * n * n * 8 / 1e6) * attempt
+    k = len(BRANCHES) + (0 if spec["method"] == "cka" else len(EXTERNAL))
+    p = n * (n - 1) / 2
+    mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
+    if spec["method"] == "kendall_tau_a":
+        mb += 10 * 8 * p / 1e6
+    if spec["bootstrap"] or spec["permutations"]:
+        mb += (8 * k * p + 2 * 8 * k * n * n) / 1e6
+    return int(mb) * attempt
 
 
 def figure_files(so_dir):

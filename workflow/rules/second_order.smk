@@ -4,6 +4,8 @@ rule second_order:
     output:
         h5="results/{so_dir}/matrix.h5",
         tsv="results/{so_dir}/matrix.tsv",
+        inference="results/{so_dir}/inference.tsv",
+        pairs="results/{so_dir}/pairs.h5",
     log:
         "results/logs/second_order/{so_dir}.log",
     benchmark:

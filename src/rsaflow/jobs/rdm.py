@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from rsaflow import h5io, store
-from rsaflow.compare import VECTOR_METHODS, DegenerateRDMError, centered_gram_unit, per_rdm_vector
+from rsaflow import h5io, rdmfile, store
+from rsaflow.compare import DegenerateRDMError, centered_gram_unit
 from rsaflow.errors import InputFileError
 from rsaflow.external import load_external_rdm
 from rsaflow.provenance import base_attrs, file_sha256
@@ -55,23 +55,20 @@ def _pick(d, keys) -> str:
 
 
 def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
-    """Write an RDM with ``unit/<method>`` for every vector comparison method (see rsaflow.compare).
+    """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
 
-    A second-order entry is then one dot product of two stored vectors, so adding an RDM to an
-    analysis costs one RDM's vectors, not K comparisons.
+    Every comparison method's vector is derived from it on the fly, so adding an RDM to an
+    analysis costs one RDM file, not K comparisons. Refuses an RDM that some method cannot
+    compare (constant dissimilarities), naming ``source``.
     """
-    upper = upper_triangle(rdm)
-    vectors = {}
-    for method in VECTOR_METHODS:
-        try:
-            vectors[f"unit/{method}"] = per_rdm_vector(upper, method)
-        except DegenerateRDMError as exc:
-            raise InputFileError(
-                source,
-                f"model {attrs.get('model')!r} layer {attrs.get('layer')!r}: {exc} "
-                "(constant activations? check the node and the weights)",
-            ) from None
-    h5io.write_h5(out_path, "rdm", {"rdm": rdm, **vectors}, attrs)
+    try:
+        rdmfile.write(out_path, upper_triangle(rdm), attrs)
+    except DegenerateRDMError as exc:
+        raise InputFileError(
+            source,
+            f"model {attrs.get('model')!r} layer {attrs.get('layer')!r}: {exc} "
+            "(constant activations? check the node and the weights)",
+        ) from None
 
 
 def _read_layer(activations_path, expect):

@@ -1,50 +1,79 @@
 """Step ``second_order``: compare all RDMs of one analysis; write the K x K matrix as HDF5 and TSV.
 
+Streaming. The K x K similarities are accumulated chunk by chunk of pairs: each chunk reads
+pairs ``lo:hi`` of every RDM file (rsaflow.rdmfile.vector_chunk; ``gram_unit`` of the per-layer
+files for cka), so the job never holds whole vectors. The chunk is sized by the byte budget
+``chunk_mb`` of the analysis (config ``compare.chunk_mb``). Peak memory, P the vector length
+(N (N - 1) / 2, N^2 for cka), K the RDMs::
+
+    vector methods, cka:  about chunk_mb + 6 x 8 K^2 bytes + 0.6 MB per open file (K; files are
+                          held open up to half the open-file limit) (+ 300 MB of libraries)
+    kendall_tau_a:        about 10 x 8 P (two raw vectors at a time and the O(P log P) sort)
+    bootstrap/permutations on: + 8 K P (all condensed vectors), + what rsaflow.inference holds
+
+Reads O(K P) (each file once per run for the vector methods), compute O(K^2 P).
+
+Incremental. Pairwise similarities live in the content store (rsaflow.store) as one object per
+analysis run, kind ``pairs``: the sorted content keys of its RDMs (the ``content_key`` of each
+RDM file: same key, same content), their K x K similarity matrix, the method and this job's
+code digest. A run first looks for the object of exactly its key set; failing that, it merges
+the similarities of every stored ``pairs`` object with the same method and code digest, and
+computes only the pairs none of them has: adding one RDM computes one row (O(K P) reads, O(K P)
+work), removing one computes nothing. The log says ``pairs: reused R, computed C``. The object is
+hard-linked to ``results/<so_dir>/pairs.h5`` (so the store's prune keeps it while it is current).
+The reuse key leaves out only the chunk size, which changes sums by float rounding (~1e-16).
+
 Optional inference on the RDMs (``bootstrap`` resamples of stimuli, ``permutations`` of stimulus
-labels), written beside the matrix: ``ci_lower``, ``ci_upper``, ``boot_std``, ``p_values``.
+labels), written beside the matrix: ``ci_lower``, ``ci_upper``, ``boot_std``, ``p_values`` in the
+HDF5, and every pair's values in ``inference.tsv`` (long format; header only when inference is off).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import time
+from pathlib import Path
 
+import h5py
 import numpy as np
 
-from rsaflow import h5io
-from rsaflow.compare import aggregate
+from rsaflow import h5io, rdmfile, store
+from rsaflow.compare import kendall_tau_a
+from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
 from rsaflow.provenance import base_attrs
-from rsaflow.rdm import upper_triangle
 
 log = logging.getLogger(__name__)
 
+#: Store kind of the pairwise similarity objects.
+PAIRS_KIND = "pairs"
+#: Default byte budget of one chunk of pairs (config ``compare.chunk_mb``).
+DEFAULT_CHUNK_MB = 256
+#: Files held open at once where the open-file limit is unknown (more are reopened for every chunk).
+MAX_OPEN = 256
+#: Columns of inference.tsv.
+INFERENCE_COLUMNS = ("row", "column", "dissimilarity", "ci_lower", "ci_upper", "boot_std", "p_value")
+
 
 def read_rdm(path, with_matrix: bool = True, method: str | None = None) -> dict:
-    """An RDM (or, for cka, a Gram) file's label ``model/layer``, digest, depth, and the vector for ``method``.
+    """An RDM (or, for cka, a Gram) file's record (rsaflow.rdmfile.read_rdm's keys), with
+    ``rdm`` (the square matrix) when ``with_matrix`` and ``vector`` (the whole vector ``method``
+    compares: rsaflow.rdmfile.vector_chunk, or ``gram_unit`` for cka) when ``method`` is given.
 
-    For ``kendall_tau_a`` the vector is the raw upper triangle; for ``cka`` the file must be a
-    per-layer CKA file (``gram_unit``); otherwise the stored ``unit/<method>``.
+    Kept for callers that want whole arrays (figures, export); the second order streams instead.
     """
-    kind = "cka" if method == "cka" else "rdm"
-    with h5io.open_artifact(path, kind) as f:
-        out = {
-            "label": f"{f.attrs['model']}/{f.attrs['layer']}",
-            "model": str(f.attrs["model"]),
-            "digest": f.attrs["stimulus_digest"],
-            "depth": int(f.attrs.get("node_index", -1)),
-            "path": str(path),
-        }
-        if with_matrix and kind == "rdm":
-            out["rdm"] = f["rdm"][()]
-        if method == "cka":
+    if method == "cka":
+        out = rdmfile.read_meta(path, "cka")
+        with h5io.open_artifact(path, "cka") as f:
             out["vector"] = f["gram_unit"][()]
-        elif method == "kendall_tau_a":
-            out["vector"] = upper_triangle(f["rdm"][()])
-        elif method is not None:
-            if f"unit/{method}" not in f:
-                raise InputFileError(path, f"no stored vector for method {method!r}; rerun its rdm job")
-            out["vector"] = f[f"unit/{method}"][()]
+        return out
+    out = rdmfile.read_rdm(path, square=with_matrix)
+    if method is not None:
+        with h5io.open_artifact(path, "rdm") as f:
+            out["vector"] = rdmfile.vector_chunk(f, method)
     return out
 
 
@@ -61,6 +90,243 @@ def check_same_stimuli(records: list[dict]) -> str:
     return first["digest"]
 
 
+def _kind(method: str) -> str:
+    return "cka" if method == "cka" else "rdm"
+
+
+def _length(path, method: str) -> int:
+    with h5io.open_artifact(path, _kind(method)) as f:
+        return f["gram_unit" if method == "cka" else "condensed"].shape[0]
+
+
+def _describe(path, method: str) -> tuple[int, tuple | None]:
+    """(vector length, rsaflow.rdmfile.vector_params) of a file, checked to be of the method's kind."""
+    with h5io.open_artifact(path, _kind(method)) as f:
+        if method == "cka":
+            return f["gram_unit"].shape[0], None
+        return f["condensed"].shape[0], rdmfile.vector_params(f, method)
+
+
+def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
+    """Pairs lo:hi of a file's vector for ``method``, read into ``out`` (contiguous, hi - lo)."""
+    if method == "cka":
+        f["gram_unit"].read_direct(out, np.s_[lo:hi])
+    else:
+        rdmfile.vector_chunk(f, method, lo, hi, params, out)
+
+
+def _max_open() -> int:
+    """Files to hold open at once: half the process's soft limit of open files (at least 64)."""
+    try:
+        import resource
+
+        return max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    except (ImportError, ValueError, OSError):
+        return MAX_OPEN
+
+
+def chunk_pairs(n_vectors: int, budget_bytes: int) -> int:
+    """Pairs per chunk so that ``n_vectors`` chunks of float64 (twice: read buffer + derived) fit."""
+    return max(1, int(budget_bytes) // (2 * 8 * max(1, n_vectors)))
+
+
+def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAULT_CHUNK_MB * 2**20) -> np.ndarray:
+    """(len(rows), len(cols)) similarities s(a, b) of ``method`` (rsaflow.compare) between files.
+
+    Vector methods and cka: the sum over chunks of pairs of V_rows V_cols^T, V the chunks of the
+    stored vectors (:func:`_chunk`); chunks hold at most ``chunk_bytes`` for all distinct files
+    together. kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory.
+    Equals ``rsaflow.compare.similarity_matrix`` of the stacked vectors up to summation order
+    (~1e-16); the diagonal entries are computed like the others (kendall_tau_a: 1).
+    """
+    rows, cols = [str(p) for p in row_paths], [str(p) for p in col_paths]
+    union = list(dict.fromkeys(cols + rows))  # cols first: V[:len(cols)] is then a view
+    where = {p: i for i, p in enumerate(union)}
+    described = [_describe(p, method) for p in union]
+    length = described[0][0]
+    for p, (n, _) in zip(union, described):
+        if n != length:
+            raise InputFileError(p, f"vector of length {n} differs from {length} of {union[0]}: "
+                                    "RDMs of different stimulus counts")
+    if method == "kendall_tau_a":
+        return _kendall_block(rows, cols)
+    ri = np.array([where[p] for p in rows], dtype=np.intp)
+    ci = np.array([where[p] for p in cols], dtype=np.intp)
+    distinct = len(set(cols)) == len(cols)  # then cols are union[:len(cols)]: a view, no copy
+    same = rows == cols
+    step = chunk_pairs(len(union), chunk_bytes)
+    sim = np.zeros((len(rows), len(cols)))
+    keep_open = len(union) <= _max_open()
+    params = [d[1] for d in described]
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(h5io.open_artifact(p, _kind(method))) for p in union] if keep_open else None
+        chunk = np.empty((len(union), min(step, length)))
+        for lo in range(0, length, step):
+            hi = min(length, lo + step)
+            v = chunk[:, : hi - lo]
+            for i, p in enumerate(union):
+                if keep_open:
+                    _chunk(handles[i], method, lo, hi, params[i], v[i])
+                else:
+                    with h5py.File(p, "r") as f:  # checked by _describe above
+                        _chunk(f, method, lo, hi, params[i], v[i])
+            vc = v[: len(cols)] if distinct else v[ci]
+            sim += vc @ vc.T if same else v[ri] @ vc.T
+    return sim
+
+
+def _kendall_block(rows: list[str], cols: list[str]) -> np.ndarray:
+    ties = {}
+    for p in dict.fromkeys(rows + cols):
+        with h5io.open_artifact(p, "rdm") as f:
+            ties[p] = int(f.attrs["tied_pairs"])
+    sim = np.ones((len(rows), len(cols)))
+    done: dict = {}
+    for a, pa in enumerate(rows):
+        with h5io.open_artifact(pa, "rdm") as f:
+            x = f["condensed"][()]
+        for b, pb in enumerate(cols):
+            if pa == pb:
+                continue
+            if (pb, pa) in done:
+                sim[a, b] = done[(pb, pa)]
+                continue
+            with h5io.open_artifact(pb, "rdm") as f:
+                y = f["condensed"][()]
+            sim[a, b] = done[(pa, pb)] = kendall_tau_a(x, y, ties[pa], ties[pb])
+            del y
+    return sim
+
+
+def _content_key(record: dict) -> str:
+    """The file's store key, or (files written without one) a digest of its values."""
+    if record["content_key"]:
+        return record["content_key"]
+    h = hashlib.sha256()
+    with h5io.open_artifact(record["path"], record["kind"]) as f:
+        d = f["gram_unit" if record["kind"] == "cka" else "condensed"]
+        step = 2**22
+        for lo in range(0, d.shape[0], step):
+            h.update(np.ascontiguousarray(d[lo : lo + step]).data)
+    return "values-" + h.hexdigest()
+
+
+def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple[np.ndarray, np.ndarray, int]:
+    """Similarities among ``keys`` found in the store's ``pairs`` objects of ``method`` and ``code``.
+
+    Returns (similarity, known mask, objects used); objects with the most shared keys first.
+    """
+    k = len(keys)
+    sim = np.zeros((k, k))
+    known = np.zeros((k, k), dtype=bool)
+    where = {key: i for i, key in enumerate(keys)}
+    folder = Path(root) / PAIRS_KIND
+    candidates = []
+    for obj in sorted(folder.glob("*/*.h5")) if folder.is_dir() else []:
+        try:
+            with h5io.open_artifact(obj, PAIRS_KIND) as f:
+                if f.attrs.get("method") != method or f.attrs.get("code_sha256") != code:
+                    continue
+                theirs = [x.decode() if isinstance(x, bytes) else x for x in f["content_keys"][()]]
+        except (InputFileError, OSError):  # a foreign or vanished object: skip it
+            continue
+        shared = [j for j, key in enumerate(theirs) if key in where]
+        if len(shared) >= 2:
+            candidates.append((len(shared), obj, theirs, shared))
+    used = 0
+    for _, obj, theirs, shared in sorted(candidates, key=lambda c: -c[0]):
+        if known.all():
+            break
+        mine = np.array([where[theirs[j]] for j in shared])
+        if known[np.ix_(mine, mine)].all():
+            continue
+        with h5io.open_artifact(obj, PAIRS_KIND) as f:
+            block = f["similarity"][()][np.ix_(shared, shared)]
+        fill = ~known[np.ix_(mine, mine)]
+        sub = sim[np.ix_(mine, mine)]
+        sub[fill] = block[fill]
+        sim[np.ix_(mine, mine)] = sub
+        known[np.ix_(mine, mine)] = True
+        used += 1
+    return sim, known, used
+
+
+def _rows_to_compute(unknown: np.ndarray) -> np.ndarray:
+    """Rows whose full computation covers every unknown pair (symmetric mask): all rows when
+    nothing is known, else a greedy cover (most unknown pairs first), e.g. just the added RDMs."""
+    if unknown[np.triu_indices(unknown.shape[0], 1)].all():
+        return np.arange(unknown.shape[0])
+    left = unknown.copy()
+    np.fill_diagonal(left, False)
+    counts = left.sum(axis=1)
+    cover = []
+    while counts.max(initial=0) > 0:
+        a = int(counts.argmax())
+        cover.append(a)
+        partners = np.flatnonzero(left[a])
+        counts[partners] -= 1
+        counts[a] = 0
+        left[a, partners] = left[partners, a] = False
+    return np.array(sorted(cover), dtype=np.intp)
+
+
+def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, chunk_bytes: int,
+                          out_pairs=None, root=store.STORE_DIR) -> np.ndarray:
+    """K x K similarities of the files ``paths`` (content keys ``keys``, all distinct), reusing
+    the store's ``pairs`` objects and computing only the rows that have unknown pairs.
+
+    Writes the run's own ``pairs`` object (and links it to ``out_pairs`` when given). Logs
+    ``pairs: reused R, computed C`` (unordered pairs a < b).
+    """
+    k = len(keys)
+    order = np.argsort(keys)
+    skeys = [keys[i] for i in order]
+    attrs = {"method": method, "code_sha256": code}
+    key = store.make_key(PAIRS_KIND, {"rdms": skeys}, attrs)
+    total = k * (k - 1) // 2
+    obj = store.object_path(PAIRS_KIND, key, root)
+    if obj.is_file():
+        with h5io.open_artifact(obj, PAIRS_KIND) as f:
+            ssim = f["similarity"][()]
+        log.info("pairs: reused %d, computed 0 (all from %s)", total, obj)
+        if out_pairs is not None:
+            store.fetch(PAIRS_KIND, key, out_pairs, root)
+    else:
+        start = time.perf_counter()
+        ssim, known, used = _stored_similarities(skeys, method, code, root)
+        np.fill_diagonal(known, True)
+        reused = int(np.triu(known, 1).sum())
+        todo = _rows_to_compute(~known)
+        spaths = [str(paths[i]) for i in order]
+        if todo.size and method == "kendall_tau_a":  # one comparison per unknown pair
+            for a in todo:
+                cols = np.flatnonzero(~known[a])
+                if cols.size:
+                    ssim[a, cols] = ssim[cols, a] = similarity_block([spaths[a]], [spaths[b] for b in cols], method)[0]
+                    known[a, cols] = known[cols, a] = True
+        elif todo.size:
+            block = similarity_block([spaths[i] for i in todo], spaths, method, chunk_bytes)
+            rows = ssim[todo]
+            rows[~known[todo]] = block[~known[todo]]
+            ssim[todo] = rows
+            ssim[:, todo] = rows.T
+        diag = np.diag(ssim).copy()
+        ssim = np.triu(ssim, 1)
+        ssim += ssim.T
+        ssim[np.diag_indices(k)] = diag
+        computed = total - reused
+        log.info("pairs: reused %d, computed %d of %d (%d rows read against all, %d stored objects merged) in %.2f s",
+                 reused, computed, total, todo.size, used, time.perf_counter() - start)
+        dest = out_pairs if out_pairs is not None else obj.with_name(f".{obj.name}.new-{os.getpid()}")
+        h5io.write_h5(dest, PAIRS_KIND, {"content_keys": np.array(skeys, dtype=object), "similarity": ssim}, attrs)
+        store.put(PAIRS_KIND, key, dest, root)
+        if out_pairs is None:
+            os.unlink(dest)
+    inverse = np.empty(k, dtype=np.intp)
+    inverse[order] = np.arange(k)
+    return ssim[np.ix_(inverse, inverse)]
+
+
 def _write_tsv(path, labels: list[str], matrix: np.ndarray) -> None:
     lines = ["label\t" + "\t".join(labels)]
     lines += [labels[i] + "\t" + "\t".join(repr(float(v)) for v in matrix[i]) for i in range(len(labels))]
@@ -70,21 +336,69 @@ def _write_tsv(path, labels: list[str], matrix: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files) -> tuple[np.ndarray, list[str]]:
-    """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label."""
+def _write_inference_tsv(path, labels: list[str], datasets: dict) -> None:
+    """Long format, one line per pair a < b: labels, dissimilarity and each inference value
+    (``nan`` where not computed); only the header when inference is off."""
+    lines = ["\t".join(INFERENCE_COLUMNS)]
+    columns = [datasets.get(name) for name in ("ci_lower", "ci_upper", "boot_std", "p_values")]
+    if any(c is not None for c in columns):
+        matrix = datasets["matrix"]
+        for a in range(len(labels)):
+            for b in range(a + 1, len(labels)):
+                cells = [repr(float(matrix[a, b]))]
+                cells += ["nan" if c is None else repr(float(c[a, b])) for c in columns]
+                lines.append("\t".join([labels[a], labels[b], *cells]))
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def _condensed_stack(records: list[dict]) -> np.ndarray:
+    """(K, P) float64: every RDM's condensed values (for inference, which needs them all)."""
+    out = np.empty((len(records), _length(records[0]["path"], "spearman")))
+    for i, r in enumerate(records):
+        with h5io.open_artifact(r["path"], "rdm") as f:
+            f["condensed"].read_direct(out[i])
+    return out
+
+
+def _square(condensed: np.ndarray) -> np.ndarray:
+    # TODO: pass (K, P) once inference accepts it
+    from scipy.spatial.distance import squareform
+
+    return np.stack([squareform(v, checks=False) for v in condensed])
+
+
+def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_inference=None,
+                       out_pairs=None, store_root=store.STORE_DIR) -> tuple[np.ndarray, list[str]]:
+    """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label.
+
+    Streams the files in chunks of ``spec['chunk_mb']`` MB (default 256) and reuses stored pairwise
+    similarities (see the module docstring). Writes ``out_h5`` (matrix, labels, depth, models and
+    the inference arrays), ``out_tsv`` (the matrix), ``out_inference`` (long-format TSV, when
+    given) and ``out_pairs`` (this run's ``pairs`` store object, when given).
+    """
     method = spec["method"]
     inference = spec.get("bootstrap", 0) or spec.get("permutations", 0)
-    records = sorted((read_rdm(p, with_matrix=bool(inference), method=method) for p in rdm_paths),
-                     key=lambda r: r["label"])
+    chunk_bytes = int(spec.get("chunk_mb", DEFAULT_CHUNK_MB) * 2**20)
+    kind = _kind(method)
+    records = sorted((dict(rdmfile.read_meta(p, kind), kind=kind) for p in rdm_paths), key=lambda r: r["label"])
     labels = [r["label"] for r in records]
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate RDM labels: {labels}")
-    sizes = {r["vector"].size for r in records}
-    if len(sizes) > 1:
-        raise InputFileError(records[0]["path"], f"RDMs differ in size: stored vectors of lengths {sorted(sizes)}")
     digest = check_same_stimuli(records)
-    matrix = aggregate(np.stack([r["vector"] for r in records]), method)
-    log.info("second order (%s) of %d RDMs", method, len(labels))
+    code = base_attrs(spec, code_files)["code_sha256"]
+    keys = [_content_key(r) for r in records]
+    unique = list(dict.fromkeys(keys))  # identical content twice: compare it once
+    first = {key: r["path"] for key, r in zip(reversed(keys), reversed(records))}
+    log.info("second order (%s) of %d RDMs (%d distinct), chunks of %d MB", method, len(labels), len(unique),
+             chunk_bytes >> 20)
+    usim = pairwise_similarities([first[key] for key in unique], unique, method, code, chunk_bytes, out_pairs,
+                                 store_root)
+    pos = np.array([unique.index(key) for key in keys])
+    sim = usim[np.ix_(pos, pos)]
+    matrix = to_dissimilarity(sim, method)
     datasets = {
         "matrix": matrix,
         "labels": np.array(labels, dtype=object),
@@ -94,7 +408,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files) -> tu
     if inference:
         from rsaflow.inference import bootstrap_second_order, permutation_test
 
-        rdms = np.stack([r["rdm"] for r in records])
+        rdms = _square(_condensed_stack(records))
         if spec.get("bootstrap", 0):
             log.info("bootstrap: %d resamples of the stimuli", spec["bootstrap"])
             boot = bootstrap_second_order(rdms, method, spec["bootstrap"], spec["seed"], spec.get("ci", 0.95))
@@ -103,6 +417,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files) -> tu
         if spec.get("permutations", 0):
             log.info("permutation test: %d relabellings", spec["permutations"])
             datasets["p_values"] = permutation_test(rdms, method, spec["permutations"], spec["seed"]).p_values
+        del rdms
     h5io.write_h5(
         out_h5,
         "second_order",
@@ -110,6 +425,8 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files) -> tu
         {**base_attrs(spec, code_files), "method": method, "stimulus_digest": digest},
     )
     _write_tsv(out_tsv, labels, matrix)
+    if out_inference is not None:
+        _write_inference_tsv(out_inference, labels, datasets)
     return matrix, labels
 
 

@@ -1,0 +1,150 @@
+"""The RDM file: one RDM in at most 2 S bytes (S = 8 P, P = N (N - 1) / 2), and its one reader.
+
+Layout (an rsaflow HDF5 artifact of kind ``rdm``, see rsaflow.h5io)::
+
+    condensed   (P,) float64   the upper triangle d(i, j), i < j, row-major: the order of
+                               scipy.spatial.distance.squareform and rsaflow.rdm.upper_triangle
+    ranks       (P,) float64   its average ranks 1..P, ties at their mean rank
+                               (scipy.stats.rankdata(condensed, method='average'), exactly)
+
+Attributes, besides provenance: ``n_stimuli``; ``tied_pairs`` (pairs of equal dissimilarities,
+rsaflow.compare.tied_pairs, for kendall_tau_a); and for each vector method of rsaflow.compare
+``centre_<method>`` and ``norm_<method>`` (``scale_rho_a`` for rho_a), so that the vector the
+comparison needs is derived from any slice of pairs by elementwise float64 arithmetic:
+
+    spearman  (ranks[s] - centre) / norm        pearson  (condensed[s] - centre) / norm
+    cosine    condensed[s] / norm               rho_a    (ranks[s] - centre) * scale
+    kendall_tau_a  condensed[s] (raw values)
+
+bit for bit what rsaflow.compare.per_rdm_vector returns for the whole vector (:func:`vector_chunk`).
+The square N x N matrix is one call away: ``read_rdm(path, square=True)["rdm"]``; every reader
+of RDM files in rsaflow goes through :func:`read_rdm` or :func:`vector_chunk`. Torch-free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import squareform
+
+from rsaflow import h5io
+from rsaflow.compare import (
+    RAW_METHODS,
+    VECTOR_METHODS,
+    average_ranks,
+    rho_a_scale,
+    tied_pairs,
+    unit_params,
+)
+
+#: Methods whose vector is derived from ``ranks`` (the others from ``condensed``).
+RANKED = ("spearman", "rho_a")
+
+
+def n_from_pairs(p: int) -> int:
+    """N with N (N - 1) / 2 == p; ValueError if there is none."""
+    n = int(round((1 + np.sqrt(1 + 8 * p)) / 2))
+    if n * (n - 1) // 2 != p:
+        raise ValueError(f"{p} pairs is not N (N - 1) / 2 for a whole N")
+    return n
+
+
+def method_attrs(condensed: np.ndarray, ranks: np.ndarray) -> dict:
+    """The per-method scalars stored as attributes (see the module docstring).
+
+    Raises rsaflow.compare.DegenerateRDMError for an RDM some method cannot compare (constant).
+    """
+    out = {"tied_pairs": tied_pairs(condensed)}
+    for method in ("pearson", "cosine"):
+        out[f"centre_{method}"], out[f"norm_{method}"] = unit_params(condensed, method)
+    # spearman: unit_params ranks internally; ranks of ranks are the ranks themselves.
+    out["centre_spearman"], out["norm_spearman"] = unit_params(ranks, "pearson")
+    out["centre_rho_a"] = float(ranks.mean())
+    out["scale_rho_a"] = rho_a_scale(ranks.size)
+    return out
+
+
+def write(path, condensed: np.ndarray, attrs: dict) -> None:
+    """Write an RDM file from its upper triangle (float64, squareform order) and provenance ``attrs``.
+
+    Peak memory about 4 S (the values, their ranks and the sort's temporaries).
+    """
+    condensed = np.ascontiguousarray(condensed, dtype=np.float64)
+    ranks = average_ranks(condensed)
+    scalars = method_attrs(condensed, ranks)
+    h5io.write_h5(path, "rdm", {"condensed": condensed, "ranks": ranks},
+                  {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
+
+
+def vector_params(f, method: str) -> tuple:
+    """``(dataset, centre, scale, divide)`` of ``method`` from an open RDM file's attributes:
+    the vector is ``(f[dataset][s] - centre) / scale`` if divide else ``(... - centre) * scale``
+    (kendall_tau_a: the raw values, centre None). Read once, reused for every chunk."""
+    if method not in VECTOR_METHODS + RAW_METHODS:
+        raise ValueError(f"RDM files hold vectors for {', '.join(VECTOR_METHODS + RAW_METHODS)}, not {method!r}")
+    dataset = "ranks" if method in RANKED else "condensed"
+    if method in RAW_METHODS:
+        return dataset, None, None, False
+    if method == "rho_a":
+        return dataset, f.attrs["centre_rho_a"], f.attrs["scale_rho_a"], False
+    return dataset, f.attrs[f"centre_{method}"], f.attrs[f"norm_{method}"], True
+
+
+def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tuple | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Pairs ``lo:hi`` of the vector ``method`` compares, from an open RDM file ``f`` (h5py).
+
+    Equal to ``rsaflow.compare.per_rdm_vector(condensed, method)[lo:hi]`` bit for bit: unit
+    vectors for spearman, pearson, cosine, the scaled centred ranks for rho_a, the raw values for
+    kendall_tau_a. Reads only that slice of one dataset. ``params``: :func:`vector_params` of
+    this file and method, when the caller has read them already; ``out``: a contiguous float64
+    array of the slice's length to read into and transform in place (no temporaries).
+    """
+    dataset, centre, scale, divide = vector_params(f, method) if params is None else params
+    d = f[dataset]
+    hi = d.shape[0] if hi is None else min(hi, d.shape[0])
+    if out is None:
+        out = np.empty(hi - lo)
+    d.read_direct(out, np.s_[lo:hi])
+    if centre is not None:
+        np.subtract(out, centre, out=out)
+        (np.divide if divide else np.multiply)(out, scale, out=out)
+    return out
+
+
+def read_rdm(path, square: bool = False) -> dict:
+    """One RDM file as a record; THE reader of RDM files (the square matrix on request).
+
+    Keys: ``label`` (``model/layer``), ``model``, ``layer``, ``digest`` (the stimulus digest),
+    ``depth`` (node index, -1 for external RDMs), ``path``, ``content_key`` (the store key: equal
+    keys, equal content; None for files written without one), ``n_stimuli``, ``condensed`` (P,)
+    float64 and, with ``square=True``, ``rdm``: the (N, N) float64 matrix
+    (``squareform(condensed)``: exactly symmetric, exactly 0 on the diagonal). Memory: S, plus
+    8 N^2 for the square.
+    """
+    with h5io.open_artifact(path, "rdm") as f:
+        out = _record(f, path)
+        out["condensed"] = f["condensed"][()]
+    if square:
+        out["rdm"] = squareform(out["condensed"], checks=False)
+    return out
+
+
+def read_meta(path, kind: str = "rdm") -> dict:
+    """:func:`read_rdm`'s record without the values (reads attributes only); also for ``cka`` files."""
+    with h5io.open_artifact(path, kind) as f:
+        return _record(f, path)
+
+
+def _record(f, path) -> dict:
+    a = f.attrs
+    key = a.get("content_key")
+    return {
+        "label": f"{a['model']}/{a['layer']}",
+        "model": str(a["model"]),
+        "layer": str(a["layer"]),
+        "digest": a["stimulus_digest"],
+        "depth": int(a.get("node_index", -1)),
+        "path": str(path),
+        "content_key": None if key is None else str(key),
+        "n_stimuli": int(a["n_stimuli"]) if "n_stimuli" in a else None,
+    }
