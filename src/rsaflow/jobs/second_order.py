@@ -363,13 +363,6 @@ def _condensed_stack(records: list[dict]) -> np.ndarray:
     return out
 
 
-def _square(condensed: np.ndarray) -> np.ndarray:
-    # TODO: pass (K, P) once inference accepts it
-    from scipy.spatial.distance import squareform
-
-    return np.stack([squareform(v, checks=False) for v in condensed])
-
-
 def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_inference=None,
                        out_pairs=None, store_root=store.STORE_DIR) -> tuple[np.ndarray, list[str]]:
     """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label.
@@ -408,7 +401,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
     if inference:
         from rsaflow.inference import bootstrap_second_order, permutation_test
 
-        rdms = _square(_condensed_stack(records))
+        rdms = _condensed_stack(records)  # (K, P): what inference streams
         if spec.get("bootstrap", 0):
             log.info("bootstrap: %d resamples of the stimuli", spec["bootstrap"])
             boot = bootstrap_second_order(rdms, method, spec["bootstrap"], spec["seed"], spec.get("ci", 0.95))
