@@ -169,3 +169,22 @@ def test_store_command_summarises_and_prunes(run, capsys, monkeypatch):
     assert main(["store", "--prune"]) == 0
     assert f"# removed {n} objects" in capsys.readouterr().out
     assert wf.planned() == set()  # pruning touched nothing the results use
+
+
+def test_stale_lists_and_removes_results_of_removed_models(run, capsys):
+    """After going back to the original config, the files of the model added earlier are stale."""
+    from rsaflow.cli import main
+
+    wf, _ = run
+    args = ["--", "-s", str(wf.src / "Snakefile"), "-d", str(wf.work), "--configfile", str(wf.config_path)]
+    assert main(["stale", *args]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    names = {str(p) for p in listed if not p.startswith("#")}
+    assert str(wf.path("results/rdms/mobile/pool.h5")) in names
+    assert str(wf.path("results/activations/mobile/pool.h5")) in names
+    assert str(wf.path("results/logs/activations/mobile.log")) in names
+    assert not any("resnet18" in n or "squeeze/features" in n or "/store/" in n for n in names), names
+    assert main(["stale", "--remove", *args]) == 0
+    assert not wf.path("results/rdms/mobile/pool.h5").exists()
+    assert wf.path("results/rdms/resnet18/avgpool.h5").exists()
+    assert wf.planned() == set()

@@ -9,6 +9,7 @@ Usage::
     rsaflow store                             # objects in results/store per kind, size, unreferenced
     rsaflow store --prune [--dry-run]         # remove objects no file under results/ links to
     rsaflow store --prune --older-than 30     # ... or not used for 30 days (stores that had to copy)
+    rsaflow stale [--remove] [-- SNAKEMAKE ARGS]  # results the current config no longer produces
 
 (``python -m rsaflow.cli`` works without installing the entry point.)
 The model is built untrained (no download); shapes do not depend on weights.
@@ -78,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     p_store.add_argument("--older-than", type=float, default=None, metavar="DAYS",
                          help="with --prune: remove objects not used for DAYS days instead")
     p_store.add_argument("--dry-run", action="store_true", help="with --prune: only list what would be removed")
+    p_stale = sub.add_parser("stale", help="list (or --remove) results that the current config no longer produces")
+    p_stale.add_argument("--remove", action="store_true", help="delete them (then: rsaflow store --prune)")
+    p_stale.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                         help="after --: the arguments you run snakemake with (-s, -d, --configfile, ...)")
     args = parser.parse_args(argv)
     if args.command == "store":
         return store_command(args)
+    if args.command == "stale":
+        return stale_command(args)
 
     from rsaflow.errors import RsaflowError
 
@@ -104,6 +111,59 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.arch}: {len(rows)} nodes; output shape for one {args.size}x{args.size} image (batch x ...)")
     for name, shape in rows:
         print(f"{name:<{width}}  {shape}")
+    return 0
+
+
+def current_files(summary: str) -> tuple[set[str], set[str]]:
+    """Output files (and directory outputs) and log files named by ``snakemake --summary`` output."""
+    files: set[str] = set()
+    for line in summary.splitlines()[1:]:
+        cells = line.split("\t")
+        if len(cells) >= 4:
+            files.add(cells[0])
+            files.update(p.strip() for p in cells[3].split(",") if p.strip() not in ("", "-"))
+    return files, {f.rstrip("/") + "/" for f in files}
+
+
+def stale_files(workdir, summary: str) -> list:
+    """Files under ``workdir``/results that no job of the current DAG writes (outputs, directory
+    outputs, logs), leaving out the store and run-time benchmarks."""
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    files, folders = current_files(summary)
+    out = []
+    for path in sorted((workdir / "results").rglob("*")):
+        rel = path.relative_to(workdir).as_posix()
+        if not path.is_file() or rel.startswith(("results/store/", "results/benchmarks/")):
+            continue
+        if rel in files or any(rel.startswith(d) for d in folders) or path.name == ".snakemake_timestamp":
+            continue
+        out.append(path)
+    return out
+
+
+def stale_command(args) -> int:
+    """``rsaflow stale``: what ``snakemake --summary`` (with the user's arguments) does not produce."""
+    import subprocess
+
+    extra = [a for a in args.snakemake_args if a != "--"]
+    workdir = "."
+    for flag in ("-d", "--directory"):
+        if flag in extra and extra.index(flag) + 1 < len(extra):
+            workdir = extra[extra.index(flag) + 1]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--summary", *extra], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.startswith("output_file"):
+        print(f"rsaflow: snakemake --summary failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}",
+              file=sys.stderr)
+        return 2
+    stale = stale_files(workdir, proc.stdout)
+    for path in stale:
+        print(path)
+        if args.remove:
+            path.unlink()
+    verb = "removed" if args.remove else "stale (rsaflow stale --remove deletes them)"
+    print(f"# {len(stale)} files {verb}; then rsaflow store --prune frees products no result links to")
     return 0
 
 
