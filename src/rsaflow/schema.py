@@ -145,6 +145,9 @@ def _explain_choice(error) -> list[tuple[str, str]]:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [errs for errs in branches.values()
                if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    if len(fitting) > 1:  # several of that type: the one whose shape fits, failing only inside
+        nested = [errs for errs in fitting if all(e.relative_path for e in errs)]
+        fitting = nested if len(nested) == 1 else fitting
     if len(fitting) == 1:
         return [line for sub in fitting[0] for line in _explain(sub)]
     best = best_match(error.context)
