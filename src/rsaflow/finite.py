@@ -16,7 +16,7 @@ def _count_block(block: np.ndarray) -> tuple[int, np.ndarray]:
     for lo in range(0, block.shape[1], step):
         bad = ~np.isfinite(block[:, lo : lo + step])
         count += int(np.count_nonzero(bad))
-        rows |= bad.reshape(bad.shape[0], -1).any(axis=1)
+        rows |= bad.any(axis=tuple(range(1, bad.ndim)))
     return count, rows
 
 

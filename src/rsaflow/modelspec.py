@@ -14,10 +14,6 @@ import difflib
 
 from rsaflow.errors import ConfigError
 
-#: The kinds of ``weights`` value (see :func:`weights_kind`).
-WEIGHTS_KINDS = ("none", "name", "checkpoint")
-
-
 def weights_kind(value: str) -> str:
     """``'none'`` (untrained, seeded initialisation), ``'name'`` or ``'checkpoint'``.
 
