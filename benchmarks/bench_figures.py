@@ -4,7 +4,7 @@ Cases (the targets of issue 11 item 7: every figure job <= 60 s on 2 cores):
 
 - ``files``: N=3,000 stimuli, K=41 RDMs (one network layer + 40 external RDMs), written as real
   workflow files (``write_rdm_file``, the stimuli and second-order layouts) and drawn through the
-  job functions of :mod:`rsaflow.jobs.figures`, i.e. with the workflow's readers.
+  job functions of the figure rules' modules in :mod:`rsaflow.jobs`, i.e. with the workflow's readers.
 - ``arrays``: N=1,000, K=1,000 RDMs (40 models x 24 layers + 40 externals). Writing 1,000 RDM files
   (24 GB today) is not reasonable on a shared disk, so the RDM figures get records whose ``load``
   generates the RDM (what ``read_rdm`` returns), and the second-order figures read a real
@@ -184,9 +184,23 @@ def _array_rdm_figure(kind: str, n: int, shape: tuple, out: str) -> None:
     draw(design(*shape), labels, *extra, out, load=lambda r: synthetic_rdm(r, labels))
 
 
+def _figure_jobs():
+    """The figure rules' job functions (one module per rule under rsaflow.jobs)."""
+    from types import SimpleNamespace
+
+    from rsaflow.jobs.mds_figure import draw_mds
+    from rsaflow.jobs.rdm_figure import draw_rdms
+    from rsaflow.jobs.second_order_figure import draw_second_order
+    from rsaflow.jobs.stimulus_grid import draw_stimulus_grid
+    from rsaflow.jobs.stimulus_mds_figure import draw_stimulus_mds
+
+    return SimpleNamespace(draw_mds=draw_mds, draw_rdms=draw_rdms, draw_second_order=draw_second_order,
+                           draw_stimulus_grid=draw_stimulus_grid, draw_stimulus_mds=draw_stimulus_mds)
+
+
 def run_files(folder: Path, n: int, shape: tuple, threads: int) -> list[dict]:
-    """Every figure job through rsaflow.jobs.figures on real files."""
-    from rsaflow.jobs import figures as jobs
+    """Every figure job through the figure rules' jobs modules on real files."""
+    jobs = _figure_jobs()
 
     t0 = time.perf_counter()
     paths, stimuli, matrix = write_inputs(folder, n, design(*shape))
@@ -206,7 +220,7 @@ def run_files(folder: Path, n: int, shape: tuple, threads: int) -> list[dict]:
 
 def run_arrays(folder: Path, n: int, shape: tuple, threads: int) -> list[dict]:
     """RDM figures with generated RDMs (no files), second-order figures from a real K x K file."""
-    from rsaflow.jobs import figures as jobs
+    jobs = _figure_jobs()
 
     k = len(design(*shape))
     matrix = write_second_order(folder / "matrix_arrays.h5", design(*shape))

@@ -3,7 +3,7 @@
 import json
 
 from rsaflow.jobs.common import job
-from rsaflow.jobs.rdm import write_cka
+from rsaflow.jobs.cka_gram import write_cka
 
 with job(snakemake):
     write_cka(

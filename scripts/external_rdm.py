@@ -3,7 +3,7 @@
 import json
 
 from rsaflow.jobs.common import job
-from rsaflow.jobs.rdm import write_external
+from rsaflow.jobs.external_rdm import write_external
 
 with job(snakemake):
     write_external(

@@ -3,7 +3,7 @@
 import json
 
 from rsaflow.jobs.common import job
-from rsaflow.jobs.figures import draw_mds
+from rsaflow.jobs.mds_figure import draw_mds
 
 with job(snakemake):
     draw_mds(snakemake.input.matrix, snakemake.output[0], json.loads(snakemake.params.spec)["mds_seed"])

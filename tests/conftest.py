@@ -89,9 +89,9 @@ class Workflow:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
         return proc
 
-    def planned(self) -> set[tuple[str, str]]:
-        """(rule, output) pairs a dry run would execute; ``all`` is left out."""
-        proc = self.run("-n")
+    def planned(self, *args: str) -> set[tuple[str, str]]:
+        """(rule, output) pairs a dry run (with ``args``) would execute; ``all`` is left out."""
+        proc = self.run("-n", *args)
         jobs, rule = set(), None
         for line in (proc.stdout + proc.stderr).splitlines():
             m = re.match(r"^\s*(?:local)?rule (\w+):", line)

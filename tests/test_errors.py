@@ -176,7 +176,7 @@ def test_nan_activations(tmp_path):
     values = np.random.default_rng(0).random((6, 4))
     values[2, 1] = np.nan
     src = activations_file(tmp_path / "a.h5", values)
-    with pytest.raises(InputFileError, match=r"a.h5: cannot compute an RDM: activations contain NaN or Inf in 1 stimuli"):
+    with pytest.raises(InputFileError, match=r"a.h5: cannot compute an RDM: 1 activations are NaN or Inf in 1 stimuli"):
         write_rdm(src, tmp_path / "r.h5", RDM_SPEC, [])
     assert not (tmp_path / "r.h5").exists()
 

@@ -154,8 +154,9 @@ def test_export_job_measures_and_stimulus_ids(tmp_path, metric):
 
     from rsaflow import h5io
     from rsaflow.export import MEASURE_NAMES
-    from rsaflow.jobs.export import export_rsatoolbox
-    from rsaflow.jobs.rdm import write_external, write_rdm
+    from rsaflow.jobs.export_rsatoolbox import export_rsatoolbox
+    from rsaflow.jobs.external_rdm import write_external
+    from rsaflow.jobs.rdm import write_rdm
     from rsaflow.jobs.stimuli import write_stimuli
 
     rng = np.random.default_rng(3)

@@ -215,8 +215,10 @@ def test_captions_state_the_caps():
 
 def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
     from rsaflow import h5io
-    from rsaflow.jobs import figures as jobs
+    from rsaflow.jobs import figure_inputs
     from rsaflow.jobs.rdm import write_rdm_file
+    from rsaflow.jobs.rdm_figure import draw_rdms
+    from rsaflow.jobs.stimulus_grid import draw_stimulus_grid
 
     records, labels = _records(18, 40)
     h5io.write_h5(tmp_path / "stimuli.h5", "stimuli",
@@ -228,9 +230,10 @@ def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
         write_rdm_file(paths[-1], _load(r), {"model": r["model"], "layer": f"layer{r['depth']}",
                                              "node_index": r["depth"], "stimulus_digest": "d0"}, "generated")
     reads = []
-    real = jobs.read_rdm
-    monkeypatch.setattr(jobs, "read_rdm", lambda p, **kw: reads.append(kw.get("with_matrix", True)) or real(p, **kw))
-    jobs.draw_rdms(paths, tmp_path / "stimuli.h5", tmp_path / "rdms.png")
+    real = figure_inputs.read_rdm
+    monkeypatch.setattr(figure_inputs, "read_rdm",
+                        lambda p, **kw: reads.append(kw.get("with_matrix", True)) or real(p, **kw))
+    draw_rdms(paths, tmp_path / "stimuli.h5", tmp_path / "rdms.png")
     assert reads.count(True) == figures.MAX_PANELS and reads.count(False) == 18
-    jobs.draw_stimulus_grid(tmp_path / "stimuli.h5", tmp_path / "grid.png")
+    draw_stimulus_grid(tmp_path / "stimuli.h5", tmp_path / "grid.png")
     assert (tmp_path / "rdms.pdf").exists() and (tmp_path / "grid.png").stat().st_size > 1000

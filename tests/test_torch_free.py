@@ -10,8 +10,11 @@ from conftest import REPO
 
 @pytest.mark.parametrize(
     "module",
-    ["rsaflow.jobs.stimuli", "rsaflow.jobs.rdm", "rsaflow.jobs.second_order", "rsaflow.jobs.figures",
-     "rsaflow.config", "rsaflow.rdm", "rsaflow.compare", "rsaflow.stimuli", "rsaflow.jobs.common"],
+    ["rsaflow.jobs.stimuli", "rsaflow.jobs.rdm", "rsaflow.jobs.second_order", "rsaflow.jobs.stimulus_grid",
+     "rsaflow.jobs.rdm_figure", "rsaflow.jobs.stimulus_mds_figure", "rsaflow.jobs.second_order_figure",
+     "rsaflow.jobs.mds_figure", "rsaflow.jobs.cka_gram", "rsaflow.jobs.external_rdm", "rsaflow.jobs.export_rsatoolbox",
+     "rsaflow.jobs.effective_config", "rsaflow.config", "rsaflow.catalog", "rsaflow.modelspec", "rsaflow.rdm",
+     "rsaflow.compare", "rsaflow.stimuli", "rsaflow.jobs.common"],
 )
 def test_module_does_not_import_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"

@@ -9,15 +9,14 @@ at the start of each extraction job instead.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from rsaflow.config import checkpoint_path
-from rsaflow.errors import ConfigError, RsaflowError
+from rsaflow.errors import RsaflowError
+from rsaflow.modelspec import check_arch, check_weights, select_node
 
 _LISTER = r"""
 import json, sys
@@ -69,40 +68,6 @@ def load_catalog(archs: list[str], cache_dir: Path) -> dict | None:
         tmp.write_text(json.dumps(catalog))
         tmp.replace(path)
     return catalog
-
-
-def check_arch(arch: str, archs: list[str], key: str) -> None:
-    """ConfigError at ``key`` (with close matches) unless ``arch`` is one of ``archs``."""
-    if arch not in archs:
-        close = difflib.get_close_matches(arch, archs, n=5, cutoff=0.5)
-        hint = f"close matches: {', '.join(close)}" if close else "list them with: rsaflow layers --list"
-        raise ConfigError(key, f"unknown torchvision classification architecture {arch!r}; {hint}")
-
-
-def check_weights(weights: str, arch: str, names: list[str], key: str) -> None:
-    """ConfigError at ``key`` unless ``weights`` is 'none', DEFAULT, one of ``names`` or a checkpoint path."""
-    if weights in ("none", "DEFAULT", *names) or checkpoint_path(weights) is not None:
-        return
-    listed = ["DEFAULT", *sorted(n for n in names if n != "DEFAULT")]
-    raise ConfigError(key, f"{weights!r} is neither a weights name of {arch} ({', '.join(listed)}), 'none', "
-                           "nor a checkpoint path")
-
-
-def select_node(node: str, nodes: list[str], arch: str, key: str) -> tuple[str, int]:
-    """The graph node that ``node`` selects among ``nodes`` (execution order) and its index there.
-
-    A module name (e.g. ``layer3``) selects the last graph node inside that module, as
-    torchvision's ``create_feature_extractor`` does. ConfigError at ``key`` with close matches
-    when ``node`` selects nothing.
-    """
-    if node in nodes:
-        return node, nodes.index(node)
-    inside = [n for n in nodes if n.startswith(node + ".")]
-    if inside:
-        return inside[-1], nodes.index(inside[-1])
-    close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
-    raise ConfigError(key, f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
-                           f"(list all with: rsaflow layers {arch})")
 
 
 def check_archs(archs: dict, catalog: dict) -> None:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rsaflow.errors import ConfigError
+from rsaflow.modelspec import checkpoint_path, weights_kind
 
 DEFAULT_REDUCE = "flatten"
 
@@ -141,13 +142,6 @@ def analysis_slice(analysis: dict) -> dict:
     return {k: v for k, v in analysis.items() if k not in ("rdm_dir", "second_order_dir")}
 
 
-def checkpoint_path(weights: str) -> str | None:
-    """The checkpoint file named by a ``weights`` value, or None for a torchvision name/none."""
-    if weights in ("none", "DEFAULT") or weights.replace("_", "").isalnum():
-        return None
-    return weights
-
-
 def model_slice(config: dict, norm: dict, model: str) -> dict:
     """What one model's extraction job depends on: the model, its layers, the extraction settings.
 
@@ -164,16 +158,9 @@ def model_slice(config: dict, norm: dict, model: str) -> dict:
         "layers": spec["layers"],
         **{k: ex[k] for k in ("batch_size", "device", "precision", "channels_last")},
     }
-    if spec["weights"] == "none":
+    if weights_kind(spec["weights"]) == "none":
         out["seed"] = spec["seed"]
     return out
-
-
-def layer_slice(model_spec: dict, label: str) -> dict:
-    """The config slice recorded in one layer's activation file (see :func:`model_slice`)."""
-    layer = model_spec["layers"][label]
-    out = {k: v for k, v in model_spec.items() if k != "layers"}
-    return {**out, "layer": label, "node": layer["node"], "reduce": layer["reduce"]}
 
 
 def stimulus_files(stimuli: dict) -> list[str]:
@@ -231,13 +218,3 @@ def files_digest(paths) -> str:
         h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
-
-def write_effective_config(path, config_json: str) -> None:
-    """Write the validated config (defaults filled in) as YAML, for the report and the record."""
-    import yaml
-
-    text = "# The configuration of this run, schema defaults filled in (written by rsaflow).\n"
-    text += yaml.safe_dump(json.loads(config_json), sort_keys=True, default_flow_style=False)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

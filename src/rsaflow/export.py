@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from rsaflow.finite import check_finite
 from rsaflow.h5io import atomic_h5
 
 
@@ -93,8 +94,7 @@ def write_rsatoolbox_h5(path, rdms: np.ndarray, names: Sequence[str], stimulus_i
     measures = [measures] * k if isinstance(measures, str) else [str(m) for m in measures]
     if len(measures) != k:
         raise ValueError(f"{len(measures)} measures for {k} RDMs")
-    if not np.all(np.isfinite(rdms)):
-        raise ValueError(f"{np.count_nonzero(~np.isfinite(rdms))} RDM entries are NaN or Inf")
+    check_finite(rdms, "RDM entries")
     models, layers = zip(*(s.split("/", 1) for s in names))
     iu = np.triu_indices(n, k=1)
     with atomic_h5(path, "rsatoolbox_rdms") as f:

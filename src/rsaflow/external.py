@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rsaflow.errors import InputFileError
+from rsaflow.finite import check_finite
 
 #: Relative tolerance of the symmetry and zero-diagonal checks.
 RTOL = 1e-8
@@ -180,8 +181,10 @@ def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
     if not path.exists():
         raise InputFileError(path, "file not found")
     matrix, ids = _read_matrix(path)
-    if not np.all(np.isfinite(matrix)):
-        raise InputFileError(path, f"{np.count_nonzero(~np.isfinite(matrix))} entries are NaN or Inf")
+    try:
+        check_finite(matrix, "entries")
+    except ValueError as exc:
+        raise InputFileError(path, str(exc)) from None
     if matrix.ndim == 1 and ids is not None:
         raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
     rdm = _symmetrised(path, _as_square(path, matrix, n_stimuli))

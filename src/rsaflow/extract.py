@@ -30,9 +30,10 @@ import torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-from rsaflow import catalog, h5io
-from rsaflow.config import layer_slice
+from rsaflow import h5io, modelspec
 from rsaflow.errors import ConfigError, InputFileError, RsaflowError
+from rsaflow.finite import check_finite
+from rsaflow.modelspec import layer_slice, weights_kind
 from rsaflow.provenance import file_sha256, versions
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def classification_models() -> list[str]:
 
 def check_arch(arch: str, key: str) -> None:
     """Raise ConfigError (at ``key``) unless ``arch`` is a torchvision classification model."""
-    catalog.check_arch(arch, classification_models(), key)
+    modelspec.check_arch(arch, classification_models(), key)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,11 +87,13 @@ def load_model(arch: str, weights: str, seed: int, key: str):
     check_arch(arch, f"{key}.arch")
     enum = get_model_weights(arch)
     default = enum.DEFAULT
-    if weights == "none":
+    modelspec.check_weights(weights, arch, list(enum.__members__), f"{key}.weights")
+    kind = weights_kind(weights)
+    if kind == "none":
         torch.manual_seed(seed)
         model = get_model(arch, weights=None)
         return model.eval(), default.transforms(), {"weights": "none", "init_seed": seed, "transforms_from": str(default)}
-    if weights == "DEFAULT" or weights in enum.__members__:
+    if kind == "name":
         chosen = default if weights == "DEFAULT" else enum[weights]
         cached = _weights_cache_file(chosen)
         try:
@@ -106,7 +109,6 @@ def load_model(arch: str, weights: str, seed: int, key: str):
         if cached.exists():
             prov["weights_sha256"] = file_sha256(cached)
         return model.eval(), chosen.transforms(), prov
-    catalog.check_weights(weights, arch, list(enum.__members__), f"{key}.weights")
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ConfigError(f"{key}.weights", f"checkpoint {path} not found")
@@ -348,11 +350,13 @@ def _layer_values(outputs: dict, spec: dict, label: str, key: str, batch_no: int
     except ValueError as exc:
         raise ConfigError(f"{key}.layers.{label}.reduce", f"{exc} (node {layer['node']!r})") from None
     values = out.float().cpu().numpy()
-    if not np.all(np.isfinite(values)):
+    try:
+        check_finite(values, "activations")
+    except ValueError as exc:
         raise RsaflowError(
-            f"{key}.layers.{label} (node {layer['node']!r}): NaN or Inf activations in batch {batch_no} "
+            f"{key}.layers.{label} (node {layer['node']!r}): {exc} in batch {batch_no} "
             "(a diverged checkpoint? bfloat16 overflow?); nothing was written"
-        )
+        ) from None
     return values
 
 
@@ -374,7 +378,7 @@ def _resolve_layers(model, spec: dict, key: str) -> dict:
     """Each layer's graph node and depth; the unique graph nodes to return, in depth order."""
     nodes = graph_nodes(model)
     for label, layer in spec["layers"].items():
-        resolved, depth = catalog.select_node(layer["node"], nodes, spec["arch"], f"{key}.layers.{label}")
+        resolved, depth = modelspec.select_node(layer["node"], nodes, spec["arch"], f"{key}.layers.{label}")
         layer.update(graph_node=resolved, node_index=depth)
     return sorted({layer["graph_node"] for layer in spec["layers"].values()}, key=nodes.index)
 

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rsaflow.compare import ALL_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
+from rsaflow.finite import check_finite
 
 #: Absolute tolerance of ">=" in the permutation test: a relabelling that leaves the RDMs' pairing
 #: unchanged gives the observed similarity up to summation-order rounding (~1e-16).
@@ -90,10 +91,7 @@ def _check_rdms(rdms: np.ndarray, method: str, chunk_bytes: int) -> tuple[np.nda
     n = _stimuli(p)
     if k < 2 or n < 3:
         raise ValueError(f"need K >= 2 RDMs of N >= 3 stimuli, got K={k}, N={n} (upper triangles of shape {uppers.shape})")
-    step = _chunk(k, chunk_bytes)
-    bad = sum(int(np.count_nonzero(~np.isfinite(uppers[:, s : s + step]))) for s in range(0, p, step))
-    if bad:
-        raise ValueError(f"{bad} RDM entries are NaN or Inf")
+    check_finite(uppers, "RDM entries")
     return uppers, n
 
 

@@ -47,6 +47,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rsaflow.finite import check_finite
+
 METRICS = ("euclidean", "sqeuclidean", "correlation", "cosine")
 
 #: Relative threshold under which a Gram-based squared distance is recomputed directly.
@@ -62,9 +64,7 @@ def _check_patterns(patterns: np.ndarray) -> np.ndarray:
         raise ValueError(f"patterns must be 2-D (stimuli x units), got shape {patterns.shape}")
     if patterns.shape[0] < 2 or patterns.shape[1] < 1:
         raise ValueError(f"need at least 2 stimuli and 1 unit, got shape {patterns.shape}")
-    if not np.all(np.isfinite(patterns)):
-        bad = np.unique(np.nonzero(~np.isfinite(patterns))[0])
-        raise ValueError(f"patterns contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
+    check_finite(patterns, "pattern values", rows="stimuli")
     return patterns
 
 
@@ -106,9 +106,7 @@ def _bad_rows_error(bad: np.ndarray, metric: str) -> ValueError:
 def _checked(blk) -> np.ndarray:
     """A block as a float64 C-ordered array of its own (a copy: it may be modified in place)."""
     b64 = np.array(blk, dtype=np.float64, order="C", copy=True)
-    if not np.all(np.isfinite(b64)):
-        bad = np.unique(np.nonzero(~np.isfinite(b64))[0])
-        raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
+    check_finite(b64, "activations", rows="stimuli")
     return b64
 
 

@@ -13,7 +13,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
-from rsaflow import catalog, deps, provenance  # noqa: E402
+from rsaflow import catalog, deps, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
@@ -94,13 +94,13 @@ def layer_expectation(wildcards):
             f"no layer {wildcards.layer!r} of model {wildcards.model!r} in the config"
         )
     spec = rsacfg.model_slice(config, NORM, wildcards.model)
-    return rsacfg.dumps(rsacfg.layer_slice(spec, wildcards.layer))
+    return rsacfg.dumps(modelspec.layer_slice(spec, wildcards.layer))
 
 
 # The config's own files are local(): relative to the working directory, never under the path
 # prefix of a module statement (README, "Use as a Snakemake module").
 def checkpoint_input(wildcards):
-    path = rsacfg.checkpoint_path(NORM["models"][wildcards.model]["weights"])
+    path = modelspec.checkpoint_path(NORM["models"][wildcards.model]["weights"])
     return [local(str(path))] if path else []
 
 

@@ -1,7 +1,7 @@
-"""Step ``rdm``: one RDM per (model, layer), plus the vectors the comparison step reuses.
+"""Rule ``rdm``: one RDM per (model, layer), plus the vectors the comparison step reuses.
 
-Also the per-layer steps that feed comparisons: ``cka`` (centred Gram matrices of activations) and
-``external`` (RDMs from files, e.g. brain data, checked against the stimulus set).
+Also, for now, what the rules ``cka_gram`` and ``external_rdm`` share with it: reading a layer's
+activation file (:func:`read_layer`) and writing an RDM file (:func:`write_rdm_file`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import time
 import numpy as np
 
 from rsaflow import h5io, rdmfile, store
-from rsaflow.compare import DegenerateRDMError, centered_gram_unit
+from rsaflow.compare import DegenerateRDMError
 from rsaflow.errors import InputFileError
-from rsaflow.external import load_external_rdm
-from rsaflow.provenance import base_attrs, file_sha256
+from rsaflow.provenance import base_attrs
 from rsaflow.rdm import rdm_from_h5, upper_triangle
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,8 @@ def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
         ) from None
 
 
-def _read_layer(activations_path, expect):
+def read_layer(activations_path, expect: dict | None) -> tuple[dict, str, tuple]:
+    """The carried attributes, the data digest and the shape of an activation file (checked against ``expect``)."""
     with h5io.open_artifact(activations_path, "activations") as f:
         check_expected(f, activations_path, expect)
         return _carried(f), _activation_digest(f), f["activations"].shape
@@ -84,7 +84,7 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
     carries (rsaflow.store), so a reused file is the file computing would write. Returns True if
     it computed.
     """
-    carried, digest, (n, m) = _read_layer(activations_path, expect)
+    carried, digest, (n, m) = read_layer(activations_path, expect)
     attrs = {**base_attrs(spec, code), **carried, "metric": spec["metric"], "n_units": m}
     key = store.make_key("rdm", {"activations": digest}, attrs)
 
@@ -101,47 +101,3 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
         write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, activations_path)
 
     return store.produce("rdm", key, out_path, compute)
-
-
-def write_cka(activations_path, out_path, spec: dict, code, expect: dict | None = None) -> bool:
-    """Store the unit-norm centred Gram matrix of a layer's activations (for linear CKA), or reuse it."""
-    carried, digest, _ = _read_layer(activations_path, expect)
-    attrs = {**base_attrs(spec, code), **carried}
-    key = store.make_key("cka", {"activations": digest}, attrs)
-
-    def compute():
-        with h5io.open_artifact(activations_path, "activations") as f:
-            try:
-                vector = centered_gram_unit(f["activations"], spec["block"])
-            except (ValueError, DegenerateRDMError) as exc:
-                raise InputFileError(activations_path, f"model {carried.get('model')!r} layer "
-                                                       f"{carried.get('layer')!r}: {exc}") from None
-        h5io.write_h5(out_path, "cka", {"gram_unit": vector}, {**attrs, "content_key": key})
-
-    return store.produce("cka", key, out_path, compute)
-
-
-def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code) -> bool:
-    """Check an external RDM against the stimulus set and store it as an rsaflow RDM ``external/<name>``."""
-    with h5io.open_artifact(stimuli_path, "stimuli") as f:
-        n = f["images"].shape[0]
-        digest = f.attrs["digest"]
-        source = h5io.read_attrs(f).get("source", {})
-        ids = source.get("files") or [str(i) for i in f["indices"][()]]
-    attrs = {
-        **base_attrs(spec, code),
-        "model": "external",
-        "layer": name,
-        "node_index": -1,
-        "stimulus_digest": digest,
-        "metric": "external",
-        "external_path": str(rdm_path),
-        "external_sha256": file_sha256(rdm_path),
-    }
-    key = store.make_key("external", {"file": attrs["external_sha256"], "stimuli_ids": ids}, attrs)
-
-    def compute():
-        rdm = load_external_rdm(rdm_path, n, ids)
-        write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, rdm_path)
-
-    return store.produce("external", key, out_path, compute)

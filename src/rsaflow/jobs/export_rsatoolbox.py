@@ -15,7 +15,7 @@ def stimulus_ids(stimuli_path) -> list[str]:
 
     For a folder source, each image's path relative to the root (``circles/img02.jpg``); for the
     other sources, the index into the source (``'3'``). Same rule as
-    :func:`rsaflow.jobs.rdm.write_external`.
+    :func:`rsaflow.jobs.external_rdm.write_external`.
     """
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         source = h5io.read_attrs(f).get("source", {})

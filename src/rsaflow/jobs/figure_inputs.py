@@ -1,0 +1,35 @@
+"""What the per-stimulus figures of RDMs read (rules ``rdm_figure`` and ``stimulus_mds_figure``).
+
+RDMs are read only through :func:`rsaflow.jobs.second_order.read_rdm` (the one reader of RDM
+files): first every file's label, model, depth and stimulus digest (no matrix), then the matrix of
+each RDM a figure draws, one at a time (:func:`load_rdm`). Peak memory of these figures: about
+3 N^2 float64 (one RDM as stored, its sorted copy, the drawn block), independent of K.
+"""
+
+from __future__ import annotations
+
+from rsaflow import h5io
+from rsaflow.jobs.second_order import check_same_stimuli, read_rdm
+
+
+def stimulus_meta(stimuli_path) -> dict:
+    """Labels, class names and digest of a stimuli file (its images are not read)."""
+    with h5io.open_artifact(stimuli_path, "stimuli") as f:
+        return {
+            "labels": f["labels"][()],
+            "class_names": [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]],
+            "digest": f.attrs["digest"],
+            "path": str(stimuli_path),
+        }
+
+
+def rdm_records(rdm_paths, stimuli: dict) -> list[dict]:
+    """Label, model, depth, digest and path of every RDM file; refuses RDMs of another stimulus set."""
+    records = [read_rdm(p, with_matrix=False) for p in rdm_paths]
+    check_same_stimuli([stimuli, *records])
+    return records
+
+
+def load_rdm(record: dict):
+    """The square RDM of a record of :func:`rdm_records`."""
+    return read_rdm(record["path"])["rdm"]

@@ -1,0 +1,11 @@
+"""Rule ``second_order_figure``: the heatmap of a second-order matrix."""
+
+from __future__ import annotations
+
+from rsaflow import figures
+from rsaflow.jobs.second_order import read_second_order
+
+
+def draw_second_order(second_order_path, out_path) -> None:
+    """:func:`rsaflow.figures.second_order_heatmap` of a second-order file."""
+    figures.second_order_heatmap(read_second_order(second_order_path), out_path)
