@@ -149,7 +149,7 @@ def measure(run, *args, threads: int = 2) -> tuple[float, float]:
 def write_inputs(folder: Path, n: int, records: list[dict]) -> tuple[list[Path], Path, Path]:
     """Real workflow files: stimuli, one RDM file per record (the workflow's writer), a second-order file."""
     from rsaflow import h5io
-    from rsaflow.jobs.rdm import write_rdm_file
+    from rsaflow.jobs.per_layer import write_rdm_file
 
     labels = stimulus_labels(n)
     images = np.random.default_rng(0).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)

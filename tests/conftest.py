@@ -41,6 +41,15 @@ def write_cifar10(root: Path, per_class: int = 12, seed: int = 0, n_classes: int
     return root
 
 
+@pytest.fixture(autouse=True)
+def private_store(tmp_path, monkeypatch):
+    """Jobs called in this process keep their content store in the test's temp dir, not results/store
+    under the current directory (workflow runs in subprocesses keep theirs in their working dir)."""
+    from rsaflow import store
+
+    monkeypatch.setattr(store, "STORE_DIR", tmp_path / "results" / "store")
+
+
 @pytest.fixture
 def cifar_root(tmp_path) -> Path:
     return write_cifar10(tmp_path / "cifar")

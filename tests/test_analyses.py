@@ -9,7 +9,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr
 
 from conftest import Workflow, tiny_config, write_cifar10
-from rsaflow.rdmfile import read_rdm
+from rsaflow.results import read_rdm
 
 pytestmark = pytest.mark.slow
 

@@ -216,7 +216,7 @@ def test_captions_state_the_caps():
 def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
     from rsaflow import h5io
     from rsaflow.jobs import figure_inputs
-    from rsaflow.jobs.rdm import write_rdm_file
+    from rsaflow.jobs.per_layer import write_rdm_file
     from rsaflow.jobs.rdm_figure import draw_rdms
     from rsaflow.jobs.stimulus_grid import draw_stimulus_grid
 
@@ -230,9 +230,9 @@ def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
         write_rdm_file(paths[-1], _load(r), {"model": r["model"], "layer": f"layer{r['depth']}",
                                              "node_index": r["depth"], "stimulus_digest": "d0"}, "generated")
     reads = []
-    real = figure_inputs.read_rdm
-    monkeypatch.setattr(figure_inputs, "read_rdm",
-                        lambda p, **kw: reads.append(kw.get("with_matrix", True)) or real(p, **kw))
+    real_rdm, real_meta = figure_inputs.read_rdm, figure_inputs.read_meta
+    monkeypatch.setattr(figure_inputs, "read_rdm", lambda p, **kw: reads.append(True) or real_rdm(p, **kw))
+    monkeypatch.setattr(figure_inputs, "read_meta", lambda p, *a: reads.append(False) or real_meta(p, *a))
     draw_rdms(paths, tmp_path / "stimuli.h5", tmp_path / "rdms.png")
     assert reads.count(True) == figures.MAX_PANELS and reads.count(False) == 18
     draw_stimulus_grid(tmp_path / "stimuli.h5", tmp_path / "grid.png")

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Workflow, tiny_config, write_cifar10
 from rsaflow import store
-from rsaflow.rdmfile import read_rdm
+from rsaflow.results import read_rdm
 
 pytestmark = pytest.mark.slow
 

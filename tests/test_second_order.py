@@ -10,10 +10,11 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, rankdata
 
-from rsaflow import h5io, rdmfile
+from rsaflow import h5io, rdmfile, results
 from rsaflow.compare import ALL_METHODS, VECTOR_METHODS, aggregate, centered_gram_unit, per_rdm_vector
-from rsaflow.jobs.rdm import write_rdm_file
-from rsaflow.jobs.second_order import read_second_order, similarity_block, write_second_order
+from rsaflow.jobs.per_layer import write_rdm_file
+from rsaflow.jobs.second_order import similarity_block, write_second_order
+from rsaflow.results import read_second_order
 
 N = 24
 METHODS_RDM = VECTOR_METHODS + ("kendall_tau_a",)
@@ -62,7 +63,7 @@ def test_file_holds_two_vectors_and_reads_back_square(tmp_path):
         assert sum(f[name].nbytes for name in f) == 2 * s
         np.testing.assert_array_equal(f["ranks"][()], rankdata(f["condensed"][()]))
     assert path.stat().st_size <= 2 * s + 16384  # 2 S plus a fixed HDF5 header and attributes
-    rec = rdmfile.read_rdm(path, square=True)
+    rec = results.read_rdm(path, square=True)
     ref = squareform(pdist(x))
     assert np.max(np.abs(rec["rdm"] - ref)) <= 1e-10 * ref.max()
     assert rec["rdm"][3, 7] == 0 and np.all(np.diag(rec["rdm"]) == 0) and np.array_equal(rec["rdm"], rec["rdm"].T)
@@ -88,7 +89,7 @@ def test_streaming_equals_in_memory_aggregate(tmp_path, method):
         vectors = np.stack([centered_gram_unit(x) for x in acts])
     else:
         paths = write_rdms(tmp_path, acts, tie_round=1)
-        vectors = np.stack([per_rdm_vector(rdmfile.read_rdm(p)["condensed"], method) for p in paths])
+        vectors = np.stack([per_rdm_vector(results.read_rdm(p)["condensed"], method) for p in paths])
     out = tmp_path / "so.h5"
     spec = {"method": method, "chunk_mb": 1e-4}  # 104 bytes: a few pairs per chunk, many chunks
     matrix, _ = write_second_order(paths, out, tmp_path / "so.tsv", spec, "code", store_root=tmp_path / "store")
@@ -99,7 +100,7 @@ def test_streaming_equals_in_memory_aggregate(tmp_path, method):
 def test_kendall_block_against_scipy(tmp_path):
     paths = write_rdms(tmp_path, activations(3))  # no ties: tau-a is scipy's tau-b
     sim = similarity_block(paths[:1], paths, "kendall_tau_a")
-    conds = [rdmfile.read_rdm(p)["condensed"] for p in paths]
+    conds = [results.read_rdm(p)["condensed"] for p in paths]
     np.testing.assert_allclose(sim[0, 1:], [kendalltau(conds[0], c)[0] for c in conds[1:]], atol=1e-12)
 
 

@@ -11,7 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
 from conftest import tiny_config
-from rsaflow.rdmfile import read_rdm
+from rsaflow.results import read_rdm
 
 pytestmark = pytest.mark.slow
 

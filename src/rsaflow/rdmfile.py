@@ -17,8 +17,8 @@ comparison needs is derived from any slice of pairs by elementwise float64 arith
     kendall_tau_a  condensed[s] (raw values)
 
 bit for bit what rsaflow.compare.per_rdm_vector returns for the whole vector (:func:`vector_chunk`).
-The square N x N matrix is one call away: ``read_rdm(path, square=True)["rdm"]``; every reader
-of RDM files in rsaflow goes through :func:`read_rdm` or :func:`vector_chunk`. Torch-free.
+The square N x N matrix is one call away: ``rsaflow.results.read_rdm(path, square=True)["rdm"]``; every reader
+of RDM files in rsaflow goes through :func:`rsaflow.results.read_rdm` or :func:`vector_chunk`. Torch-free.
 """
 
 from __future__ import annotations
@@ -109,42 +109,3 @@ def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tup
         np.subtract(out, centre, out=out)
         (np.divide if divide else np.multiply)(out, scale, out=out)
     return out
-
-
-def read_rdm(path, square: bool = False) -> dict:
-    """One RDM file as a record; THE reader of RDM files (the square matrix on request).
-
-    Keys: ``label`` (``model/layer``), ``model``, ``layer``, ``digest`` (the stimulus digest),
-    ``depth`` (node index, -1 for external RDMs), ``path``, ``content_key`` (the store key: equal
-    keys, equal content; None for files written without one), ``n_stimuli``, ``condensed`` (P,)
-    float64 and, with ``square=True``, ``rdm``: the (N, N) float64 matrix
-    (``squareform(condensed)``: exactly symmetric, exactly 0 on the diagonal). Memory: S, plus
-    8 N^2 for the square.
-    """
-    with h5io.open_artifact(path, "rdm") as f:
-        out = _record(f, path)
-        out["condensed"] = f["condensed"][()]
-    if square:
-        out["rdm"] = squareform(out["condensed"], checks=False)
-    return out
-
-
-def read_meta(path, kind: str = "rdm") -> dict:
-    """:func:`read_rdm`'s record without the values (reads attributes only); also for ``cka`` files."""
-    with h5io.open_artifact(path, kind) as f:
-        return _record(f, path)
-
-
-def _record(f, path) -> dict:
-    a = f.attrs
-    key = a.get("content_key")
-    return {
-        "label": f"{a['model']}/{a['layer']}",
-        "model": str(a["model"]),
-        "layer": str(a["layer"]),
-        "digest": a["stimulus_digest"],
-        "depth": int(a.get("node_index", -1)),
-        "path": str(path),
-        "content_key": None if key is None else str(key),
-        "n_stimuli": int(a["n_stimuli"]) if "n_stimuli" in a else None,
-    }

@@ -51,9 +51,14 @@ def make_key(kind: str, inputs: dict, attrs: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def object_path(kind: str, key: str, root: Path | str = STORE_DIR) -> Path:
+def store_root(root: Path | str | None = None) -> Path:
+    """``root``, or the default :data:`STORE_DIR` (looked up at call time, so tests can move it)."""
+    return Path(root) if root is not None else STORE_DIR
+
+
+def object_path(kind: str, key: str, root: Path | str | None = None) -> Path:
     """Where the object of ``key`` lives: ``<root>/<kind>/<key[:2]>/<key>.h5``."""
-    return Path(root) / kind / key[:2] / f"{key}.h5"
+    return store_root(root) / kind / key[:2] / f"{key}.h5"
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -71,7 +76,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         raise
 
 
-def fetch(kind: str, key: str, dest, root: Path | str = STORE_DIR) -> bool:
+def fetch(kind: str, key: str, dest, root: Path | str | None = None) -> bool:
     """Put the stored object of ``key`` at ``dest``; False (and nothing written) if there is none.
 
     The file's modification time is set to now, so that Snakemake does not take the output for
@@ -86,7 +91,7 @@ def fetch(kind: str, key: str, dest, root: Path | str = STORE_DIR) -> bool:
     return True
 
 
-def put(kind: str, key: str, src, root: Path | str = STORE_DIR) -> Path:
+def put(kind: str, key: str, src, root: Path | str | None = None) -> Path:
     """Add the complete file ``src`` to the store as the object of ``key``; return the object path."""
     obj = object_path(kind, key, root)
     if not obj.exists():
@@ -94,7 +99,7 @@ def put(kind: str, key: str, src, root: Path | str = STORE_DIR) -> Path:
     return obj
 
 
-def produce(kind: str, key: str, dest, compute: Callable[[], object], root: Path | str = STORE_DIR) -> bool:
+def produce(kind: str, key: str, dest, compute: Callable[[], object], root: Path | str | None = None) -> bool:
     """Reuse the product of ``key`` at ``dest`` or run ``compute()`` (which writes ``dest``) and store it.
 
     Logs one line, ``reused <kind> <key>`` or ``computed <kind> <key> in <s> s``. Returns True if
@@ -110,13 +115,13 @@ def produce(kind: str, key: str, dest, compute: Callable[[], object], root: Path
     return True
 
 
-def objects(root: Path | str = STORE_DIR) -> list[Path]:
+def objects(root: Path | str | None = None) -> list[Path]:
     """Every object file in the store (sorted)."""
-    root = Path(root)
+    root = store_root(root)
     return sorted(p for p in root.glob("*/*/*.h5") if p.is_file()) if root.is_dir() else []
 
 
-def prune(root: Path | str = STORE_DIR, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
+def prune(root: Path | str | None = None, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
     """Remove objects no result links to any more, or (``older_than_days``) those not used for that long.
 
     Without ``older_than_days``, an object is unreferenced when its link count is 1 (only the store
@@ -139,7 +144,7 @@ def prune(root: Path | str = STORE_DIR, older_than_days: float | None = None, dr
     return gone
 
 
-def summary(root: Path | str = STORE_DIR) -> dict:
+def summary(root: Path | str | None = None) -> dict:
     """Objects per kind with their total bytes, and how many no result links to."""
     out: dict = {}
     for obj in objects(root):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rsaflow import h5io, store
 from rsaflow.compare import DegenerateRDMError, centered_gram_unit
 from rsaflow.errors import InputFileError
-from rsaflow.jobs.rdm import read_layer
+from rsaflow.jobs.per_layer import read_layer
 from rsaflow.provenance import base_attrs
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from rsaflow import h5io
 from rsaflow.errors import InputFileError
 from rsaflow.export import measure_name, write_rsatoolbox_h5
-from rsaflow.jobs.inputs import rdms_on_stimuli
+from rsaflow.results import rdms_on_stimuli
 
 
 def stimulus_ids(stimuli_path) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rsaflow import h5io, store
 from rsaflow.external import load_external_rdm
-from rsaflow.jobs.rdm import write_rdm_file
+from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.provenance import base_attrs, file_sha256
 
 

@@ -1,6 +1,6 @@
 """What the per-stimulus figures of RDMs read (rules ``rdm_figure`` and ``stimulus_mds_figure``).
 
-RDMs are read only through :func:`rsaflow.jobs.second_order.read_rdm` (the one reader of RDM
+RDMs are read only through :func:`rsaflow.results.read_rdm` (the one reader of RDM
 files): first every file's label, model, depth and stimulus digest (no matrix), then the matrix of
 each RDM a figure draws, one at a time (:func:`load_rdm`). Peak memory of these figures: about
 3 N^2 float64 (one RDM as stored, its sorted copy, the drawn block), independent of K.
@@ -9,7 +9,7 @@ each RDM a figure draws, one at a time (:func:`load_rdm`). Peak memory of these 
 from __future__ import annotations
 
 from rsaflow import h5io
-from rsaflow.jobs.second_order import check_same_stimuli, read_rdm
+from rsaflow.results import check_same_stimuli, read_meta, read_rdm
 
 
 def stimulus_meta(stimuli_path) -> dict:
@@ -25,11 +25,11 @@ def stimulus_meta(stimuli_path) -> dict:
 
 def rdm_records(rdm_paths, stimuli: dict) -> list[dict]:
     """Label, model, depth, digest and path of every RDM file; refuses RDMs of another stimulus set."""
-    records = [read_rdm(p, with_matrix=False) for p in rdm_paths]
+    records = [read_meta(p) for p in rdm_paths]
     check_same_stimuli([stimuli, *records])
     return records
 
 
 def load_rdm(record: dict):
     """The square RDM of a record of :func:`rdm_records`."""
-    return read_rdm(record["path"])["rdm"]
+    return read_rdm(record["path"], square=True)["rdm"]

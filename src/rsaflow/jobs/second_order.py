@@ -45,6 +45,7 @@ from rsaflow.compare import kendall_tau_a
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
 from rsaflow.provenance import base_attrs
+from rsaflow.results import check_same_stimuli, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +57,6 @@ DEFAULT_CHUNK_MB = 256
 MAX_OPEN = 256
 #: Columns of inference.tsv.
 INFERENCE_COLUMNS = ("row", "column", "dissimilarity", "ci_lower", "ci_upper", "boot_std", "p_value")
-
-
-def read_rdm(path, with_matrix: bool = True, method: str | None = None) -> dict:
-    """An RDM (or, for cka, a Gram) file's record (rsaflow.rdmfile.read_rdm's keys), with
-    ``rdm`` (the square matrix) when ``with_matrix`` and ``vector`` (the whole vector ``method``
-    compares: rsaflow.rdmfile.vector_chunk, or ``gram_unit`` for cka) when ``method`` is given.
-
-    Kept for callers that want whole arrays (figures, export); the second order streams instead.
-    """
-    if method == "cka":
-        out = rdmfile.read_meta(path, "cka")
-        with h5io.open_artifact(path, "cka") as f:
-            out["vector"] = f["gram_unit"][()]
-        return out
-    out = rdmfile.read_rdm(path, square=with_matrix)
-    if method is not None:
-        with h5io.open_artifact(path, "rdm") as f:
-            out["vector"] = rdmfile.vector_chunk(f, method)
-    return out
-
-
-def check_same_stimuli(records: list[dict]) -> str:
-    """Refuse to compare RDMs computed on different stimulus sets; return the shared digest."""
-    first = records[0]
-    for r in records[1:]:
-        if r["digest"] != first["digest"]:
-            raise InputFileError(
-                r["path"],
-                f"stimulus digest {r['digest']} differs from {first['digest']} of {first['path']}: "
-                "these RDMs were computed on different stimulus sets (rerun the workflow to rebuild them)",
-            )
-    return first["digest"]
 
 
 def _kind(method: str) -> str:
@@ -220,7 +189,7 @@ def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple
     sim = np.zeros((k, k))
     known = np.zeros((k, k), dtype=bool)
     where = {key: i for i, key in enumerate(keys)}
-    folder = Path(root) / PAIRS_KIND
+    folder = store.store_root(root) / PAIRS_KIND
     candidates = []
     for obj in sorted(folder.glob("*/*.h5")) if folder.is_dir() else []:
         try:
@@ -271,7 +240,7 @@ def _rows_to_compute(unknown: np.ndarray) -> np.ndarray:
 
 
 def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, chunk_bytes: int,
-                          out_pairs=None, root=store.STORE_DIR) -> np.ndarray:
+                          out_pairs=None, root=None) -> np.ndarray:
     """K x K similarities of the files ``paths`` (content keys ``keys``, all distinct), reusing
     the store's ``pairs`` objects and computing only the rows that have unknown pairs.
 
@@ -364,7 +333,7 @@ def _condensed_stack(records: list[dict]) -> np.ndarray:
 
 
 def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_inference=None,
-                       out_pairs=None, store_root=store.STORE_DIR) -> tuple[np.ndarray, list[str]]:
+                       out_pairs=None, store_root=None) -> tuple[np.ndarray, list[str]]:
     """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label.
 
     Streams the files in chunks of ``spec['chunk_mb']`` MB (default 256) and reuses stored pairwise
@@ -376,7 +345,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
     inference = spec.get("bootstrap", 0) or spec.get("permutations", 0)
     chunk_bytes = int(spec.get("chunk_mb", DEFAULT_CHUNK_MB) * 2**20)
     kind = _kind(method)
-    records = sorted((dict(rdmfile.read_meta(p, kind), kind=kind) for p in rdm_paths), key=lambda r: r["label"])
+    records = sorted((dict(read_meta(p, kind), kind=kind) for p in rdm_paths), key=lambda r: r["label"])
     labels = [r["label"] for r in records]
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate RDM labels: {labels}")
@@ -421,13 +390,3 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
     if out_inference is not None:
         _write_inference_tsv(out_inference, labels, datasets)
     return matrix, labels
-
-
-def read_second_order(path) -> dict:
-    """Matrix, labels, models, depths, method and any inference arrays of a second-order file."""
-    with h5io.open_artifact(path, "second_order") as f:
-        out = {name: f[name][()] for name in f}
-        out["labels"] = [x.decode() if isinstance(x, bytes) else x for x in out["labels"]]
-        out["models"] = [x.decode() if isinstance(x, bytes) else x for x in out["models"]]
-        out["method"] = f.attrs["method"]
-    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rsaflow import figures
-from rsaflow.jobs.second_order import read_second_order
+from rsaflow.results import read_second_order
 
 
 def draw_second_order(second_order_path, out_path) -> None:

@@ -37,14 +37,3 @@ def write_stimuli(out_path, spec: dict, code_files) -> dict:
         {**base_attrs(spec, code_files), "digest": s["digest"], "source": s["provenance"]},
     )
     return s
-
-
-def read_stimuli(path) -> dict:
-    """Images, labels, class names and digest of a stimuli file."""
-    with h5io.open_artifact(path, "stimuli") as f:
-        return {
-            "images": f["images"][()],
-            "labels": f["labels"][()],
-            "class_names": [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]],
-            "digest": f.attrs["digest"],
-        }

@@ -1,0 +1,71 @@
+"""What the per-layer rules (``rdm``, ``cka_gram``, ``external_rdm``) share: reading a layer's
+activation file, checked against the current config (:func:`read_layer`), and writing an RDM file
+(:func:`write_rdm_file`). Editing the RDM math (rsaflow.rdm) or one of those rules' modules reruns
+only that rule.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rsaflow import h5io, rdmfile
+from rsaflow.compare import DegenerateRDMError
+from rsaflow.errors import InputFileError
+
+#: Attributes of the activation file carried over into the RDM file.
+CARRIED = ("model", "layer", "arch", "weights", "node", "node_index", "reduce", "stimulus_digest", "code_sha256",
+           "data_sha256")
+
+
+def _carried(f) -> dict:
+    renamed = {"code_sha256": "activations_code_sha256", "data_sha256": "activations_sha256"}
+    return {renamed.get(k, k): f.attrs[k] for k in CARRIED if k in f.attrs}
+
+
+def _activation_digest(f) -> str:
+    """The activations' data sha256 as recorded by the extraction (computed here for older files)."""
+    if "data_sha256" in f.attrs:
+        return str(f.attrs["data_sha256"])
+    return h5io.dataset_sha256(f["activations"])
+
+
+def check_expected(f, path, expect: dict | None) -> None:
+    """Refuse an activation file whose recorded config slice is not the current config's."""
+    if expect is None:
+        return
+    recorded = h5io.read_attrs(f).get("config")
+    if recorded != expect:
+        diff = sorted(k for k in set(expect) | set(recorded or {}) if (recorded or {}).get(k) != expect.get(k))
+        raise InputFileError(path, f"recorded config {_pick(recorded, diff)} differs from the current config "
+                                   f"{_pick(expect, diff)}: a stale file; rerun its model's extraction "
+                                   "(snakemake --forcerun activations)")
+
+
+def _pick(d, keys) -> str:
+    return json.dumps({k: (d or {}).get(k) for k in keys}, sort_keys=True)
+
+
+def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
+    """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
+
+    Every comparison method's vector is derived from it on the fly, so adding an RDM to an
+    analysis costs one RDM file, not K comparisons. Refuses an RDM that some method cannot
+    compare (constant dissimilarities), naming ``source``.
+    """
+    try:
+        rdmfile.write(out_path, rdm[np.triu_indices(rdm.shape[0], k=1)], attrs)
+    except DegenerateRDMError as exc:
+        raise InputFileError(
+            source,
+            f"model {attrs.get('model')!r} layer {attrs.get('layer')!r}: {exc} "
+            "(constant activations? check the node and the weights)",
+        ) from None
+
+
+def read_layer(activations_path, expect: dict | None) -> tuple[dict, str, tuple]:
+    """The carried attributes, the data digest and the shape of an activation file (checked against ``expect``)."""
+    with h5io.open_artifact(activations_path, "activations") as f:
+        check_expected(f, activations_path, expect)
+        return _carried(f), _activation_digest(f), f["activations"].shape
