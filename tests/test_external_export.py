@@ -208,3 +208,27 @@ def test_export_job_measures_and_stimulus_ids(tmp_path, metric):
         if metric == "euclidean":  # the square root of rsatoolbox's 'euclidean' method
             sq = rsatoolbox.rdm.calc_rdm(ds, method="euclidean").get_matrices()[0]
             np.testing.assert_allclose(models.get_matrices()[j], np.sqrt(sq), rtol=1e-10, atol=1e-12)
+
+
+def test_results_api_reads_what_the_jobs_wrote(tmp_path):
+    """rsaflow.results: the square RDM equals pdist, and to_rsatoolbox carries the same values and names."""
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    from scipy.spatial.distance import pdist, squareform
+
+    from rsaflow import results
+    from rsaflow.jobs.per_layer import write_rdm_file
+
+    x = np.random.default_rng(3).normal(size=(7, 4))
+    ref = squareform(pdist(x))
+    paths = []
+    for layer in ("a", "b"):
+        paths.append(tmp_path / f"{layer}.h5")
+        write_rdm_file(paths[-1], ref * (2 if layer == "b" else 1),
+                       {"model": "m", "layer": layer, "stimulus_digest": "d", "metric": "euclidean"}, "test")
+    rec = results.read_rdm(paths[0], square=True)
+    np.testing.assert_array_equal(rec["rdm"], ref)
+    assert rec["label"] == "m/a" and rec["n_stimuli"] == 7
+    rdms = results.to_rsatoolbox(paths)
+    assert isinstance(rdms, rsatoolbox.rdm.RDMs) and rdms.n_rdm == 2
+    np.testing.assert_allclose(rdms.get_matrices()[1], 2 * ref, rtol=0, atol=0)
+    assert rdms.rdm_descriptors["name"] == ["m/a", "m/b"]
