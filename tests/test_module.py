@@ -100,8 +100,9 @@ def test_prefixed_outputs_and_rdm(outer):
     assert effective["rdm"]["metric"] == "euclidean"
     with h5py.File(work / "rsa/results/activations/resnet18/avgpool.h5") as f:
         acts = f["activations"][()].astype(np.float64)
-    with h5py.File(work / "rsa/results/rdms/resnet18/avgpool.h5") as f:
-        rdm = f["rdm"][()]
+    from rsaflow.results import read_rdm
+
+    rdm = read_rdm(work / "rsa/results/rdms/resnet18/avgpool.h5", square=True)["rdm"]
     assert acts.shape == (20, 512)
     ref = squareform(pdist(acts)) / np.sqrt(acts.shape[1])
     assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()

@@ -70,8 +70,9 @@ def test_forced_rerun_is_byte_identical(tmp_path):
     wf.write_config(one_model_config(cifar, per_class=3))
     wf.run()
     first = h5_bytes(wf)
-    # stimuli, 2 activations, 2 RDMs (and their 2 store objects), second order, rsatoolbox export
-    assert len(first) == 9
+    # stimuli, 2 activations, 2 RDMs (and their 2 store objects), second order (matrix and pairs, and
+    # the pairs' store object), rsatoolbox export
+    assert len(first) == 11
     time.sleep(1.1)  # a timestamp in the files would now differ
     shutil.rmtree(wf.path("results/store"))  # else the RDM jobs would reuse, not recompute
     wf.run("--forceall")

@@ -157,6 +157,7 @@ def test_store_command_summarises_and_prunes(run, capsys, monkeypatch):
 
     wf, _ = run
     monkeypatch.chdir(wf.work)
+    monkeypatch.setattr(store, "STORE_DIR", store.Path("results") / "store")  # the default, in the workflow's dir
     assert main(["store"]) == 0
     table = capsys.readouterr().out
     assert table.startswith("kind\tobjects\tMB\tunreferenced") and "\nrdm\t" in table and "\ncka\t" in table
@@ -182,7 +183,7 @@ def test_stale_lists_and_removes_results_of_removed_models(run, capsys):
     names = {str(p) for p in listed if not p.startswith("#")}
     assert str(wf.path("results/rdms/mobile/pool.h5")) in names
     assert str(wf.path("results/activations/mobile/pool.h5")) in names
-    assert str(wf.path("results/logs/activations/mobile.log")) in names
+    assert str(wf.path("results/cka/mobile/pool.h5")) in names
     assert not any("resnet18" in n or "squeeze/features" in n or "/store/" in n for n in names), names
     assert main(["stale", "--remove", *args]) == 0
     assert not wf.path("results/rdms/mobile/pool.h5").exists()

@@ -120,7 +120,10 @@ def read_second_order(path) -> dict:
 def to_rsatoolbox(rdm_paths):
     """RDM files as one ``rsatoolbox.rdm.RDMs`` (needs rsatoolbox), descriptors ``model``, ``layer``,
     ``name`` and ``metric`` per RDM; ``dissimilarity_measure`` is rsaflow's metric name when all agree."""
-    from rsatoolbox.rdm import RDMs
+    try:
+        from rsatoolbox.rdm import RDMs
+    except ImportError as exc:
+        raise ImportError("rsaflow.results.to_rsatoolbox needs rsatoolbox: pip install rsatoolbox") from exc
 
     records = [read_rdm(p) for p in rdm_paths]
     metrics = []
