@@ -123,6 +123,18 @@ class Workflow:
         finally:
             self.config_path.write_text(original)
 
+    def edited(self, module: str) -> set[tuple[str, str]]:
+        """What a dry run would execute after appending a comment to library ``module`` (relative to
+        src/rsaflow) in the workflow copy; the file is restored with its mtime after."""
+        path = self.src / "src" / "rsaflow" / module
+        original, stat = path.read_text(), path.stat()
+        path.write_text(original + "\n# edited\n")
+        try:
+            return self.planned()
+        finally:
+            path.write_text(original)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
     def path(self, rel: str) -> Path:
         return self.work / rel
 

@@ -12,7 +12,6 @@ edit the entries here and paste the printed table into the README.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -150,18 +149,6 @@ def test_readme_shows_the_table():
     assert readme_table() in (REPO / "README.md").read_text()
 
 
-def _edited(wf, module: str) -> set:
-    """Dry-run jobs after appending a comment to ``module`` in the workflow copy (restored after)."""
-    path = wf.src / "src" / "rsaflow" / module
-    original, stat = path.read_text(), path.stat()
-    path.write_text(original + "\n# edited\n")
-    try:
-        return wf.planned()
-    finally:
-        path.write_text(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
 @pytest.mark.slow
 def test_dry_run_after_an_edit_schedules_the_tables_rules(tmp_path):
     """After a complete run, an edit plans what forcing the table's rules plans: those jobs and what
@@ -173,7 +160,7 @@ def test_dry_run_after_an_edit_schedules_the_tables_rules(tmp_path):
     wf.run()
     assert wf.planned() == set()
     for module in ("config.py", "modelspec.py", "store.py", "jobs/stimulus_grid.py"):
-        jobs = _edited(wf, module)
+        jobs = wf.edited(module)
         forced = RERUNS[module] & {rule for rule, _ in wf.planned("--forceall")}
         expected = wf.planned("--forcerun", *sorted(forced)) if forced else set()
         assert jobs == expected, module

@@ -1,7 +1,6 @@
 """The workflow end to end on a tiny config in a temp dir, and what each change reruns (dry runs)."""
 
 import copy
-import os
 from pathlib import Path
 
 import h5py
@@ -162,21 +161,9 @@ def test_seed_of_a_trained_model_is_not_in_its_slice(done):
     assert wf.planned_with(changed) == base
 
 
-def edited(wf, module):
-    """Dry-run jobs after appending a comment to a library module (restored with its mtime after)."""
-    path = wf.src / "src" / "rsaflow" / module
-    original, stat = path.read_text(), path.stat()
-    path.write_text(original + "\n# edited\n")
-    try:
-        return wf.planned()
-    finally:
-        path.write_text(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
 def test_editing_the_rdm_math_reruns_rdm_jobs(done):
     wf, _ = done
-    jobs = edited(wf, "rdm.py")
+    jobs = wf.edited("rdm.py")
     assert "activations" not in rules_of(jobs) and "stimuli" not in rules_of(jobs)
     assert {out for rule, out in jobs if rule == "rdm"} == {
         "results/rdms/resnet18/avgpool.h5", "results/rdms/resnet18/layer3.h5", "results/rdms/squeeze/features.h5"}
@@ -185,14 +172,14 @@ def test_editing_the_rdm_math_reruns_rdm_jobs(done):
 
 def test_editing_the_extraction_reruns_extraction_only_upstream(done):
     wf, _ = done
-    jobs = edited(wf, "extract.py")
+    jobs = wf.edited("extract.py")
     assert "stimuli" not in rules_of(jobs)
     assert len([1 for rule, _ in jobs if rule == "activations"]) == 2  # one job per model
 
 
 def test_editing_a_figure_module_reruns_figures_only(done):
     wf, _ = done
-    assert rules_of(edited(wf, "figures.py")) == {
+    assert rules_of(wf.edited("figures.py")) == {
         "stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure"}
     assert wf.planned() == set()  # the restored mtime leaves nothing to do
 
