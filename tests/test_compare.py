@@ -80,3 +80,21 @@ def test_average_ranks_equal_scipy_rankdata():
     rng = np.random.default_rng(7)
     for values in (rng.random(1000), rng.integers(0, 20, 1000).astype(float), np.zeros(5), np.arange(3.0)[::-1]):
         np.testing.assert_array_equal(average_ranks(values), rankdata(values, method="average"))
+
+
+def test_schema_enums_are_the_registry():
+    """The config schema's metric and method enums are exactly rsaflow.methods' names."""
+    import yaml
+
+    from conftest import REPO
+    from rsaflow import compare, rdm
+    from rsaflow.methods import METHODS, METRICS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]
+    assert props["rdm"]["properties"]["metric"]["enum"] == list(METRICS)
+    assert props["compare"]["properties"]["method"]["enum"] == list(METHODS)
+    analysis = props["analyses"]["additionalProperties"]["properties"]
+    assert analysis["metric"]["enum"] == list(METRICS) and analysis["method"]["enum"] == list(METHODS)
+    assert rdm.METRICS == tuple(METRICS) and compare.ALL_METHODS == tuple(METHODS)
+    assert set(compare.VECTOR_METHODS + compare.RAW_METHODS + compare.ACTIVATION_METHODS) == set(METHODS)

@@ -70,6 +70,7 @@ RERUNS: dict[str, frozenset] = {
     "rdm.py": rules("rdm"),
     "external.py": rules("external_rdm"),
     "compare.py": RDM_WRITERS,
+    "methods.py": RDM_WRITERS,
     "rdmfile.py": RDM_WRITERS,
     "inference.py": rules("second_order"),
     "figures.py": FIGURES,

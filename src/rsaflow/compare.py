@@ -51,13 +51,15 @@ import math
 import numpy as np
 from scipy.stats import kendalltau
 
-#: Methods aggregated by one matrix product of per-RDM vectors.
-VECTOR_METHODS = ("spearman", "pearson", "cosine", "rho_a")
+from rsaflow.methods import METHODS, methods_of
+
+#: Methods aggregated by one matrix product of per-RDM vectors (from the registry, rsaflow.methods).
+VECTOR_METHODS = methods_of("vector")
 #: Methods that need the raw upper triangles at aggregation time.
-RAW_METHODS = ("kendall_tau_a",)
+RAW_METHODS = methods_of("raw")
 #: Methods computed from activations, not RDMs.
-ACTIVATION_METHODS = ("cka",)
-ALL_METHODS = VECTOR_METHODS + RAW_METHODS + ACTIVATION_METHODS
+ACTIVATION_METHODS = methods_of("activation")
+ALL_METHODS = tuple(METHODS)
 
 _UNIT_METHODS = ("spearman", "pearson", "cosine")
 

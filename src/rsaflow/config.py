@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rsaflow.errors import ConfigError
+from rsaflow.methods import METHODS
 from rsaflow.modelspec import checkpoint_path, weights_kind
 
 DEFAULT_REDUCE = "flatten"
@@ -131,15 +132,19 @@ def analyses(config: dict) -> dict:
     for name, spec in out.items():
         spec["rdm_dir"] = "rdms" if spec["metric"] == main_metric else f"rdms_{spec['metric']}"
         spec["second_order_dir"] = "second_order" if name == MAIN else f"second_order_{name}"
-        if spec["method"] == "cka" and (spec["bootstrap"] or spec["permutations"]):
+        info = METHODS[spec["method"]]
+        spec["artifact"] = info.artifact
+        spec["joins_external"] = info.external
+        if not info.inference and (spec["bootstrap"] or spec["permutations"]):
             key = "compare" if name == MAIN else f"analyses.{name}"
-            raise ConfigError(key, "bootstrap and permutations need RDMs; cka compares activations (set them to 0)")
+            raise ConfigError(key, f"bootstrap and permutations need RDMs; {spec['method']} compares activations "
+                                   "(set them to 0)")
     return out
 
 
 def analysis_slice(analysis: dict) -> dict:
     """What a second-order job depends on: the comparison settings (not the folders)."""
-    return {k: v for k, v in analysis.items() if k not in ("rdm_dir", "second_order_dir")}
+    return {k: v for k, v in analysis.items() if k not in ("rdm_dir", "second_order_dir", "artifact", "joins_external")}
 
 
 def model_slice(config: dict, norm: dict, model: str) -> dict:

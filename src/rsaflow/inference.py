@@ -33,6 +33,7 @@ import numpy as np
 
 from rsaflow.compare import ALL_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
 from rsaflow.finite import check_finite
+from rsaflow.methods import METHODS
 
 #: Absolute tolerance of ">=" in the permutation test: a relabelling that leaves the RDMs' pairing
 #: unchanged gives the observed similarity up to summation-order rounding (~1e-16).
@@ -79,10 +80,10 @@ def _stimuli(p: int) -> int:
 
 
 def _check_rdms(rdms: np.ndarray, method: str, chunk_bytes: int) -> tuple[np.ndarray, int]:
-    if method == "cka":
-        raise ValueError("cka compares activations, not RDMs: bootstrap/permutation of RDMs is not defined for it")
+    if method in METHODS and not METHODS[method].inference:
+        raise ValueError(f"{method} compares activations, not RDMs: bootstrap/permutation of RDMs is not defined for it")
     if method not in ALL_METHODS:
-        allowed = ", ".join(m for m in ALL_METHODS if m != "cka")
+        allowed = ", ".join(m for m, info in METHODS.items() if info.inference)
         raise ValueError(f"unknown comparison method {method!r}; choose one of {allowed}")
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")

@@ -48,8 +48,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rsaflow.finite import check_finite
+from rsaflow.methods import METRICS as METRIC_INFO
 
-METRICS = ("euclidean", "sqeuclidean", "correlation", "cosine")
+METRICS = tuple(METRIC_INFO)  # the registry's RDM metrics (rsaflow.methods)
 
 #: Relative threshold under which a Gram-based squared distance is recomputed directly.
 NEAR_RTOL = 1e-4

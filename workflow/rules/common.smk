@@ -144,9 +144,11 @@ def rdm_files(rdm_dir="rdms"):
 def second_order_inputs(wildcards):
     """An analysis's RDMs plus the external ones, or per-layer Gram files for cka."""
     spec = analysis(wildcards)
-    if spec["method"] == "cka":
+    if spec["artifact"] == "cka":
         return [f"results/cka/{m}/{l}.h5" for m, l in BRANCHES]
-    return rdm_files(spec["rdm_dir"]) + external_files()
+    return rdm_files(spec["rdm_dir"]) + (
+        external_files() if spec["joins_external"] else []
+    )
 
 
 def n_stimuli_estimate():
@@ -176,7 +178,7 @@ def second_order_mem_mb(wildcards, attempt):
     plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
     spec = analysis(wildcards)
     n = n_stimuli_estimate()
-    k = len(BRANCHES) + (0 if spec["method"] == "cka" else len(EXTERNAL))
+    k = len(BRANCHES) + (len(EXTERNAL) if spec["joins_external"] else 0)
     p = n * (n - 1) / 2
     mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
     if spec["method"] == "kendall_tau_a":

@@ -44,6 +44,7 @@ from rsaflow import h5io, rdmfile, store
 from rsaflow.compare import kendall_tau_a
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
+from rsaflow.methods import method_info
 from rsaflow.provenance import base_attrs
 from rsaflow.results import check_same_stimuli, read_meta
 
@@ -60,12 +61,13 @@ INFERENCE_COLUMNS = ("row", "column", "dissimilarity", "ci_lower", "ci_upper", "
 
 
 def _kind(method: str) -> str:
-    return "cka" if method == "cka" else "rdm"
+    """The per-layer artifact ``method`` reads (the registry, rsaflow.methods): ``rdm`` or ``cka``."""
+    return method_info(method).artifact
 
 
 def _length(path, method: str) -> int:
     with h5io.open_artifact(path, _kind(method)) as f:
-        return f["gram_unit" if method == "cka" else "condensed"].shape[0]
+        return f["gram_unit" if _kind(method) == "cka" else "condensed"].shape[0]
 
 
 def _describe(path, method: str) -> tuple[int, tuple | None]:
