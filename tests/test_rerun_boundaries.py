@@ -76,7 +76,7 @@ RERUNS: dict[str, frozenset] = {
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
-    "results.py": READERS,
+    "results.py": READERS | {"external_rdm"},
     # One jobs module per rule, and what some of them share.
     "jobs/stimuli.py": rules("stimuli"),
     "jobs/stimulus_grid.py": rules("stimulus_grid"),

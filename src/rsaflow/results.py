@@ -38,6 +38,14 @@ def read_stimuli(path, images: bool = True) -> dict:
     return out
 
 
+def stimulus_ids(path) -> list[str]:
+    """The ids external RDMs are matched on, in the stimulus order: each image's path relative to
+    the root for a folder source (``circles/img02.jpg``), else the index into the source (``'3'``)."""
+    with h5io.open_artifact(path, "stimuli") as f:
+        source = h5io.read_attrs(f).get("source", {})
+        return [str(s) for s in source.get("files") or f["indices"][()].tolist()]
+
+
 def read_activations(path) -> tuple[np.ndarray, dict]:
     """A layer's (N, M) float32 activations and its provenance attributes (JSON decoded)."""
     with h5io.open_artifact(path, "activations") as f:
@@ -57,6 +65,7 @@ def rdm_record(f, path) -> dict:
         "path": str(path),
         "content_key": None if key is None else str(key),
         "n_stimuli": int(a["n_stimuli"]) if "n_stimuli" in a else None,
+        "metric": str(a["metric"]) if "metric" in a else None,
     }
 
 
@@ -126,10 +135,7 @@ def to_rsatoolbox(rdm_paths):
         raise ImportError("rsaflow.results.to_rsatoolbox needs rsatoolbox: pip install rsatoolbox") from exc
 
     records = [read_rdm(p) for p in rdm_paths]
-    metrics = []
-    for p in rdm_paths:
-        with h5io.open_artifact(p, "rdm") as f:
-            metrics.append(str(f.attrs.get("metric", "external")))
+    metrics = [r["metric"] or "external" for r in records]
     check_same_stimuli(records)
     return RDMs(np.stack([r["condensed"] for r in records]),
                 dissimilarity_measure=metrics[0] if len(set(metrics)) == 1 else "mixed",

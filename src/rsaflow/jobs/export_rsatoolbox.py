@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow import h5io
 from rsaflow.errors import InputFileError
 from rsaflow.export import measure_name, write_rsatoolbox_h5
-from rsaflow.results import rdms_on_stimuli
-
-
-def stimulus_ids(stimuli_path) -> list[str]:
-    """The ids that external RDMs are matched on, in the stimulus order.
-
-    For a folder source, each image's path relative to the root (``circles/img02.jpg``); for the
-    other sources, the index into the source (``'3'``). Same rule as
-    :func:`rsaflow.jobs.external_rdm.write_external`.
-    """
-    with h5io.open_artifact(stimuli_path, "stimuli") as f:
-        source = h5io.read_attrs(f).get("source", {})
-        return [str(s) for s in source.get("files") or f["indices"][()].tolist()]
+from rsaflow.results import rdms_on_stimuli, stimulus_ids
 
 
 def _metric(record: dict, config_metric: str) -> str:
     """The metric stored with an RDM (``external`` for an external RDM); must be the config's for a model RDM."""
-    with h5io.open_artifact(record["path"], "rdm") as f:
-        metric = f.attrs.get("metric", "external" if record["model"] == "external" else config_metric)
-    metric = metric.decode() if isinstance(metric, bytes) else str(metric)
+    metric = record["metric"] or ("external" if record["model"] == "external" else config_metric)
     if metric not in ("external", config_metric):
         raise InputFileError(record["path"], f"RDM computed with metric {metric!r}, but rdm.metric is "
                                              f"{config_metric!r}: rerun its rdm job")

@@ -6,6 +6,7 @@ from rsaflow import h5io, store
 from rsaflow.external import load_external_rdm
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.provenance import base_attrs, file_sha256
+from rsaflow.results import stimulus_ids
 
 
 def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code) -> bool:
@@ -13,8 +14,7 @@ def write_external(rdm_path, stimuli_path, out_path, name: str, spec: dict, code
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         n = f["images"].shape[0]
         digest = f.attrs["digest"]
-        source = h5io.read_attrs(f).get("source", {})
-        ids = source.get("files") or [str(i) for i in f["indices"][()]]
+    ids = stimulus_ids(stimuli_path)
     attrs = {
         **base_attrs(spec, code),
         "model": "external",
