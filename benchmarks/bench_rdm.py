@@ -10,7 +10,7 @@ round-robin so that other load affects both alike):
   symmetric rank-k update, the same BLAS call the exact method needs);
 - ours: ``compute_rdm(X, 'euclidean')`` on the float32 input, and ``rdm_from_h5`` on the same
   matrix stored as an activations file (column-block streaming, includes the HDF5 reads); for
-  diagnosis also ``squared_euclidean_from_blocks`` followed by an in-place /M and sqrt (what
+  diagnosis also ``_rdm_from_blocks`` ('sqeuclidean': the unscaled kernel) followed by an in-place /M and sqrt (what
   compute_rdm does, minus the N x N array its ``np.sqrt(d2)`` allocates);
 - scipy: ``pdist(X64[:S], 'euclidean')`` on the first S rows (--pdist-n; the full pdist is
   O(N^2 M) on one core), timed against ours on the same S rows;
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         torch = None
     from scipy.spatial.distance import pdist, squareform
 
-    from rsaflow.rdm import column_blocks, compute_rdm, rdm_from_h5, squared_euclidean_from_blocks
+    from rsaflow.rdm import _rdm_from_blocks, column_blocks, compute_rdm, rdm_from_h5
 
     n, m, s = args.n, args.m, min(args.pdist_n, args.n)
     print(f"machine: {machine()}; threads: {args.threads}")
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     # floor: one float64 GEMM of the same shape
     x64 = x.astype(np.float64)
     def kernel():  # compute_rdm's Euclidean path, but normalised and square-rooted in place
-        d2, _ = squared_euclidean_from_blocks(column_blocks(x, 4096), n, lambda idx: x[idx])
+        d2, _ = _rdm_from_blocks(lambda what: column_blocks(x, 4096), n, "sqeuclidean", lambda idx: x[idx])
         d2 /= m
         return np.sqrt(d2, out=d2)
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     same_kernel = bool(np.array_equal(res["kernel"][1], ours))
     del x64, res
     print(f"floor, float64 X @ X.T ({n}x{m}): {fmt_s(t_gemm)}")
-    print(f"squared_euclidean_from_blocks + in-place /M and sqrt: {fmt_s(t_kernel)} ({t_kernel / t_gemm:.2f}x GEMM); "
+    print(f"_rdm_from_blocks (sqeuclidean) + in-place /M and sqrt: {fmt_s(t_kernel)} ({t_kernel / t_gemm:.2f}x GEMM); "
           f"identical to compute_rdm: {same_kernel}")
 
     err_ours = rel_err(ours)

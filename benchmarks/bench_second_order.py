@@ -6,9 +6,9 @@
 What is timed (same inputs, same run, medians over --repeats; ours and rsatoolbox measured round-robin
 so that other load affects both alike; ours warmed up once, the slow references not):
 
-- ours cold: K x ``compare.unit_vector(v, 'spearman')`` + one ``compare.second_order_from_vectors``,
+- ours cold: K x ``compare.unit_vector(v, 'spearman')`` + one ``compare.aggregate(.., 'spearman')``,
   from the K upper triangles (what the RDM jobs + the aggregation job do in the workflow);
-- ours incremental: after adding one RDM, 1 x ``unit_vector`` + ``second_order_from_vectors`` over
+- ours incremental: after adding one RDM, 1 x ``unit_vector`` + ``aggregate`` over
   the K+1 stacked vectors, with the K stored vectors (a) already in memory and (b) read back from
   K RDM files of the workflow (rsaflow.rdmfile; page cache warm);
 - rsatoolbox: ``rsatoolbox.rdm.compare(rdms, rdms, method='spearman')`` on a prebuilt ``RDMs``
@@ -58,9 +58,9 @@ def squareform_rdm(v: np.ndarray, n: int) -> np.ndarray:
 
 
 def ours_cold(vectors: list[np.ndarray]) -> np.ndarray:
-    from rsaflow.compare import second_order_from_vectors, unit_vector
+    from rsaflow.compare import aggregate, unit_vector
 
-    return second_order_from_vectors(np.stack([unit_vector(v, "spearman") for v in vectors]))
+    return aggregate(np.stack([unit_vector(v, "spearman") for v in vectors]), "spearman")
 
 
 def tutorial_loop(full_rdms: list) -> np.ndarray:
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    from rsaflow.compare import second_order_from_vectors, unit_vector
+    from rsaflow.compare import aggregate, unit_vector
 
     print(f"machine: {machine()}; threads: {args.threads}")
     print(versions("numpy", "scipy", "torch", "rsatoolbox"))
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
 
     def incremental_mem():
         u = unit_vector(new, "spearman")
-        return second_order_from_vectors(np.vstack([stored, u[None, :]]))
+        return aggregate(np.vstack([stored, u[None, :]]), "spearman")
 
     tmpdir = tempfile.TemporaryDirectory()
     import h5py
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
             with h5py.File(path, "r") as f:
                 units.append(rdmfile.vector_chunk(f, "spearman"))
         units.append(unit_vector(new, "spearman"))
-        return second_order_from_vectors(np.stack(units))
+        return aggregate(np.stack(units), "spearman")
 
     funcs = {"cold": lambda: ours_cold(old), "inc": incremental_mem, "inc_disk": incremental_disk}
     warm = {"cold": 1, "inc": 1, "inc_disk": 1}
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     tmpdir.cleanup()
     (t_cold, m_cold), (t_inc, m_inc), (t_inc_disk, m_inc_disk) = res["cold"], res["inc"], res["inc_disk"]
     assert np.array_equal(m_inc, m_inc_disk)
-    print(f"ours cold (K unit_vector + second_order_from_vectors): {fmt_s(t_cold)}")
+    print(f"ours cold (K unit_vector + aggregate): {fmt_s(t_cold)}")
     print(f"ours incremental, stored vectors in memory:  {fmt_s(t_inc)}")
     print(f"ours incremental, stored vectors read from {k} HDF5 files: {fmt_s(t_inc_disk)}")
 

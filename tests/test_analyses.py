@@ -52,8 +52,8 @@ def acts(wf, model, layer):
         return f["activations"][()].astype(np.float64)
 
 
-def second_order(wf, folder):
-    with h5py.File(wf.path(f"results/{folder}/matrix.h5")) as f:
+def second_order(wf, analysis):
+    with h5py.File(wf.path(f"results/second_order/{analysis}/matrix.h5")) as f:
         return {k: f[k][()] for k in f}, [x.decode() for x in f["labels"][()]]
 
 
@@ -62,7 +62,7 @@ BRANCHES = [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "featur
 
 def test_correlation_pearson_analysis_with_inference(done):
     wf, _, brain = done
-    res, labels = second_order(wf, "second_order_corr")
+    res, labels = second_order(wf, "corr")
     assert labels == ["external/brain"] + [f"{m}/{l}" for m, l in BRANCHES]
     uppers = [squareform(brain, checks=False)] + [pdist(acts(wf, m, l), "correlation") for m, l in BRANCHES]
     k = len(uppers)
@@ -71,12 +71,12 @@ def test_correlation_pearson_analysis_with_inference(done):
     assert np.all(res["ci_lower"] <= res["ci_upper"]) and res["ci_lower"].shape == (k, k)
     off = ~np.eye(k, dtype=bool)
     assert np.all((res["p_values"][off] > 0) & (res["p_values"][off] <= 1))
-    assert wf.path("results/figures/second_order_corr/heatmap.png").exists()
+    assert wf.path("results/figures/corr/heatmap.png").exists()
 
 
 def test_cka_analysis_from_activations(done):
     wf, _, _ = done
-    res, labels = second_order(wf, "second_order_cka")
+    res, labels = second_order(wf, "cka")
     assert labels == [f"{m}/{l}" for m, l in BRANCHES]  # external RDMs have no activations
     x = [acts(wf, m, l) for m, l in BRANCHES]
     ref = np.array([[0 if a == b else 1 - textbook_cka(x[a], x[b]) for b in range(4)] for a in range(4)])
@@ -85,8 +85,8 @@ def test_cka_analysis_from_activations(done):
 
 def test_kendall_tau_a_analysis(done):
     wf, _, brain = done
-    res, labels = second_order(wf, "second_order_tau")
-    a = read_rdm(wf.path("results/rdms/resnet18/avgpool.h5"))["condensed"]
+    res, labels = second_order(wf, "tau")
+    a = read_rdm(wf.path("results/rdms/euclidean/resnet18/avgpool.h5"))["condensed"]
     b = squareform(brain, checks=False)
     # no ties in continuous data: tau-a equals scipy's tau-b
     assert res["matrix"][0, 1] == pytest.approx(1 - kendalltau(a, b)[0], abs=1e-12)
@@ -94,7 +94,7 @@ def test_kendall_tau_a_analysis(done):
 
 def test_sweep_depths_and_trajectory_order(done):
     wf, _, _ = done
-    res, labels = second_order(wf, "second_order")
+    res, labels = second_order(wf, "main")
     depth = dict(zip(labels, res["depth"]))
     assert depth["squeeze/features.3"] < depth["squeeze/features.12"]
     assert depth["external/brain"] == -1
@@ -104,7 +104,7 @@ def test_rsatoolbox_opens_the_export(done):
     rsatoolbox = pytest.importorskip("rsatoolbox")
     wf, _, _ = done
     rdms = rsatoolbox.rdm.load_rdm(str(wf.path("results/export/rdms_rsatoolbox.h5")))
-    res, labels = second_order(wf, "second_order")
+    res, labels = second_order(wf, "main")
     assert list(rdms.rdm_descriptors["name"]) == labels
     ours = 1 - rsatoolbox.rdm.compare(rdms, rdms, method="spearman")
     np.fill_diagonal(ours, 0)
@@ -118,8 +118,9 @@ def test_adding_an_analysis_reuses_rdms(done):
     jobs = wf.planned_with(more)
     assert {rule for rule, _ in jobs} == {"second_order", "second_order_figure", "mds_figure", "effective_config"}
     assert {out for rule, out in jobs if rule == "second_order"} == {
-        "results/second_order_cos/matrix.h5", "results/second_order_cos/matrix.tsv",
-        "results/second_order_cos/inference.tsv", "results/second_order_cos/pairs.h5"}
+        "results/second_order/cos/matrix.h5", "results/second_order/cos/matrix.tsv",
+        "results/second_order/cos/inference.tsv", "results/second_order/cos/pairs.h5"}
+    assert {out for rule, out in jobs if rule == "mds_figure"} == {"results/figures/cos/mds.png", "results/figures/cos/mds.pdf"}
 
 
 def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
@@ -127,7 +128,7 @@ def test_adding_an_analysis_with_a_new_metric_adds_only_its_rdms(done):
     more = copy.deepcopy(config)
     more["analyses"]["cosine"] = {"metric": "cosine"}
     jobs = wf.planned_with(more)
-    assert {out for rule, out in jobs if rule == "rdm"} == {f"results/rdms_cosine/{m}/{l}.h5" for m, l in BRANCHES}
+    assert {out for rule, out in jobs if rule == "rdm"} == {f"results/rdms/cosine/{m}/{l}.h5" for m, l in BRANCHES}
     assert "activations" not in {rule for rule, _ in jobs}
 
 
@@ -141,8 +142,8 @@ def test_adding_an_external_rdm(done, tmp_path):
     assert ("external_rdm", "results/external/v1.h5") in jobs
     assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}
     so = {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")}
-    assert so == {"results/second_order/matrix.h5", "results/second_order_corr/matrix.h5",
-                  "results/second_order_tau/matrix.h5"}  # not cka: no activations
+    assert so == {"results/second_order/main/matrix.h5", "results/second_order/corr/matrix.h5",
+                  "results/second_order/tau/matrix.h5"}  # not cka: no activations
 
 
 def test_external_rdm_of_wrong_size_is_refused(workflow, cifar_root, tmp_path):
@@ -162,7 +163,7 @@ def test_layer_pattern_expands_to_graph_nodes(workflow, cifar_root):
     workflow.write_config(config)
     jobs = workflow.planned()
     assert {out for rule, out in jobs if rule == "rdm" and "squeeze" in out} == {
-        f"results/rdms/squeeze/features.{i}.cat.h5" for i in (10, 11, 12)}
+        f"results/rdms/euclidean/squeeze/features.{i}.cat.h5" for i in (10, 11, 12)}
 
 
 def test_layer_pattern_without_match_is_a_config_error(workflow, cifar_root):
@@ -172,3 +173,14 @@ def test_layer_pattern_without_match_is_a_config_error(workflow, cifar_root):
     proc = workflow.run("-n", check=False)
     assert proc.returncode != 0
     assert "config error at models.squeeze.layers: the pattern 'layer*' matches no node of squeezenet1_1" in proc.stdout + proc.stderr
+
+
+def test_only_configured_analyses_and_registered_metrics_are_targets(workflow, cifar_root):
+    workflow.write_config(tiny_config(cifar_root))
+    for target in ("results/second_order/other/matrix.h5", "results/rdms/manhattan/resnet18/avgpool.h5",
+                   "results/figures/other/mds.png"):
+        proc = workflow.run("-n", target, check=False)
+        assert proc.returncode != 0 and "MissingRuleException" in proc.stdout + proc.stderr, target
+    # any registered metric is a target, its value taken from the path (no analysis uses cosine here)
+    assert ("rdm", "results/rdms/cosine/resnet18/avgpool.h5") in workflow.planned(
+        "results/rdms/cosine/resnet18/avgpool.h5")

@@ -34,7 +34,7 @@ use rule * from rsaflow as rsa_*
 
 rule summary:
     input:
-        "rsa/results/second_order/matrix.tsv",
+        "rsa/results/second_order/main/matrix.tsv",
     output:
         "summary.tsv",
     shell:
@@ -87,13 +87,13 @@ def outer(tmp_path_factory):
 def test_prefixed_outputs_and_rdm(outer):
     work, log = outer
     assert "rule rsa_activations:" in log and "rule rsa_second_order:" in log
-    for rel in ("second_order/matrix.tsv", "second_order/matrix.h5", "figures/stimuli.png", "figures/rdms.png",
-                "figures/second_order/heatmap.png", "figures/second_order/mds.png", "config.yaml",
+    for rel in ("second_order/main/matrix.tsv", "second_order/main/matrix.h5", "figures/stimuli.png",
+                "figures/rdms.png", "figures/main/heatmap.png", "figures/main/mds.png", "config.yaml",
                 "export/rdms_rsatoolbox.h5", "logs/activations/resnet18.log"):
         assert (work / "rsa/results" / rel).stat().st_size > 0, rel
     # Nothing of rsaflow's outside its prefix but the shared content-addressed store.
     assert {p.name for p in (work / "results").iterdir()} <= {"store"}
-    assert (work / "summary.tsv").read_text() == (work / "rsa/results/second_order/matrix.tsv").read_text()
+    assert (work / "summary.tsv").read_text() == (work / "rsa/results/second_order/main/matrix.tsv").read_text()
     # The module's own config, its schema defaults filled in (and not the outer config, nor config.yaml's).
     effective = yaml.safe_load((work / "rsa/results/config.yaml").read_text())
     assert list(effective["models"]) == ["resnet18"] and "unrelated" not in effective
@@ -102,7 +102,7 @@ def test_prefixed_outputs_and_rdm(outer):
         acts = f["activations"][()].astype(np.float64)
     from rsaflow.results import read_rdm
 
-    rdm = read_rdm(work / "rsa/results/rdms/resnet18/avgpool.h5", square=True)["rdm"]
+    rdm = read_rdm(work / "rsa/results/rdms/euclidean/resnet18/avgpool.h5", square=True)["rdm"]
     assert acts.shape == (20, 512)
     ref = squareform(pdist(acts)) / np.sqrt(acts.shape[1])
     assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
@@ -118,7 +118,7 @@ def test_report_of_the_outer_workflow(outer):
     work, _ = outer
     snakemake(work, "--report", "report.html")
     html = (work / "report.html").read_text(errors="replace")
-    for fig in ("stimuli", "rdms", "stimulus_mds", "second_order/heatmap", "second_order/mds"):
+    for fig in ("stimuli", "rdms", "stimulus_mds", "main/heatmap", "main/mds"):
         assert f"rsa/results/figures/{fig}.png" in html
     for text in ("representational similarity analysis", "Second-order dissimilarity matrix", "metric MDS"):
         assert text in html

@@ -87,7 +87,7 @@ def test_first_run_computes_everything(run):
     wf, _ = run
     # (the module fixture ran the workflow; its logs are still there before any rerun)
     for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
-        assert outcome(wf, "rdm/rdms", model, layer) == "computed"
+        assert outcome(wf, "rdm/euclidean", model, layer) == "computed"
         assert outcome(wf, "cka_gram", model, layer) == "computed"
 
 
@@ -95,18 +95,18 @@ def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
     wf, config = run
     config = last(config)
     config["models"]["squeeze"]["layers"]["early"] = "features.3"
-    before = read_rdm(wf.path("results/rdms/squeeze/features.h5"))["condensed"]
+    before = read_rdm(wf.path("results/rdms/euclidean/squeeze/features.h5"))["condensed"]
     rerun(wf, config)
     log = wf.path("results/logs/activations/squeeze.log").read_text()
     assert "2 layers on cpu (cpu), N=30, 4 forward passes" in log  # ceil(30 / 8), once for both layers
     assert not wf.path("results/logs/activations/resnet18.log").exists()
-    assert outcome(wf, "rdm/rdms", "squeeze", "early") == "computed"
-    assert outcome(wf, "rdm/rdms", "squeeze", "features") == "reused"
+    assert outcome(wf, "rdm/euclidean", "squeeze", "early") == "computed"
+    assert outcome(wf, "rdm/euclidean", "squeeze", "features") == "reused"
     assert outcome(wf, "cka_gram", "squeeze", "early") == "computed"
     assert outcome(wf, "cka_gram", "squeeze", "features") == "reused"
-    assert outcome(wf, "rdm/rdms", "resnet18", "avgpool") is None
-    np.testing.assert_array_equal(read_rdm(wf.path("results/rdms/squeeze/features.h5"))["condensed"], before)
-    with h5py.File(wf.path("results/second_order/matrix.h5")) as f:
+    assert outcome(wf, "rdm/euclidean", "resnet18", "avgpool") is None
+    np.testing.assert_array_equal(read_rdm(wf.path("results/rdms/euclidean/squeeze/features.h5"))["condensed"], before)
+    with h5py.File(wf.path("results/second_order/main/matrix.h5")) as f:
         assert len(f["labels"]) == 4
     assert wf.planned() == set()  # the reused files are not older than their inputs
 
@@ -116,9 +116,9 @@ def test_changing_a_reduction_computes_that_layer_only(run):
     config = last(config)
     config["models"]["resnet18"]["layers"]["layer3"] = {"node": "layer3", "reduce": "flatten"}
     rerun(wf, config)
-    assert outcome(wf, "rdm/rdms", "resnet18", "layer3") == "computed"
-    assert outcome(wf, "rdm/rdms", "resnet18", "avgpool") == "reused"
-    assert outcome(wf, "rdm/rdms", "squeeze", "features") is None
+    assert outcome(wf, "rdm/euclidean", "resnet18", "layer3") == "computed"
+    assert outcome(wf, "rdm/euclidean", "resnet18", "avgpool") == "reused"
+    assert outcome(wf, "rdm/euclidean", "squeeze", "features") is None
     with h5py.File(wf.path("results/activations/resnet18/layer3.h5")) as f:
         assert f["activations"].shape == (30, 256 * 14 * 14)
 
@@ -128,9 +128,9 @@ def test_changing_the_initialisation_computes_the_whole_model(run):
     config = last(config)
     config["models"]["resnet18"]["seed"] = 11
     rerun(wf, config)
-    assert outcome(wf, "rdm/rdms", "resnet18", "layer3") == "computed"
-    assert outcome(wf, "rdm/rdms", "resnet18", "avgpool") == "computed"
-    assert outcome(wf, "rdm/rdms", "squeeze", "features") is None
+    assert outcome(wf, "rdm/euclidean", "resnet18", "layer3") == "computed"
+    assert outcome(wf, "rdm/euclidean", "resnet18", "avgpool") == "computed"
+    assert outcome(wf, "rdm/euclidean", "squeeze", "features") is None
 
 
 def test_adding_a_model_runs_only_that_model(run):
@@ -139,7 +139,7 @@ def test_adding_a_model_runs_only_that_model(run):
     config["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
     rerun(wf, config)
     assert sorted(p.name for p in wf.path("results/logs/activations").glob("*.log")) == ["mobile.log"]
-    assert outcome(wf, "rdm/rdms", "mobile", "pool") == "computed"
+    assert outcome(wf, "rdm/euclidean", "mobile", "pool") == "computed"
     assert not list(wf.path("results/logs/rdm").rglob("resnet18/*.log"))
 
 
@@ -148,7 +148,7 @@ def test_going_back_reuses_everything(run):
     wf, config = run
     rerun(wf, config)
     for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
-        assert outcome(wf, "rdm/rdms", model, layer) == "reused"
+        assert outcome(wf, "rdm/euclidean", model, layer) == "reused"
         assert outcome(wf, "cka_gram", model, layer) == "reused"
 
 
@@ -181,11 +181,11 @@ def test_stale_lists_and_removes_results_of_removed_models(run, capsys):
     assert main(["stale", *args]) == 0
     listed = capsys.readouterr().out.splitlines()
     names = {str(p) for p in listed if not p.startswith("#")}
-    assert str(wf.path("results/rdms/mobile/pool.h5")) in names
+    assert str(wf.path("results/rdms/euclidean/mobile/pool.h5")) in names
     assert str(wf.path("results/activations/mobile/pool.h5")) in names
     assert str(wf.path("results/cka/mobile/pool.h5")) in names
     assert not any("resnet18" in n or "squeeze/features" in n or "/store/" in n for n in names), names
     assert main(["stale", "--remove", *args]) == 0
-    assert not wf.path("results/rdms/mobile/pool.h5").exists()
-    assert wf.path("results/rdms/resnet18/avgpool.h5").exists()
+    assert not wf.path("results/rdms/euclidean/mobile/pool.h5").exists()
+    assert wf.path("results/rdms/euclidean/resnet18/avgpool.h5").exists()
     assert wf.planned() == set()

@@ -75,7 +75,7 @@ def test_another_checkpoint_reruns_exactly_its_model(done):
     changed["models"]["resnet18"]["weights"] = save_resnet18(root / "b.pt", 2)
     jobs = wf.planned_with(changed)
     assert {j for j in jobs if j[0] in ("activations", "rdm", "external_rdm", "stimuli")} == {
-        ("activations", "results/activations/resnet18"), ("rdm", "results/rdms/resnet18/avgpool.h5")}
+        ("activations", "results/activations/resnet18"), ("rdm", "results/rdms/euclidean/resnet18/avgpool.h5")}
 
 
 @pytest.mark.slow

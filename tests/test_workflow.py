@@ -20,7 +20,7 @@ CONFIG_CHANGE = FINAL | {"effective_config", "activations", "rdm"}
 
 def model_jobs(model, *layers):
     """One extraction job for the model (its folder), one RDM job per layer."""
-    return {("activations", f"results/activations/{model}")} | {("rdm", f"results/rdms/{model}/{l}.h5") for l in layers}
+    return {("activations", f"results/activations/{model}")} | {("rdm", f"results/rdms/euclidean/{model}/{l}.h5") for l in layers}
 
 
 def rules_of(jobs):
@@ -42,7 +42,7 @@ def done(tmp_path_factory):
 
 def test_outputs_and_numbers(done):
     wf, config = done
-    for fig in ("stimuli", "rdms", "stimulus_mds", "second_order/heatmap", "second_order/mds"):
+    for fig in ("stimuli", "rdms", "stimulus_mds", "main/heatmap", "main/mds"):
         assert wf.path(f"results/figures/{fig}.png").stat().st_size > 1000
         assert wf.path(f"results/figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     with h5py.File(wf.path("results/stimuli/stimuli.h5")) as f:
@@ -55,12 +55,12 @@ def test_outputs_and_numbers(done):
             assert acts.dtype == np.float32 and acts.shape[0] == 30
             assert f.attrs["stimulus_digest"] == digest
             assert f.attrs["weights"] == "none" and f.attrs["model"] == model and f.attrs["layer"] == layer
-        rdm = read_rdm(wf.path(f"results/rdms/{model}/{layer}.h5"), square=True)["rdm"]
+        rdm = read_rdm(wf.path(f"results/rdms/euclidean/{model}/{layer}.h5"), square=True)["rdm"]
         ref = squareform(pdist(acts.astype(np.float64))) / np.sqrt(acts.shape[1])
         assert np.max(np.abs(rdm - ref)) <= 1e-10 * ref.max()
         uppers.append(rdm[np.triu_indices(30, 1)])
         labels.append(f"{model}/{layer}")
-    with h5py.File(wf.path("results/second_order/matrix.h5")) as f:
+    with h5py.File(wf.path("results/second_order/main/matrix.h5")) as f:
         matrix = f["matrix"][()]
         assert [x.decode() for x in f["labels"][()]] == labels
     expected = np.zeros((3, 3))
@@ -69,7 +69,7 @@ def test_outputs_and_numbers(done):
             if a != b:
                 expected[a, b] = 1 - spearmanr(uppers[a], uppers[b]).statistic
     np.testing.assert_allclose(matrix, expected, atol=1e-12)
-    tsv = wf.path("results/second_order/matrix.tsv").read_text().splitlines()
+    tsv = wf.path("results/second_order/main/matrix.tsv").read_text().splitlines()
     assert tsv[0].split("\t")[1:] == labels
     np.testing.assert_allclose(np.array([r.split("\t")[1:] for r in tsv[1:]], dtype=float), matrix, atol=1e-15)
 
@@ -79,7 +79,7 @@ def test_progress_in_logs(done):
     extraction = wf.path("results/logs/activations/resnet18.log").read_text()
     assert "batch 4/4, 30/30 images" in extraction and "images/s" in extraction
     assert "done: resnet18, 2 layers on cpu (cpu), N=30, 4 forward passes" in extraction
-    rdm = wf.path("results/logs/rdm/rdms/squeeze/features.log").read_text()
+    rdm = wf.path("results/logs/rdm/euclidean/squeeze/features.log").read_text()
     assert "Gram block 11/11 (86528/86528 units)" in rdm and "RDM done in" in rdm
 
 
@@ -166,7 +166,8 @@ def test_editing_the_rdm_math_reruns_rdm_jobs(done):
     jobs = wf.edited("rdm.py")
     assert "activations" not in rules_of(jobs) and "stimuli" not in rules_of(jobs)
     assert {out for rule, out in jobs if rule == "rdm"} == {
-        "results/rdms/resnet18/avgpool.h5", "results/rdms/resnet18/layer3.h5", "results/rdms/squeeze/features.h5"}
+        "results/rdms/euclidean/resnet18/avgpool.h5", "results/rdms/euclidean/resnet18/layer3.h5",
+        "results/rdms/euclidean/squeeze/features.h5"}
     assert FINAL <= rules_of(jobs)
 
 
@@ -237,7 +238,7 @@ RERUN_ROWS = {
     "`extraction.threads`, `mem_mb`, `gpu`": (lambda c: _with(c, extraction__threads=2, extraction__mem_mb=999),
                                               set()),
     "`rdm.metric`": (lambda c: _with(c, rdm__metric="cosine"),
-                     {("rdm", f"results/rdms/{m}/{l}.h5") for m, l in
+                     {("rdm", f"results/rdms/cosine/{m}/{l}.h5") for m, l in
                       [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]}),
     "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
     "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),

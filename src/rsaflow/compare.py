@@ -275,26 +275,6 @@ def per_layer_vector(activations, block: int = 4096) -> np.ndarray:
     return centered_gram_unit(activations, block)
 
 
-def linear_cka(x, y) -> float:
-    """Linear CKA of two activation matrices with the same N stimuli (rows), in [0, 1].
-
-    <HKH, HLH>_F / (||HKH||_F ||HLH||_F) with K = X X^T, L = Y Y^T, H = I - 11^T / N;
-    invariant to orthogonal transforms and isotropic scaling of either, and to translation.
-    """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"CKA needs the same stimuli: {x.shape[0]} vs {y.shape[0]} rows")
-    return float(np.clip(centered_gram_unit(x) @ centered_gram_unit(y), 0.0, 1.0))
-
-
-def second_order_from_vectors(vectors: np.ndarray) -> np.ndarray:
-    """K x K matrix 1 - u_a . u_b from K unit vectors (rows), with exact zero diagonal.
-
-    Values are clipped to [0, 2], the range of 1 - correlation: :func:`aggregate` for the
-    unit-vector methods (spearman, pearson, cosine).
-    """
-    return aggregate(vectors, "pearson")
-
-
 def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
     """K x K similarities s(a, b) (unclipped; diagonal as computed) from stored per-RDM vectors
     (per-layer, cka) or, for kendall_tau_a, raw upper triangles."""

@@ -119,9 +119,10 @@ MAIN = "main"
 def analyses(config: dict) -> dict:
     """Every analysis by name: the main one (``rdm`` + ``compare``) and ``config['analyses']``.
 
-    Each gets ``metric``, the comparison settings, and its folders: ``rdm_dir`` (``rdms`` for the
-    main metric, else ``rdms_<metric>``, shared by analyses of one metric) and ``second_order_dir``
-    (``second_order`` for the main analysis, else ``second_order_<name>``).
+    Each gets ``metric``, the comparison settings, and what its method compares: ``artifact``
+    (``rdm`` or ``cka``) and ``joins_external``. The workflow writes an analysis's outputs under
+    ``results/second_order/<name>/`` from RDMs under ``results/rdms/<metric>/`` (shared by the
+    analyses of one metric): the name and the metric are wildcards, not parsed back from folders.
     """
     main_metric = config["rdm"]["metric"]
     out = {MAIN: {"metric": main_metric, **config["compare"]}}
@@ -130,8 +131,6 @@ def analyses(config: dict) -> dict:
             raise ConfigError("analyses.main", "the name 'main' is the main analysis (rdm + compare); choose another")
         out[name] = {"metric": spec.get("metric", main_metric), **{k: v for k, v in spec.items() if k != "metric"}}
     for name, spec in out.items():
-        spec["rdm_dir"] = "rdms" if spec["metric"] == main_metric else f"rdms_{spec['metric']}"
-        spec["second_order_dir"] = "second_order" if name == MAIN else f"second_order_{name}"
         info = METHODS[spec["method"]]
         spec["artifact"] = info.artifact
         spec["joins_external"] = info.external
@@ -143,8 +142,8 @@ def analyses(config: dict) -> dict:
 
 
 def analysis_slice(analysis: dict) -> dict:
-    """What a second-order job depends on: the comparison settings (not the folders)."""
-    return {k: v for k, v in analysis.items() if k not in ("rdm_dir", "second_order_dir", "artifact", "joins_external")}
+    """What a second-order job depends on: the metric and the comparison settings."""
+    return {k: v for k, v in analysis.items() if k not in ("artifact", "joins_external")}
 
 
 def model_slice(config: dict, norm: dict, model: str) -> dict:

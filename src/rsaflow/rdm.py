@@ -275,24 +275,6 @@ def _rdm_from_blocks(
     return d, int(ii.size)
 
 
-def squared_euclidean_from_blocks(
-    blocks: Iterable[np.ndarray],
-    n: int,
-    get_rows: Callable[[np.ndarray], np.ndarray],
-    near_rtol: float = NEAR_RTOL,
-) -> tuple[np.ndarray, int]:
-    """Exact squared Euclidean distances ||x_i - x_j||^2 (not normalised), from column blocks.
-
-    blocks: the (n, m_k) column blocks of the pattern matrix, in any order, each read once.
-    get_rows: returns the full rows ``X[idx]`` for sorted indices ``idx`` (used for the few
-        near-duplicate pairs that are recomputed directly).
-
-    Peak memory is O(n^2 + n * block), plus at most ~64 MiB of full rows for the near-duplicate
-    pairs. Returns (D2, number of pairs recomputed directly).
-    """
-    return _rdm_from_blocks(lambda what: blocks, n, "sqeuclidean", get_rows, near_rtol)
-
-
 def _finish(d: np.ndarray, metric: str, m: int) -> np.ndarray:
     """Scale the squared Euclidean distances in place (/M, then sqrt for 'euclidean')."""
     if metric in ("euclidean", "sqeuclidean"):

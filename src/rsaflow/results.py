@@ -7,9 +7,9 @@ functions too), with the file's kind and layout checked (:func:`rsaflow.h5io.ope
 
     stim = results.read_stimuli("results/stimuli/stimuli.h5")              # images, labels, ...
     acts = results.read_activations("results/activations/resnet50/avgpool.h5")  # (N, M) float32
-    rdm = results.read_rdm("results/rdms/resnet50/avgpool.h5", square=True)["rdm"]  # (N, N)
-    so = results.read_second_order("results/second_order/matrix.h5")      # matrix, labels, ...
-    rdms = results.to_rsatoolbox(["results/rdms/resnet50/avgpool.h5", ...])  # rsatoolbox.rdm.RDMs
+    rdm = results.read_rdm("results/rdms/euclidean/resnet50/avgpool.h5", square=True)["rdm"]  # (N, N)
+    so = results.read_second_order("results/second_order/main/matrix.h5")   # matrix, labels, ...
+    rdms = results.to_rsatoolbox(["results/rdms/euclidean/resnet50/avgpool.h5", ...])  # rsatoolbox RDMs
 
 Imports only numpy, scipy and h5py (plus rsatoolbox inside :func:`to_rsatoolbox`).
 """

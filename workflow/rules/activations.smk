@@ -2,19 +2,19 @@
 # model is streamed to its own file results/activations/{model}/{layer}.h5 (the folder is the output).
 rule activations:
     input:
-        stimuli="results/stimuli/stimuli.h5",
+        stimuli=STIMULI,
         checkpoint=checkpoint_input,
     output:
-        directory("results/activations/{model}"),
+        directory(activations_path()),
     log:
         "results/logs/activations/{model}.log",
     benchmark:
         "results/benchmarks/activations/{model}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: lookup(dpath="extraction/threads", within=config)
+    threads: config["extraction"]["threads"]
     resources:
-        mem_mb=lookup(dpath="extraction/mem_mb", within=config),
+        mem_mb=config["extraction"]["mem_mb"],
         gpu=rsaschema.gpu_resource(config["extraction"], rsaschema.run_env(workflow)),
     params:
         spec=model_spec,

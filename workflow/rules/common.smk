@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rsaflow import catalog, deps, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
+from rsaflow.methods import METRICS  # noqa: E402
 
 try:
     # As snakemake.utils.validate (defaults filled into config), each violation one line; also
@@ -54,14 +56,56 @@ except RsaflowError as exc:
 BRANCHES = NORM["branches"]
 ANALYSES = NORM["analyses"]
 EXTERNAL = config["external_rdms"]
+MAIN_METRIC = config["rdm"]["metric"]
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly one of ``names``."""
+    return "|".join(re.escape(n) for n in sorted(names))
+
+
+# The metric and the analysis travel as wildcards, constrained to the names that exist (the
+# metric registry, the config's analyses), and are looked up by name: no folder name is parsed.
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     layer=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     name=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    rdm_dir=r"rdms(_(euclidean|sqeuclidean|correlation|cosine))?",
-    so_dir=r"second_order(_[A-Za-z0-9][A-Za-z0-9_-]*)?",
+    metric=one_of(METRICS),
+    analysis=one_of(ANALYSES),
+
+
+# Each artifact's path is written once, here: rules name it in output: with its wildcards, the
+# functions below expand it. (Plain strings, so a module statement's path prefix applies once.)
+STIMULI = "results/stimuli/stimuli.h5"
+EXPORT = "results/export/rdms_rsatoolbox.h5"
+EFFECTIVE_CONFIG = "results/config.yaml"
+
+
+def activations_path(model="{model}"):
+    return f"results/activations/{model}"
+
+
+def rdm_path(metric="{metric}", model="{model}", layer="{layer}"):
+    return f"results/rdms/{metric}/{model}/{layer}.h5"
+
+
+def cka_path(model="{model}", layer="{layer}"):
+    return f"results/cka/{model}/{layer}.h5"
+
+
+def external_rdm_path(name="{name}"):
+    return f"results/external/{name}.h5"
+
+
+def second_order_path(file, analysis="{analysis}"):
+    """``file``: matrix.h5, matrix.tsv, inference.tsv or pairs.h5."""
+    return f"results/second_order/{analysis}/{file}"
+
+
+def figure_path(file):
+    """A figure: stimuli.png, rdms.png, stimulus_mds.png (and .pdf), or an analysis's
+    {analysis}/heatmap.png and {analysis}/mds.png."""
+    return f"results/figures/{file}"
 
 
 # Snakemake does not track the modules a script imports. Each rule gets the sha256 of the library
@@ -75,13 +119,15 @@ def code_digest(script):
     return provenance.code_digest(library_files(script))
 
 
-def slice_json(section):
-    """A rule's config slice as canonical JSON: reruns on a changed value, never on reordering."""
-    return rsacfg.dumps(config[section])
+# One idiom passes the config to the rules. params.spec is the canonical JSON of the slice a
+# job depends on (rsaflow.config.dumps: reruns on a changed value, never on reordering), built
+# by the function <rule>_spec below, which the rule names (Snakemake calls it with the wildcards).
+def stimuli_spec(wildcards):
+    return rsacfg.dumps(config["stimuli"])
 
 
 def model_spec(wildcards):
-    """One model's extraction slice (rsaflow.config.model_slice) as canonical JSON."""
+    """One model's extraction slice (rsaflow.config.model_slice)."""
     if wildcards.model not in NORM["models"]:
         raise WorkflowError(f"no model {wildcards.model!r} in the config")
     return rsacfg.dumps(rsacfg.model_slice(config, NORM, wildcards.model))
@@ -97,6 +143,35 @@ def layer_expectation(wildcards):
     return rsacfg.dumps(modelspec.layer_slice(spec, wildcards.layer))
 
 
+def rdm_spec(wildcards):
+    """The metric is the wildcard's (one of the registry's, by the constraint)."""
+    return rsacfg.dumps({"metric": wildcards.metric, "block": config["rdm"]["block"]})
+
+
+def cka_gram_spec(wildcards):
+    return rsacfg.dumps({"block": config["rdm"]["block"]})
+
+
+def external_rdm_spec(wildcards):
+    return rsacfg.dumps(EXTERNAL[wildcards.name])
+
+
+def second_order_spec(wildcards):
+    return rsacfg.dumps(rsacfg.analysis_slice(ANALYSES[wildcards.analysis]))
+
+
+def figures_spec(wildcards):
+    return rsacfg.dumps(config["figures"])
+
+
+def export_spec(wildcards):
+    return rsacfg.dumps({"metric": MAIN_METRIC})
+
+
+def effective_config_spec(wildcards):
+    return rsacfg.dumps(config)
+
+
 # The config's own files are local(): relative to the working directory, never under the path
 # prefix of a module statement (README, "Use as a Snakemake module").
 def checkpoint_input(wildcards):
@@ -109,44 +184,29 @@ def stimulus_inputs(wildcards):
     return [local(str(p)) for p in rsacfg.cifar10_files(config["stimuli"])]
 
 
-def rdm_spec(wildcards):
-    """The metric comes from the folder: rdms/ holds rdm.metric, rdms_<metric>/ the others."""
-    d = wildcards.rdm_dir
-    metric = config["rdm"]["metric"] if d == "rdms" else d[len("rdms_") :]
-    return rsacfg.dumps({"metric": metric, "block": config["rdm"]["block"]})
-
-
-def analysis(wildcards):
-    for name, spec in ANALYSES.items():
-        if spec["second_order_dir"] == wildcards.so_dir:
-            return spec
-    raise WorkflowError(
-        f"no analysis writes results/{wildcards.so_dir}/ (analyses: {', '.join(ANALYSES)})"
-    )
-
-
-def second_order_spec(wildcards):
-    return rsacfg.dumps(rsacfg.analysis_slice(analysis(wildcards)))
-
-
-def external_files():
-    return [f"results/external/{name}.h5" for name in sorted(EXTERNAL)]
-
-
 def external_path(wildcards):
     return local(EXTERNAL[wildcards.name]["path"])
 
 
-def rdm_files(rdm_dir="rdms"):
-    return [f"results/{rdm_dir}/{m}/{l}.h5" for m, l in BRANCHES]
+def external_files():
+    return [external_rdm_path(name) for name in sorted(EXTERNAL)]
+
+
+def rdm_files(metric=MAIN_METRIC):
+    return [rdm_path(metric, m, l) for m, l in BRANCHES]
+
+
+def main_rdms():
+    """The main metric's RDMs and the external ones: what the first-order figures and the export show."""
+    return rdm_files() + external_files()
 
 
 def second_order_inputs(wildcards):
     """An analysis's RDMs plus the external ones, or per-layer Gram files for cka."""
-    spec = analysis(wildcards)
+    spec = ANALYSES[wildcards.analysis]
     if spec["artifact"] == "cka":
-        return [f"results/cka/{m}/{l}.h5" for m, l in BRANCHES]
-    return rdm_files(spec["rdm_dir"]) + (
+        return [cka_path(m, l) for m, l in BRANCHES]
+    return rdm_files(spec["metric"]) + (
         external_files() if spec["joins_external"] else []
     )
 
@@ -176,7 +236,7 @@ def second_order_mem_mb(wildcards, attempt):
     open RDM file (K) + 300 MB;
     kendall_tau_a ~10 x 8 P for two vectors and the sort; inference all K condensed vectors
     plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
-    spec = analysis(wildcards)
+    spec = ANALYSES[wildcards.analysis]
     n = n_stimuli_estimate()
     k = len(BRANCHES) + (len(EXTERNAL) if spec["joins_external"] else 0)
     p = n * (n - 1) / 2
@@ -188,22 +248,15 @@ def second_order_mem_mb(wildcards, attempt):
     return int(mb) * attempt
 
 
-def figure_files(so_dir):
-    return [
-        f"results/figures/{so_dir}/heatmap.png",
-        f"results/figures/{so_dir}/mds.png",
-    ]
-
-
 def all_outputs():
     outputs = [
-        "results/figures/stimuli.png",
-        "results/figures/rdms.png",
-        "results/figures/stimulus_mds.png",
-        "results/export/rdms_rsatoolbox.h5",
-        "results/config.yaml",
+        figure_path("stimuli.png"),
+        figure_path("rdms.png"),
+        figure_path("stimulus_mds.png"),
+        EXPORT,
+        EFFECTIVE_CONFIG,
     ]
-    for spec in ANALYSES.values():
-        outputs.append(f"results/{spec['second_order_dir']}/matrix.tsv")
-        outputs += figure_files(spec["second_order_dir"])
+    for name in ANALYSES:
+        outputs.append(second_order_path("matrix.tsv", name))
+        outputs += [figure_path(f"{name}/{f}") for f in ("heatmap.png", "mds.png")]
     return outputs

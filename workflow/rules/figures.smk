@@ -1,14 +1,14 @@
 rule rdm_figure:
     input:
-        rdms=rdm_files() + external_files(),
-        stimuli="results/stimuli/stimuli.h5",
+        rdms=main_rdms(),
+        stimuli=STIMULI,
     output:
         report(
-            "results/figures/rdms.png",
+            figure_path("rdms.png"),
             caption="../report/rdms.rst",
             category="RDMs",
         ),
-        "results/figures/rdms.pdf",
+        figure_path("rdms.pdf"),
     log:
         "results/logs/rdm_figure/rdm_figure.log",
     localrule: True
@@ -25,15 +25,15 @@ rule rdm_figure:
 
 rule stimulus_mds_figure:
     input:
-        rdms=rdm_files() + external_files(),
-        stimuli="results/stimuli/stimuli.h5",
+        rdms=main_rdms(),
+        stimuli=STIMULI,
     output:
         report(
-            "results/figures/stimulus_mds.png",
+            figure_path("stimulus_mds.png"),
             caption="../report/stimulus_mds.rst",
             category="RDMs",
         ),
-        "results/figures/stimulus_mds.pdf",
+        figure_path("stimulus_mds.pdf"),
     log:
         "results/logs/stimulus_mds_figure/stimulus_mds_figure.log",
     localrule: True
@@ -50,17 +50,17 @@ rule stimulus_mds_figure:
 
 rule second_order_figure:
     input:
-        matrix="results/{so_dir}/matrix.h5",
+        matrix=second_order_path("matrix.h5"),
     output:
         report(
-            "results/figures/{so_dir}/heatmap.png",
+            figure_path("{analysis}/heatmap.png"),
             caption="../report/second_order.rst",
             category="Second order",
-            subcategory="{so_dir}",
+            subcategory="{analysis}",
         ),
-        "results/figures/{so_dir}/heatmap.pdf",
+        figure_path("{analysis}/heatmap.pdf"),
     log:
-        "results/logs/second_order_figure/{so_dir}.log",
+        "results/logs/second_order_figure/{analysis}.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -73,34 +73,34 @@ rule second_order_figure:
 
 rule mds_figure:
     input:
-        matrix="results/{so_dir}/matrix.h5",
+        matrix=second_order_path("matrix.h5"),
     output:
         report(
-            "results/figures/{so_dir}/mds.png",
+            figure_path("{analysis}/mds.png"),
             caption="../report/mds.rst",
             category="Second order",
-            subcategory="{so_dir}",
+            subcategory="{analysis}",
         ),
-        "results/figures/{so_dir}/mds.pdf",
+        figure_path("{analysis}/mds.pdf"),
     log:
-        "results/logs/mds_figure/{so_dir}.log",
+        "results/logs/mds_figure/{analysis}.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        spec=figures_spec,
         code=code_digest("mds_figure"),
-        spec=slice_json("figures"),
     script:
         "../../scripts/mds_figure.py"
 
 
 rule export_rsatoolbox:
     input:
-        rdms=rdm_files() + external_files(),
-        stimuli="results/stimuli/stimuli.h5",
+        rdms=main_rdms(),
+        stimuli=STIMULI,
     output:
-        "results/export/rdms_rsatoolbox.h5",
+        EXPORT,
     log:
         "results/logs/export_rsatoolbox/export_rsatoolbox.log",
     localrule: True
@@ -108,7 +108,7 @@ rule export_rsatoolbox:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        spec=export_spec,
         code=code_digest("export_rsatoolbox"),
-        measure=config["rdm"]["metric"],
     script:
         "../../scripts/export_rsatoolbox.py"

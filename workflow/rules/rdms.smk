@@ -1,12 +1,13 @@
+# One RDM per (metric, model, layer): every metric an analysis uses, the main one included.
 rule rdm:
     input:
-        activations="results/activations/{model}",
+        activations=activations_path(),
     output:
-        "results/{rdm_dir}/{model}/{layer}.h5",
+        rdm_path(),
     log:
-        "results/logs/rdm/{rdm_dir}/{model}/{layer}.log",
+        "results/logs/rdm/{metric}/{model}/{layer}.log",
     benchmark:
-        "results/benchmarks/rdm/{rdm_dir}/{model}/{layer}.tsv"
+        "results/benchmarks/rdm/{metric}/{model}/{layer}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 2
@@ -22,9 +23,9 @@ rule rdm:
 
 rule cka_gram:
     input:
-        activations="results/activations/{model}",
+        activations=activations_path(),
     output:
-        "results/cka/{model}/{layer}.h5",
+        cka_path(),
     log:
         "results/logs/cka_gram/{model}/{layer}.log",
     conda:
@@ -33,7 +34,7 @@ rule cka_gram:
     resources:
         mem_mb=rdm_mem_mb,
     params:
-        spec=rsacfg.dumps({"block": config["rdm"]["block"]}),
+        spec=cka_gram_spec,
         expect=layer_expectation,
         code=code_digest("cka_gram"),
     script:
@@ -43,16 +44,16 @@ rule cka_gram:
 rule external_rdm:
     input:
         rdm=external_path,
-        stimuli="results/stimuli/stimuli.h5",
+        stimuli=STIMULI,
     output:
-        "results/external/{name}.h5",
+        external_rdm_path(),
     log:
         "results/logs/external_rdm/{name}.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
     params:
-        spec=lambda wildcards: rsacfg.dumps(EXTERNAL[wildcards.name]),
+        spec=external_rdm_spec,
         code=code_digest("external_rdm"),
     script:
         "../../scripts/external_rdm.py"

@@ -1,7 +1,7 @@
 rule effective_config:
     output:
         report(
-            "results/config.yaml",
+            EFFECTIVE_CONFIG,
             caption="../report/config.rst",
             category="Configuration",
         ),
@@ -14,6 +14,6 @@ rule effective_config:
     threads: 1
     params:
         code=code_digest("effective_config"),
-        spec=rsacfg.dumps(config),
+        spec=effective_config_spec,
     script:
         "../../scripts/effective_config.py"

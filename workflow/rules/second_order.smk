@@ -1,15 +1,16 @@
+# One second-order matrix per analysis (config.MAIN, "main", is rdm + compare).
 rule second_order:
     input:
         rdms=second_order_inputs,
     output:
-        h5="results/{so_dir}/matrix.h5",
-        tsv="results/{so_dir}/matrix.tsv",
-        inference="results/{so_dir}/inference.tsv",
-        pairs="results/{so_dir}/pairs.h5",
+        h5=second_order_path("matrix.h5"),
+        tsv=second_order_path("matrix.tsv"),
+        inference=second_order_path("inference.tsv"),
+        pairs=second_order_path("pairs.h5"),
     log:
-        "results/logs/second_order/{so_dir}.log",
+        "results/logs/second_order/{analysis}.log",
     benchmark:
-        "results/benchmarks/second_order/{so_dir}.tsv"
+        "results/benchmarks/second_order/{analysis}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 2

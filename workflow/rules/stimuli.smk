@@ -2,7 +2,7 @@ rule stimuli:
     input:
         stimulus_inputs,
     output:
-        "results/stimuli/stimuli.h5",
+        STIMULI,
     log:
         "results/logs/stimuli/stimuli.log",
     benchmark:
@@ -11,7 +11,7 @@ rule stimuli:
         "../../envs/analysis.yaml"
     threads: 1
     params:
-        spec=slice_json("stimuli"),
+        spec=stimuli_spec,
         images=STIMULUS_LIST,
         code=code_digest("stimuli"),
     script:
@@ -20,14 +20,14 @@ rule stimuli:
 
 rule stimulus_grid:
     input:
-        stimuli="results/stimuli/stimuli.h5",
+        stimuli=STIMULI,
     output:
         report(
-            "results/figures/stimuli.png",
+            figure_path("stimuli.png"),
             caption="../report/stimuli.rst",
             category="Stimuli",
         ),
-        "results/figures/stimuli.pdf",
+        figure_path("stimuli.pdf"),
     log:
         "results/logs/stimulus_grid/stimulus_grid.log",
     # Quick plotting/IO: runs on the submitting machine, never as a cluster job.

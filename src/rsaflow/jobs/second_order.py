@@ -20,7 +20,7 @@ code digest. A run first looks for the object of exactly its key set; failing th
 the similarities of every stored ``pairs`` object with the same method and code digest, and
 computes only the pairs none of them has: adding one RDM computes one row (O(K P) reads, O(K P)
 work), removing one computes nothing. The log says ``pairs: reused R, computed C``. The object is
-hard-linked to ``results/<so_dir>/pairs.h5`` (so the store's prune keeps it while it is current).
+hard-linked to ``results/second_order/<analysis>/pairs.h5`` (so the store's prune keeps it while it is current).
 The reuse key leaves out only the chunk size, which changes sums by float rounding (~1e-16).
 
 Optional inference on the RDMs (``bootstrap`` resamples of stimuli, ``permutations`` of stimulus
