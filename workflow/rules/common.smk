@@ -15,6 +15,7 @@ os.environ.update(
 
 from rsaflow import catalog, deps, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
+from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 
@@ -54,6 +55,8 @@ except RsaflowError as exc:
 BRANCHES = NORM["branches"]
 ANALYSES = NORM["analyses"]
 EXTERNAL = config["external_rdms"]
+# External RDM groups (several subjects' RDMs of a region; rsaflow.external.is_group reads headers only).
+GROUPS = sorted(n for n, s in EXTERNAL.items() if rsaexternal.is_group(s))
 
 
 wildcard_constraints:
@@ -134,7 +137,10 @@ def external_files():
 
 
 def external_path(wildcards):
-    return local(EXTERNAL[wildcards.name]["path"])
+    spec = EXTERNAL[wildcards.name]
+    if "paths" in spec:  # a group of subjects' RDM files
+        return [local(p) for p in spec["paths"]]
+    return local(spec["path"])
 
 
 def rdm_files(rdm_dir="rdms"):
@@ -206,4 +212,7 @@ def all_outputs():
     for spec in ANALYSES.values():
         outputs.append(f"results/{spec['second_order_dir']}/matrix.tsv")
         outputs += figure_files(spec["second_order_dir"])
+        # Model-versus-brain bars (rule brain_figure) where external groups join.
+        if GROUPS and spec["joins_external"]:
+            outputs.append(f"results/figures/{spec['second_order_dir']}/brain.png")
     return outputs

@@ -95,6 +95,30 @@ rule mds_figure:
         "../../scripts/mds_figure.py"
 
 
+# Only for analyses that external groups join (common.smk: GROUPS, all_outputs).
+rule brain_figure:
+    input:
+        matrix="results/{so_dir}/matrix.h5",
+    output:
+        report(
+            "results/figures/{so_dir}/brain.png",
+            caption="../report/brain.rst",
+            category="Second order",
+            subcategory="{so_dir}",
+        ),
+        "results/figures/{so_dir}/brain.pdf",
+    log:
+        "results/logs/brain_figure/{so_dir}.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        code=code_digest("brain_figure"),
+    script:
+        "../../scripts/brain_figure.py"
+
+
 rule export_rsatoolbox:
     input:
         rdms=rdm_files() + external_files(),
