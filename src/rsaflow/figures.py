@@ -693,7 +693,7 @@ def _brain_panel(ax, result: dict, group: int) -> str:
     ax.bar(b["x"], b["value"], width=0.8, color=colours, yerr=b["error"], capsize=2,
            error_kw={"elinewidth": 0.8, "ecolor": "black"}, zorder=2)
     ax.axhline(0.0, color="black", lw=0.6, zorder=1)
-    ax.set_title(f"{result['labels'][group]} ({b['n_subjects']} subjects)", fontsize=9)
+    ax.set_title(f"{result['labels'][group]} ({b['n_subjects']} subjects)", fontsize=9, pad=14)
     ax.set_ylabel(f"{result['method']} similarity\n(mean over subjects)", fontsize=8)
     note = ""
     if len(b["rows"]) <= MAX_BAR_LABELS:
@@ -705,7 +705,14 @@ def _brain_panel(ax, result: dict, group: int) -> str:
         ax.set_xticks([(b["x"][a] + b["x"][e - 1]) / 2 for _, a, e in blocks], [m for m, _, _ in blocks],
                       rotation=90, fontsize=7)
         note = f"{len(b['rows'])} layers: one label per model, layers in depth order"
-    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    blocks = _model_blocks(b["models"])  # model names above the bars (colours may repeat across models)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([(b["x"][a] + b["x"][e - 1]) / 2 for _, a, e in blocks], [m for m, _, _ in blocks], fontsize=7)
+    top.tick_params(length=0)
+    lo = min(0.0, float(np.nanmin(b["value"] - b["error"])), b["lower"])
+    hi = max(float(np.nanmax(b["value"] + b["error"])), b["upper"])
+    ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
+    ax.legend(loc="upper right", fontsize=7, frameon=True, framealpha=0.9)
     return note
 
 
