@@ -99,8 +99,8 @@ def _read_h5(path: Path) -> tuple[np.ndarray, list[str] | None]:
     with f:
         name = GROUP_DATASET if GROUP_DATASET in f else "rdm"
         if name not in f:
-            raise InputFileError(path, f"dataset 'rdm' (one RDM) or '{GROUP_DATASET}' (a group) missing "
-                                       f"(found: {sorted(f)})")
+            raise InputFileError(path, f"dataset 'rdm' missing (or '{GROUP_DATASET}' for a group of subjects' "
+                                       f"RDMs; found: {sorted(f)})")
         matrix = np.asarray(f[name][()], dtype=np.float64)
         if name == GROUP_DATASET and matrix.ndim not in (2, 3):
             raise InputFileError(path, f"dataset '{GROUP_DATASET}' must be subjects x N x N (or subjects x "

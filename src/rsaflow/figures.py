@@ -1,4 +1,4 @@
-"""Figures: stimulus grid, percentile RDM panel, second-order heatmap, MDS embeddings.
+"""Figures: stimulus grid, percentile RDM panel, second-order heatmap, MDS embeddings, model-versus-brain bars.
 
 Plotting only; the numbers come from :mod:`rsaflow.rdm` and :mod:`rsaflow.compare`.
 Every figure is written as PNG (for the report) and as PDF (vector, for papers) beside it.

@@ -18,6 +18,7 @@ from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
+from rsaflow.measures import NOISE_CEILING_METHODS  # noqa: E402
 
 try:
     # As snakemake.utils.validate (defaults filled into config), each violation one line; also
@@ -212,7 +213,8 @@ def all_outputs():
     for spec in ANALYSES.values():
         outputs.append(f"results/{spec['second_order_dir']}/matrix.tsv")
         outputs += figure_files(spec["second_order_dir"])
-        # Model-versus-brain bars (rule brain_figure) where external groups join.
-        if GROUPS and spec["joins_external"]:
+        # Model-versus-brain bars (rule brain_figure) where external groups join with a noise ceiling.
+        ceiling = spec["joins_external"] and spec["method"] in NOISE_CEILING_METHODS
+        if GROUPS and ceiling:
             outputs.append(f"results/figures/{spec['second_order_dir']}/brain.png")
     return outputs
