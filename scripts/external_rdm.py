@@ -1,4 +1,4 @@
-"""Rule external_rdm: an RDM from a file, checked against the stimulus set."""
+"""Rule external_rdm: an RDM from a file (or a group of subjects' RDMs), checked against the stimulus set."""
 
 import json
 

@@ -24,13 +24,14 @@ PACKAGE = SRC / "rsaflow"
 
 #: The rules that run library code, in pipeline order (each has scripts/<rule>.py).
 RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "cka_gram", "external_rdm", "second_order",
-         "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure", "export_rsatoolbox",
-         "effective_config")
+         "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure", "brain_figure",
+         "export_rsatoolbox", "effective_config")
 ALL = frozenset(RULES)
 NONE: frozenset = frozenset()
-FIGURES = frozenset({"stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure"})
+FIGURES = frozenset({"stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure",
+                     "brain_figure"})
 RDM_FIGURES = frozenset({"rdm_figure", "stimulus_mds_figure"})
-SECOND_ORDER_FIGURES = frozenset({"second_order_figure", "mds_figure"})
+SECOND_ORDER_FIGURES = frozenset({"second_order_figure", "mds_figure", "brain_figure"})
 PER_LAYER = frozenset({"rdm", "cka_gram", "external_rdm"})
 #: Rules that read RDM or second-order files (through rsaflow.results, the one reader module).
 READERS = frozenset({"second_order", "export_rsatoolbox"}) | RDM_FIGURES | SECOND_ORDER_FIGURES
@@ -49,14 +50,12 @@ RERUNS: dict[str, frozenset] = {
     "errors.py": ALL,
     "jobs/__init__.py": ALL,
     "jobs/common.py": ALL,
-    # DAG-time only: config validation and normalisation, torchvision's catalog, code tracking; the CLI;
-    # the measures not yet wired into a rule.
+    # DAG-time only: config validation and normalisation, torchvision's catalog, code tracking; the CLI.
     "config.py": NONE,
     "schema.py": NONE,
     "catalog.py": NONE,
     "deps.py": NONE,
     "cli.py": NONE,
-    "measures.py": NONE,
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
     "modelspec.py": rules("activations"),
     "extract.py": rules("activations"),
@@ -73,6 +72,7 @@ RERUNS: dict[str, frozenset] = {
     "methods.py": RDM_WRITERS,
     "rdmfile.py": RDM_WRITERS,
     "inference.py": rules("second_order"),
+    "measures.py": rules("second_order"),  # the noise ceilings of external groups
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
@@ -90,6 +90,7 @@ RERUNS: dict[str, frozenset] = {
     "jobs/stimulus_mds_figure.py": rules("stimulus_mds_figure"),
     "jobs/second_order_figure.py": rules("second_order_figure"),
     "jobs/mds_figure.py": rules("mds_figure"),
+    "jobs/brain_figure.py": rules("brain_figure"),
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
 }

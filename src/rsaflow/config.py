@@ -205,7 +205,11 @@ def check_paths(config: dict, norm: dict) -> None:
         if path is not None:
             existing_path(f"models.{key}.weights", path)
     for name, spec in config.get("external_rdms", {}).items():
-        existing_path(f"external_rdms.{name}.path", spec["path"])
+        if "paths" in spec:
+            for i, path in enumerate(spec["paths"]):
+                existing_path(f"external_rdms.{name}.paths[{i}]", path)
+        else:
+            existing_path(f"external_rdms.{name}.path", spec["path"])
     for path in cifar10_files(config["stimuli"]):
         existing_path("stimuli.root", path, "put CIFAR10's extracted cifar-10-batches-py/ folder under stimuli.root, "
                                             "or set stimuli.download: true where the network is available")

@@ -18,6 +18,13 @@ tolerance. The result is made exactly symmetric ((D + D^T) / 2) with an exact ze
 When the file carries stimulus ids and ``stimulus_ids`` is given, rows and columns are reordered
 to follow ``stimulus_ids``; ids are compared as strings (``str(3) == '3'``) and must match as
 sets. Without ids in the file, its order is taken to be the workflow's stimulus order.
+
+Groups (several subjects' RDMs of one brain region; :func:`load_external_group`): config
+``paths: [f1, f2, ...]`` (each file one RDM, as above), or ``path:`` to one file holding a
+subjects x N x N array: a 3-D ``.npy``, or an ``.h5`` with dataset ``rdms`` ((S, N, N), or
+(S, P) condensed rows) and the optional ``stimulus_ids``. Each subject's RDM passes the checks
+above. A group needs at least 2 subjects. Its RDM in the comparison is :func:`group_mean`, the
+arithmetic mean of the subjects' dissimilarities.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from rsaflow.finite import check_finite
 
 #: Relative tolerance of the symmetry and zero-diagonal checks.
 RTOL = 1e-8
+#: Dataset of an .h5 group file: the subjects' RDMs, (S, N, N) or (S, P).
+GROUP_DATASET = "rdms"
 
 
 def _is_number(cell: str) -> bool:
@@ -88,9 +97,16 @@ def _read_h5(path: Path) -> tuple[np.ndarray, list[str] | None]:
     except OSError as exc:
         raise InputFileError(path, f"not a readable HDF5 file: {exc}") from None
     with f:
-        if "rdm" not in f:
-            raise InputFileError(path, f"dataset 'rdm' missing (found: {sorted(f)})")
-        matrix = np.asarray(f["rdm"][()], dtype=np.float64)
+        name = GROUP_DATASET if GROUP_DATASET in f else "rdm"
+        if name not in f:
+            raise InputFileError(path, f"dataset 'rdm' missing (or '{GROUP_DATASET}' for a group of subjects' "
+                                       f"RDMs; found: {sorted(f)})")
+        matrix = np.asarray(f[name][()], dtype=np.float64)
+        if name == GROUP_DATASET and matrix.ndim not in (2, 3):
+            raise InputFileError(path, f"dataset '{GROUP_DATASET}' must be subjects x N x N (or subjects x "
+                                       f"N (N - 1) / 2), got shape {matrix.shape}")
+        if name == GROUP_DATASET and matrix.ndim == 2:  # (S, P) condensed rows: square them
+            matrix = np.stack([_as_square(path, row, n_from_condensed(path, row.size)) for row in matrix])
         ids = None
         if "stimulus_ids" in f:
             raw = np.atleast_1d(f["stimulus_ids"][()])
@@ -171,20 +187,16 @@ def _reordered(path: Path, rdm: np.ndarray, ids: list, stimulus_ids, n_stimuli: 
     return rdm[np.ix_(order, order)]
 
 
-def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
-    """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
+def n_from_condensed(path, p: int) -> int:
+    """N with N (N - 1) / 2 == p; InputFileError naming ``path`` if there is none."""
+    n = int(round((1 + np.sqrt(1 + 8 * p)) / 2))
+    if n * (n - 1) // 2 != p:
+        raise InputFileError(path, f"condensed RDM of length {p} is no whole number of stimuli")
+    return n
 
-    ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
-    stimuli when the file names them. Raises InputFileError naming the file on any problem.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "file not found")
-    matrix, ids = _read_matrix(path)
-    try:
-        check_finite(matrix, "entries")
-    except ValueError as exc:
-        raise InputFileError(path, str(exc)) from None
+
+def _checked(path: Path, matrix: np.ndarray, ids, n_stimuli: int, stimulus_ids) -> np.ndarray:
+    """One RDM (square or condensed) checked, made exactly symmetric and put in the workflow's order."""
     if matrix.ndim == 1 and ids is not None:
         raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
     rdm = _symmetrised(path, _as_square(path, matrix, n_stimuli))
@@ -193,3 +205,81 @@ def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
     if ids is not None and stimulus_ids is not None:
         rdm = _reordered(path, rdm, ids, stimulus_ids, n_stimuli)
     return rdm
+
+
+def _read_checked_finite(path: Path) -> tuple[np.ndarray, list | None]:
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    matrix, ids = _read_matrix(path)
+    try:
+        check_finite(matrix, "entries")
+    except ValueError as exc:
+        raise InputFileError(path, str(exc)) from None
+    return matrix, ids
+
+
+def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
+    """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
+
+    ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
+    stimuli when the file names them. Raises InputFileError naming the file on any problem,
+    also when the file holds a group (use :func:`load_external_group`).
+    """
+    path = Path(path)
+    matrix, ids = _read_checked_finite(path)
+    if matrix.ndim == 3:
+        raise InputFileError(path, f"holds {matrix.shape[0]} subjects' RDMs (shape {matrix.shape}), not one RDM: "
+                                   "read it as a group (load_external_group)")
+    return _checked(path, matrix, ids, n_stimuli, stimulus_ids)
+
+
+def is_group_file(path) -> bool:
+    """Whether ``path`` holds a group (a 3-D .npy, or an .h5 with dataset ``rdms``), from its header
+    alone; False for a file that is missing or unreadable (the job reports those)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return GROUP_DATASET in f
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def is_group(spec: dict) -> bool:
+    """Whether an ``external_rdms`` entry is a group: ``paths:``, or ``path:`` to a group file."""
+    return "paths" in spec or is_group_file(spec["path"])
+
+
+def load_external_group(paths, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
+    """Several subjects' RDMs of one region as (S, N, N) float64, each checked as :func:`load_external_rdm`.
+
+    ``paths``: a list of files, one RDM each, or one path (str / Path) to a group file (a 3-D
+    .npy, or an .h5 with dataset ``rdms``; a file of one RDM is a group of 1). Raises
+    InputFileError for fewer than 2 subjects.
+    """
+    if isinstance(paths, (str, Path)):
+        path = Path(paths)
+        matrix, ids = _read_checked_finite(path)
+        stack = matrix if matrix.ndim == 3 else matrix[None]
+        rdms = [_checked(path, m, ids, n_stimuli, stimulus_ids) for m in stack]
+        where = path
+    else:
+        rdms = [load_external_rdm(p, n_stimuli, stimulus_ids) for p in paths]
+        where = Path(paths[0]) if len(paths) else Path("<no files>")
+    if len(rdms) < 2:
+        raise InputFileError(where, f"a group of {len(rdms)} subject RDM: a group needs at least 2 subjects "
+                                    "(paths: [...] of 2 or more files, or a subjects x N x N array)")
+    return np.stack(rdms)
+
+
+def group_mean(rdms: np.ndarray) -> np.ndarray:
+    """The group's RDM in the comparison: the arithmetic mean of the subjects' dissimilarities,
+    d(i, j) = mean_s d_s(i, j) (rsatoolbox's ``RDMs.mean()``). rsatoolbox's noise ceiling pools
+    differently, per comparison method (rsaflow.measures.pool_rdms: mean of ranks for spearman, of
+    z-scores for pearson, ...); the mean here is the method-independent RDM every analysis shares."""
+    return np.asarray(rdms, dtype=np.float64).mean(axis=0)

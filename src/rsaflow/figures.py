@@ -1,4 +1,4 @@
-"""Figures: stimulus grid, percentile RDM panel, second-order heatmap, MDS embeddings.
+"""Figures: stimulus grid, percentile RDM panel, second-order heatmap, MDS embeddings, model-versus-brain bars.
 
 Plotting only; the numbers come from :mod:`rsaflow.rdm` and :mod:`rsaflow.compare`.
 Every figure is written as PNG (for the report) and as PDF (vector, for papers) beside it.
@@ -649,3 +649,92 @@ def mds_figure(result: dict, seed: int):
 def mds_plot(result: dict, seed: int, path) -> None:
     """Draw :func:`mds_figure` to ``path`` (PNG and PDF)."""
     _save(mds_figure(result, seed), path)
+
+
+# --- model versus brain: bars per layer, noise ceiling band -------------------------------------
+
+#: Brain-region panels (external groups) drawn in the model-versus-brain figure.
+MAX_BRAIN_PANELS = 8
+#: Bars per panel above which the axis names model blocks instead of layers.
+MAX_BAR_LABELS = MAX_TICK_LABELS
+
+
+def brain_groups(result: dict) -> list[int]:
+    """Rows of ``result`` (rsaflow.results.read_second_order) that are external groups with noise
+    ceilings, in :func:`figure_order`."""
+    n = result.get("n_subjects")
+    if n is None:
+        return []
+    order = figure_order(result["models"], result["depth"], result["labels"])
+    return [int(i) for i in order if n[i] > 0]
+
+
+def brain_bars(result: dict, group: int) -> dict:
+    """What one panel draws: the model layers (not external RDMs) in figure order, their x positions
+    (one slot per layer, one empty slot between models), ``value`` = mean similarity to the group's
+    subjects (``subject_similarity``), ``error`` = its s.e.m., the ceiling ``lower``/``upper``."""
+    order = [int(i) for i in figure_order(result["models"], result["depth"], result["labels"])
+             if result["models"][i] != EXTERNAL]
+    models = [result["models"][i] for i in order]
+    x = np.arange(len(order), dtype=float) + np.cumsum([0] + [m != p for p, m in zip(models, models[1:])])
+    return {"rows": order, "models": models, "x": x,
+            "layers": [result["labels"][i].split("/", 1)[1] for i in order],
+            "value": np.asarray(result["subject_similarity"])[order, group],
+            "error": np.asarray(result["subject_similarity_sem"])[order, group],
+            "lower": float(result["noise_ceiling_lower"][group]),
+            "upper": float(result["noise_ceiling_upper"][group]),
+            "n_subjects": int(result["n_subjects"][group])}
+
+
+def _brain_panel(ax, result: dict, group: int) -> str:
+    b = brain_bars(result, group)
+    ax.axhspan(b["lower"], b["upper"], color="0.8", zorder=0, label="noise ceiling (lower to upper)")
+    colours = [model_style(m)[0] for m in b["models"]]
+    ax.bar(b["x"], b["value"], width=0.8, color=colours, yerr=b["error"], capsize=2,
+           error_kw={"elinewidth": 0.8, "ecolor": "black"}, zorder=2)
+    ax.axhline(0.0, color="black", lw=0.6, zorder=1)
+    ax.set_title(f"{result['labels'][group]} ({b['n_subjects']} subjects)", fontsize=9, pad=14)
+    ax.set_ylabel(f"{result['method']} similarity\n(mean over subjects)", fontsize=8)
+    note = ""
+    if len(b["rows"]) <= MAX_BAR_LABELS:
+        ax.set_xticks(b["x"], b["layers"], rotation=90, fontsize=max(5, min(8, 10 - len(b["rows"]) // 8)))
+        for label, colour in zip(ax.get_xticklabels(), colours):
+            label.set_color(colour)
+    else:
+        blocks = _model_blocks(b["models"])
+        ax.set_xticks([(b["x"][a] + b["x"][e - 1]) / 2 for _, a, e in blocks], [m for m, _, _ in blocks],
+                      rotation=90, fontsize=7)
+        note = f"{len(b['rows'])} layers: one label per model, layers in depth order"
+    blocks = _model_blocks(b["models"])  # model names above the bars (colours may repeat across models)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([(b["x"][a] + b["x"][e - 1]) / 2 for _, a, e in blocks], [m for m, _, _ in blocks], fontsize=7)
+    top.tick_params(length=0)
+    lo = min(0.0, float(np.nanmin(b["value"] - b["error"])), b["lower"])
+    hi = max(float(np.nanmax(b["value"] + b["error"])), b["upper"])
+    ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
+    ax.legend(loc="upper right", fontsize=7, frameon=True, framealpha=0.9)
+    return note
+
+
+def brain_figure(result: dict):
+    """One panel per external group (brain region; at most MAX_BRAIN_PANELS, in figure order): a bar per
+    model layer of its mean similarity to the region's subjects (± s.e.m. over subjects), grouped by
+    model with layers in depth order, coloured by model; the noise ceiling as a grey band."""
+    groups = brain_groups(result)
+    if not groups:
+        raise ValueError("no external group with noise ceilings in this second-order file")
+    shown = groups[:MAX_BRAIN_PANELS]
+    n_bars = int(sum(m != EXTERNAL for m in result["models"]))
+    width = float(np.clip(0.22 * n_bars + 2.5, 5.0, 18.0))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(width, 3.4 * len(shown) + 0.9), squeeze=False)
+    notes = [_brain_panel(ax, result, g) for ax, g in zip(axes[:, 0], shown)]
+    if len(groups) > len(shown):
+        notes.append(f"{len(shown)} of {len(groups)} regions shown: the first in name order")
+    _title(fig, f"Model layers versus brain regions ({result['method']})", sorted(set(notes)))
+    fig.tight_layout()
+    return fig
+
+
+def brain_plot(result: dict, path) -> None:
+    """:func:`brain_figure` written to ``path`` (PNG) and the PDF beside it."""
+    _save(brain_figure(result), path)

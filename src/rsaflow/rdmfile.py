@@ -63,15 +63,17 @@ def method_attrs(condensed: np.ndarray, ranks: np.ndarray) -> dict:
     return out
 
 
-def write(path, condensed: np.ndarray, attrs: dict) -> None:
+def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -> None:
     """Write an RDM file from its upper triangle (float64, squareform order) and provenance ``attrs``.
+
+    ``extra``: further datasets (an external group's ``subjects``, rsaflow.jobs.external_rdm).
 
     Peak memory about 4 S (the values, their ranks and the sort's temporaries).
     """
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
     ranks = average_ranks(condensed)
     scalars = method_attrs(condensed, ranks)
-    h5io.write_h5(path, "rdm", {"condensed": condensed, "ranks": ranks},
+    h5io.write_h5(path, "rdm", {**(extra or {}), "condensed": condensed, "ranks": ranks},
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
 
 

@@ -115,9 +115,24 @@ def rdms_on_stimuli(rdm_paths, stimuli_path, square: bool = True) -> tuple[list[
     return records, stimuli
 
 
+def read_subjects(path) -> np.ndarray | None:
+    """An external group's subjects' RDMs, (S, P) float64 upper triangles in squareform order
+    (dataset ``subjects`` of ``results/external/<name>.h5``); None for a file of one RDM."""
+    with h5io.open_artifact(path, "rdm") as f:
+        return f["subjects"][()] if "subjects" in f else None
+
+
 def read_second_order(path) -> dict:
     """``matrix`` (K, K) of 1 - similarity, ``labels`` (``model/layer``), ``models``, ``depth``, ``method``
-    and, when inference ran, ``ci_lower``, ``ci_upper``, ``boot_std``, ``p_values`` (each K x K)."""
+    and, when inference ran, ``ci_lower``, ``ci_upper``, ``boot_std``, ``p_values`` (each K x K).
+
+    When external groups joined (rsaflow.jobs.second_order.group_ceilings), also, indexed like
+    ``labels`` (NaN / 0 outside group rows and columns): ``noise_ceiling_lower``,
+    ``noise_ceiling_upper`` (K,), rsatoolbox's noise ceilings of each group; ``n_subjects`` (K,);
+    ``subject_similarity`` (K, K): column g of a group g, row i the mean over g's subjects s of
+    sim(RDM_i, RDM_s) (rsatoolbox's ``eval_fixed``), and ``subject_similarity_sem`` (K, K) its
+    standard error std_s / sqrt(S) (ddof 0, as rsatoolbox's ``eval_fixed`` variances).
+    """
     with h5io.open_artifact(path, "second_order") as f:
         out = {name: f[name][()] for name in f}
         out["labels"] = _text(out["labels"])

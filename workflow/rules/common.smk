@@ -16,8 +16,10 @@ os.environ.update(
 
 from rsaflow import catalog, deps, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
+from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
+from rsaflow.measures import NOISE_CEILING_METHODS  # noqa: E402
 from rsaflow.methods import METRICS  # noqa: E402
 
 try:
@@ -57,6 +59,8 @@ BRANCHES = NORM["branches"]
 ANALYSES = NORM["analyses"]
 EXTERNAL = config["external_rdms"]
 MAIN_METRIC = config["rdm"]["metric"]
+# External RDM groups (several subjects' RDMs of a region; rsaflow.external.is_group reads headers only).
+GROUPS = sorted(n for n, s in EXTERNAL.items() if rsaexternal.is_group(s))
 
 
 def one_of(names):
@@ -185,7 +189,10 @@ def stimulus_inputs(wildcards):
 
 
 def external_path(wildcards):
-    return local(EXTERNAL[wildcards.name]["path"])
+    spec = EXTERNAL[wildcards.name]
+    if "paths" in spec:  # a group of subjects' RDM files
+        return [local(p) for p in spec["paths"]]
+    return local(spec["path"])
 
 
 def external_files():
@@ -256,7 +263,11 @@ def all_outputs():
         EXPORT,
         EFFECTIVE_CONFIG,
     ]
-    for name in ANALYSES:
+    for name, spec in ANALYSES.items():
         outputs.append(second_order_path("matrix.tsv", name))
         outputs += [figure_path(f"{name}/{f}") for f in ("heatmap.png", "mds.png")]
+        # Model-versus-brain bars (rule brain_figure) where external groups join with a noise ceiling.
+        ceiling = spec["joins_external"] and spec["method"] in NOISE_CEILING_METHODS
+        if GROUPS and ceiling:
+            outputs.append(figure_path(f"{name}/brain.png"))
     return outputs

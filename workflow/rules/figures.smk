@@ -95,6 +95,30 @@ rule mds_figure:
         "../../scripts/mds_figure.py"
 
 
+# Only for analyses that external groups join (common.smk: GROUPS, all_outputs).
+rule brain_figure:
+    input:
+        matrix=second_order_path("matrix.h5"),
+    output:
+        report(
+            figure_path("{analysis}/brain.png"),
+            caption="../report/brain.rst",
+            category="Second order",
+            subcategory="{analysis}",
+        ),
+        figure_path("{analysis}/brain.pdf"),
+    log:
+        "results/logs/brain_figure/{analysis}.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        code=code_digest("brain_figure"),
+    script:
+        "../../scripts/brain_figure.py"
+
+
 rule export_rsatoolbox:
     input:
         rdms=main_rdms(),

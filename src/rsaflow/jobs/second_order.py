@@ -334,6 +334,65 @@ def _condensed_stack(records: list[dict]) -> np.ndarray:
     return out
 
 
+def _subject_vectors(uppers: np.ndarray, method: str):
+    """Per-RDM vectors whose dot products are ``method``'s similarity (None: compare pairwise)."""
+    from rsaflow.compare import per_rdm_vectors
+    from rsaflow.measures import cov_vector
+
+    if method in ("spearman", "pearson", "cosine", "rho_a"):
+        return per_rdm_vectors(uppers, method)
+    if method in ("cosine_cov", "corr_cov"):
+        return np.stack([cov_vector(u, method) for u in uppers])
+    return None
+
+
+def group_ceilings(records: list[dict], method: str) -> dict:
+    """Noise ceilings of the external groups among ``records`` and every RDM's similarity to their subjects.
+
+    A group is an external RDM file with dataset ``subjects`` (S, P) (rsaflow.jobs.external_rdm).
+    For group g and each RDM i (``records`` order, that of ``labels``): ``noise_ceiling_lower[g]``,
+    ``noise_ceiling_upper[g]`` = rsaflow.measures.noise_ceiling(subjects, method) (exactly
+    rsatoolbox's ``boot_noise_ceiling``), ``n_subjects[g]`` = S, ``subject_similarity[i, g]`` =
+    mean_s sim(RDM_i, RDM_s) and ``subject_similarity_sem[i, g]`` = std_s (ddof 0) / sqrt(S): the
+    quantity the ceiling bounds and its error, as rsatoolbox's ``eval_fixed``. NaN (0 for
+    n_subjects) elsewhere. Empty (nothing written) when no group joined, or for a method without
+    a noise ceiling (rsaflow.measures.NOISE_CEILING_METHODS; cka: externals do not join).
+    Memory: the groups' subjects (8 sum S P) plus one RDM's vector at a time; O(K sum S P) work.
+    """
+    from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling, rdm_similarity
+    from rsaflow.results import read_rdm, read_subjects
+
+    if method not in NOISE_CEILING_METHODS:
+        return {}
+    groups = {g: read_subjects(r["path"]) for g, r in enumerate(records) if r["model"] == "external"}
+    groups = {g: u for g, u in groups.items() if u is not None}
+    if not groups:
+        return {}
+    k = len(records)
+    out = {name: np.full(shape, np.nan) for name, shape in (("noise_ceiling_lower", k), ("noise_ceiling_upper", k),
+                                                            ("subject_similarity", (k, k)),
+                                                            ("subject_similarity_sem", (k, k)))}
+    out["n_subjects"] = np.zeros(k, dtype=np.int64)
+    vectors = {}
+    for g, uppers in groups.items():
+        out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g] = noise_ceiling(uppers, method)
+        out["n_subjects"][g] = uppers.shape[0]
+        vectors[g] = _subject_vectors(uppers, method)
+        log.info("noise ceiling of %s (%d subjects, %s): lower %.4f, upper %.4f", records[g]["label"],
+                 uppers.shape[0], method, out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g])
+    for i, r in enumerate(records):
+        x = read_rdm(r["path"])["condensed"]
+        vx = _subject_vectors(x[None], method)
+        for g, uppers in groups.items():
+            if vx is None:
+                sims = np.array([rdm_similarity(x, u, method) for u in uppers])
+            else:
+                sims = vectors[g] @ vx[0]
+            out["subject_similarity"][i, g] = sims.mean()
+            out["subject_similarity_sem"][i, g] = sims.std() / np.sqrt(sims.size)
+    return out
+
+
 def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_inference=None,
                        out_pairs=None, store_root=None) -> tuple[np.ndarray, list[str]]:
     """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label.
@@ -369,6 +428,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
         "depth": np.array([r["depth"] for r in records], dtype=np.int64),
         "models": np.array([r["model"] for r in records], dtype=object),
     }
+    datasets.update(group_ceilings(records, method))
     if inference:
         from rsaflow.inference import bootstrap_second_order, permutation_test
 
