@@ -72,7 +72,7 @@ def test_noise_ceilings_and_rows_equal_direct_computations(done, folder, method)
         np.testing.assert_allclose(read_rdm(wf.path(f"results/external/{label[9:]}.h5"))["condensed"], mean,
                                    rtol=1e-14, atol=0)
         for i, other in enumerate(labels):
-            x = read_rdm(wf.path(f"results/{'external' if other.startswith('external/') else 'rdms'}/"
+            x = read_rdm(wf.path(f"results/{'external' if other.startswith('external/') else 'rdms/euclidean'}/"
                                  f"{other.split('/', 1)[1] if other.startswith('external/') else other}.h5"))
             if i != g:  # the matrix row of the group: 1 - a direct comparison with the mean RDM
                 assert so["matrix"][g, i] == pytest.approx(1 - rdm_similarity(x["condensed"], mean, method),
