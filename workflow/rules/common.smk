@@ -62,6 +62,7 @@ wildcard_constraints:
     name=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     rdm_dir=r"rdms(_(euclidean|sqeuclidean|correlation|cosine))?",
     so_dir=r"second_order(_[A-Za-z0-9][A-Za-z0-9_-]*)?",
+    kernel=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 # Snakemake does not track the modules a script imports. Each rule gets the sha256 of the library
@@ -141,11 +142,23 @@ def rdm_files(rdm_dir="rdms"):
     return [f"results/{rdm_dir}/{m}/{l}.h5" for m, l in BRANCHES]
 
 
+def kernel_spec(wildcards):
+    """A per-layer activation artifact's slice, looked up by its folder name (rsaflow.config.kernels)."""
+    if wildcards.kernel not in NORM["kernels"]:
+        raise WorkflowError(
+            f"no analysis uses results/kernels/{wildcards.kernel}/ "
+            f"(in use: {', '.join(NORM['kernels']) or 'none'})"
+        )
+    return rsacfg.dumps(
+        {**NORM["kernels"][wildcards.kernel], "block": config["rdm"]["block"]}
+    )
+
+
 def second_order_inputs(wildcards):
-    """An analysis's RDMs plus the external ones, or per-layer Gram files for cka."""
+    """An analysis's RDMs plus the external ones, or its per-layer activation artifacts."""
     spec = analysis(wildcards)
-    if spec["artifact"] == "cka":
-        return [f"results/cka/{m}/{l}.h5" for m, l in BRANCHES]
+    if spec["artifact"] != "rdm":
+        return [f"results/kernels/{spec['kernel']}/{m}/{l}.h5" for m, l in BRANCHES]
     return rdm_files(spec["rdm_dir"]) + (
         external_files() if spec["joins_external"] else []
     )
@@ -171,10 +184,20 @@ def rdm_mem_mb(wildcards, attempt):
     )
 
 
+def kernel_mem_mb(wildcards, attempt):
+    """Per-layer activation artifact (rsaflow.jobs.kernel): ~6 N^2 x 8 B + a column block + 300 MB."""
+    n = n_stimuli_estimate()
+    return (
+        int(300 + (6 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
+    )
+
+
 def second_order_mem_mb(wildcards, attempt):
     """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
     open RDM file (K) + 300 MB;
-    kendall_tau_a ~10 x 8 P for two vectors and the sort; inference all K condensed vectors
+    kendall_tau_a ~10 x 8 P for two vectors and the sort; shape, bures ~6 x 8 N^2 (two factors
+    and an SVD); cosine_cov, corr_cov ~8 x 8 N^2 (one whole-RDM vector and its transients
+    beside the chunk_mb / 2 of row vectors); inference all K condensed vectors
     plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
     spec = analysis(wildcards)
     n = n_stimuli_estimate()
@@ -183,6 +206,10 @@ def second_order_mem_mb(wildcards, attempt):
     mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
     if spec["method"] == "kendall_tau_a":
         mb += 10 * 8 * p / 1e6
+    elif spec["artifact"] == "shape":
+        mb += 6 * 8 * n * n / 1e6
+    elif spec["method"] in ("cosine_cov", "corr_cov"):
+        mb += 8 * 8 * n * n / 1e6
     if spec["bootstrap"] or spec["permutations"]:
         mb += (8 * k * p + 2 * 8 * k * n * n) / 1e6
     return int(mb) * attempt

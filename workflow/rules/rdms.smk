@@ -20,24 +20,24 @@ rule rdm:
         "../../scripts/rdm.py"
 
 
-rule cka_gram:
+rule kernel:
     input:
         activations="results/activations/{model}",
     output:
-        "results/cka/{model}/{layer}.h5",
+        "results/kernels/{kernel}/{model}/{layer}.h5",
     log:
-        "results/logs/cka_gram/{model}/{layer}.log",
+        "results/logs/kernel/{kernel}/{model}/{layer}.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
-        mem_mb=rdm_mem_mb,
+        mem_mb=kernel_mem_mb,
     params:
-        spec=rsacfg.dumps({"block": config["rdm"]["block"]}),
+        spec=kernel_spec,
         expect=layer_expectation,
-        code=code_digest("cka_gram"),
+        code=code_digest("kernel"),
     script:
-        "../../scripts/cka_gram.py"
+        "../../scripts/kernel.py"
 
 
 rule external_rdm:
