@@ -37,6 +37,12 @@ per RDM:
   aggregation makes K (K - 1) / 2 O(n log n) comparisons (:func:`kendall_tau_a`);
 - cka: the centred Gram matrix HKH flattened (N^2 entries, row-major) at unit Frobenius norm.
 
+The other config methods are defined in :mod:`rsaflow.measures` and computed by the second-order
+job from per-layer artifacts (cka_debiased, cka_rbf: unit kernels as for cka; shape, bures: Gram
+eigen-factors, one SVD per pair) or from whole RDMs (cosine_cov, corr_cov:
+rsaflow.measures.cov_vector); :func:`dissimilarity` turns their similarities into the matrix
+(shape: the angle arccos(s) in radians, not 1 - s).
+
 The result of :func:`aggregate` and :func:`second_order` has an exactly zero diagonal and is
 exactly symmetric (the upper triangle is mirrored). Degenerate inputs: an upper triangle with
 zero variance (spearman, pearson), all zeros (cosine), or layers whose stimuli all have the same
