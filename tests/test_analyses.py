@@ -140,7 +140,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     jobs = wf.planned_with(more)
     rules = {rule for rule, _ in jobs}
     assert ("external_rdm", "results/external/v1.h5") in jobs
-    assert not rules & {"activations", "rdm", "cka_gram", "stimuli"}
+    assert not rules & {"activations", "rdm", "kernel", "stimuli"}
     so = {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")}
     assert so == {"results/second_order/main/matrix.h5", "results/second_order/corr/matrix.h5",
                   "results/second_order/tau/matrix.h5"}  # not cka: no activations

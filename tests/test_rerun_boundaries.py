@@ -23,7 +23,7 @@ SRC = REPO / "src"
 PACKAGE = SRC / "rsaflow"
 
 #: The rules that run library code, in pipeline order (each has scripts/<rule>.py).
-RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "cka_gram", "external_rdm", "second_order",
+RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "kernel", "external_rdm", "second_order",
          "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure", "brain_figure",
          "export_rsatoolbox", "effective_config")
 ALL = frozenset(RULES)
@@ -32,7 +32,7 @@ FIGURES = frozenset({"stimulus_grid", "rdm_figure", "stimulus_mds_figure", "seco
                      "brain_figure"})
 RDM_FIGURES = frozenset({"rdm_figure", "stimulus_mds_figure"})
 SECOND_ORDER_FIGURES = frozenset({"second_order_figure", "mds_figure", "brain_figure"})
-PER_LAYER = frozenset({"rdm", "cka_gram", "external_rdm"})
+PER_LAYER = frozenset({"rdm", "kernel", "external_rdm"})
 #: Rules that read RDM or second-order files (through rsaflow.results, the one reader module).
 READERS = frozenset({"second_order", "export_rsatoolbox"}) | RDM_FIGURES | SECOND_ORDER_FIGURES
 #: Rules that write RDM files or compare them (rsaflow.rdmfile: the file format and its vectors).
@@ -50,7 +50,7 @@ RERUNS: dict[str, frozenset] = {
     "errors.py": ALL,
     "jobs/__init__.py": ALL,
     "jobs/common.py": ALL,
-    # DAG-time only: config validation and normalisation, torchvision's catalog, code tracking; the CLI.
+    # DAG-time only: config validation and normalisation, torchvision's catalog, code tracking; the CLI;
     "config.py": NONE,
     "schema.py": NONE,
     "catalog.py": NONE,
@@ -61,7 +61,7 @@ RERUNS: dict[str, frozenset] = {
     "extract.py": rules("activations"),
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
-    "provenance.py": rules("stimuli", "activations", "rdm", "cka_gram", "external_rdm", "second_order"),
+    "provenance.py": rules("stimuli", "activations", "rdm", "kernel", "external_rdm", "second_order"),
     "finite.py": rules("activations", "rdm", "external_rdm", "second_order", "export_rsatoolbox"),
     "store.py": RDM_WRITERS,
     # The science, each with the rules that compute with it.
@@ -72,7 +72,7 @@ RERUNS: dict[str, frozenset] = {
     "methods.py": RDM_WRITERS,
     "rdmfile.py": RDM_WRITERS,
     "inference.py": rules("second_order"),
-    "measures.py": rules("second_order"),  # the noise ceilings of external groups
+    "measures.py": rules("kernel", "second_order"),  # kernels; the noise ceilings of external groups
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
@@ -82,7 +82,7 @@ RERUNS: dict[str, frozenset] = {
     "jobs/stimulus_grid.py": rules("stimulus_grid"),
     "jobs/per_layer.py": PER_LAYER,
     "jobs/rdm.py": rules("rdm"),
-    "jobs/cka_gram.py": rules("cka_gram"),
+    "jobs/kernel.py": rules("kernel"),
     "jobs/external_rdm.py": rules("external_rdm"),
     "jobs/second_order.py": rules("second_order"),
     "jobs/figure_inputs.py": RDM_FIGURES,

@@ -88,7 +88,7 @@ def test_first_run_computes_everything(run):
     # (the module fixture ran the workflow; its logs are still there before any rerun)
     for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
         assert outcome(wf, "rdm/euclidean", model, layer) == "computed"
-        assert outcome(wf, "cka_gram", model, layer) == "computed"
+        assert outcome(wf, "kernel/cka", model, layer) == "computed"
 
 
 def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
@@ -102,8 +102,8 @@ def test_adding_a_layer_runs_one_pass_and_computes_one_rdm(run):
     assert not wf.path("results/logs/activations/resnet18.log").exists()
     assert outcome(wf, "rdm/euclidean", "squeeze", "early") == "computed"
     assert outcome(wf, "rdm/euclidean", "squeeze", "features") == "reused"
-    assert outcome(wf, "cka_gram", "squeeze", "early") == "computed"
-    assert outcome(wf, "cka_gram", "squeeze", "features") == "reused"
+    assert outcome(wf, "kernel/cka", "squeeze", "early") == "computed"
+    assert outcome(wf, "kernel/cka", "squeeze", "features") == "reused"
     assert outcome(wf, "rdm/euclidean", "resnet18", "avgpool") is None
     np.testing.assert_array_equal(read_rdm(wf.path("results/rdms/euclidean/squeeze/features.h5"))["condensed"], before)
     with h5py.File(wf.path("results/second_order/main/matrix.h5")) as f:
@@ -149,7 +149,7 @@ def test_going_back_reuses_everything(run):
     rerun(wf, config)
     for model, layer in [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]:
         assert outcome(wf, "rdm/euclidean", model, layer) == "reused"
-        assert outcome(wf, "cka_gram", model, layer) == "reused"
+        assert outcome(wf, "kernel/cka", model, layer) == "reused"
 
 
 def test_store_command_summarises_and_prunes(run, capsys, monkeypatch):
@@ -183,7 +183,7 @@ def test_stale_lists_and_removes_results_of_removed_models(run, capsys):
     names = {str(p) for p in listed if not p.startswith("#")}
     assert str(wf.path("results/rdms/euclidean/mobile/pool.h5")) in names
     assert str(wf.path("results/activations/mobile/pool.h5")) in names
-    assert str(wf.path("results/cka/mobile/pool.h5")) in names
+    assert str(wf.path("results/kernels/cka/mobile/pool.h5")) in names
     assert not any("resnet18" in n or "squeeze/features" in n or "/store/" in n for n in names), names
     assert main(["stale", "--remove", *args]) == 0
     assert not wf.path("results/rdms/euclidean/mobile/pool.h5").exists()

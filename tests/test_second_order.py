@@ -81,7 +81,7 @@ def test_vector_chunks_are_the_in_memory_vectors_bit_for_bit(tmp_path, method, t
     np.testing.assert_array_equal(pieces, whole)
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", METHODS_RDM + ("cka",))  # the new measures: tests/test_measures_workflow.py
 def test_streaming_equals_in_memory_aggregate(tmp_path, method):
     acts = activations(6)
     if method == "cka":

@@ -12,7 +12,7 @@ from conftest import REPO
     "module",
     ["rsaflow.jobs.stimuli", "rsaflow.jobs.rdm", "rsaflow.jobs.second_order", "rsaflow.jobs.stimulus_grid",
      "rsaflow.jobs.rdm_figure", "rsaflow.jobs.stimulus_mds_figure", "rsaflow.jobs.second_order_figure",
-     "rsaflow.jobs.mds_figure", "rsaflow.jobs.cka_gram", "rsaflow.jobs.external_rdm", "rsaflow.jobs.export_rsatoolbox",
+     "rsaflow.jobs.mds_figure", "rsaflow.jobs.kernel", "rsaflow.jobs.external_rdm", "rsaflow.jobs.export_rsatoolbox",
      "rsaflow.jobs.effective_config", "rsaflow.config", "rsaflow.catalog", "rsaflow.modelspec", "rsaflow.rdm",
      "rsaflow.compare", "rsaflow.stimuli", "rsaflow.jobs.common"],
 )

@@ -37,6 +37,12 @@ per RDM:
   aggregation makes K (K - 1) / 2 O(n log n) comparisons (:func:`kendall_tau_a`);
 - cka: the centred Gram matrix HKH flattened (N^2 entries, row-major) at unit Frobenius norm.
 
+The other config methods are defined in :mod:`rsaflow.measures` and computed by the second-order
+job from per-layer artifacts (cka_debiased, cka_rbf: unit kernels as for cka; shape, bures: Gram
+eigen-factors, one SVD per pair) or from whole RDMs (cosine_cov, corr_cov:
+rsaflow.measures.cov_vector); :func:`dissimilarity` turns their similarities into the matrix
+(shape: the angle arccos(s) in radians, not 1 - s).
+
 The result of :func:`aggregate` and :func:`second_order` has an exactly zero diagonal and is
 exactly symmetric (the upper triangle is mirrored). Degenerate inputs: an upper triangle with
 zero variance (spearman, pearson), all zeros (cosine), or layers whose stimuli all have the same
@@ -57,6 +63,8 @@ from rsaflow.methods import METHODS, methods_of
 VECTOR_METHODS = methods_of("vector")
 #: Methods that need the raw upper triangles at aggregation time.
 RAW_METHODS = methods_of("raw")
+#: Methods whose per-RDM vector needs the whole RDM (rsaflow.measures.cov_vector).
+WHOLE_METHODS = methods_of("whole")
 #: Methods computed from activations, not RDMs.
 ACTIVATION_METHODS = methods_of("activation")
 ALL_METHODS = tuple(METHODS)
@@ -310,15 +318,26 @@ def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
     return dissimilarity(similarity_matrix(vectors, method), method)
 
 
+#: Methods whose similarity lies in [0, 1] (so 1 - s is clipped to [0, 1]).
+_UNIT_INTERVAL = ("cka", "cka_rbf", "bures")
+
+
 def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
     """K x K second-order dissimilarity from K x K similarities: 1 - s(a, b) from the upper
-    triangle, clipped to [0, 2] ([0, 1] for cka), mirrored (exactly symmetric), diagonal exactly 0.
+    triangle, clipped to [0, 2] ([0, 1] for cka, cka_rbf, bures), mirrored (exactly symmetric),
+    diagonal exactly 0. For ``shape`` the similarity is the cosine of the shape angle
+    (rsaflow.measures.fidelity_factors) and the dissimilarity is the angle arccos(s) in radians,
+    in [0, pi/2] (rsaflow.measures.shape_distance, a metric).
 
     The diagonal and lower triangle of ``similarity`` are not read.
     """
     _check_method(method)
-    dis = 1.0 - np.asarray(similarity, dtype=np.float64)
-    upper = np.triu(np.clip(dis, 0.0, 1.0 if method == "cka" else 2.0), k=1)
+    s = np.asarray(similarity, dtype=np.float64)
+    if method == "shape":
+        dis = np.arccos(np.clip(s, 0.0, 1.0))
+    else:
+        dis = np.clip(1.0 - s, 0.0, 1.0 if method in _UNIT_INTERVAL else 2.0)
+    upper = np.triu(dis, k=1)
     return upper + upper.T
 
 

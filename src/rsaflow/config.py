@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from rsaflow.errors import ConfigError
-from rsaflow.methods import METHODS
+from rsaflow.methods import METHODS, PARAM_DEFAULTS, artifact_name, artifact_spec
 from rsaflow.modelspec import checkpoint_path, weights_kind
 
 DEFAULT_REDUCE = "flatten"
@@ -110,7 +110,7 @@ def normalise(config: dict, graph_nodes: dict | None = None) -> dict:
             key = "compare" if name == MAIN else f"analyses.{name}"
             raise ConfigError(key, f"bootstrap and permutations compare RDMs, but the config gives {n_rdms}; "
                                    "add a model, a layer or an external RDM, or set them to 0")
-    return {"models": models, "branches": branches, "analyses": found}
+    return {"models": models, "branches": branches, "analyses": found, "kernels": kernels(found)}
 
 
 MAIN = "main"
@@ -123,6 +123,9 @@ def analyses(config: dict) -> dict:
     (``rdm`` or ``cka``) and ``joins_external``. The workflow writes an analysis's outputs under
     ``results/second_order/<name>/`` from RDMs under ``results/rdms/<metric>/`` (shared by the
     analyses of one metric): the name and the metric are wildcards, not parsed back from folders.
+    A method-specific key (rsaflow.methods.PARAM_DEFAULTS: ``sigma_frac``, ``alpha``) stays only in
+    the analyses whose method takes it, so changing it reruns no other analysis. Activation methods
+    get ``kernel``: the folder name of their per-layer artifact (:func:`kernels`).
     """
     main_metric = config["rdm"]["metric"]
     out = {MAIN: {"metric": main_metric, **config["compare"]}}
@@ -132,18 +135,33 @@ def analyses(config: dict) -> dict:
         out[name] = {"metric": spec.get("metric", main_metric), **{k: v for k, v in spec.items() if k != "metric"}}
     for name, spec in out.items():
         info = METHODS[spec["method"]]
+        for key in PARAM_DEFAULTS:
+            if key in info.params:
+                spec.setdefault(key, PARAM_DEFAULTS[key])
+            else:
+                spec.pop(key, None)
         spec["artifact"] = info.artifact
         spec["joins_external"] = info.external
-        if not info.inference and (spec["bootstrap"] or spec["permutations"]):
-            key = "compare" if name == MAIN else f"analyses.{name}"
-            raise ConfigError(key, f"bootstrap and permutations need RDMs; {spec['method']} compares activations "
-                                   "(set them to 0)")
+        if info.artifact != "rdm":
+            spec["kernel"] = artifact_name(artifact_spec(spec["method"], spec))
+        for key in ("bootstrap", "permutations"):
+            if not info.inference and spec.get(key):
+                where = "compare" if name == MAIN else f"analyses.{name}"
+                raise ConfigError(f"{where}.{key}", f"{spec['method']} compares activations, and bootstrap and "
+                                                    "permutations resample RDMs; set it to 0, or use an RDM method "
+                                                    f"({', '.join(m for m, i in METHODS.items() if i.inference)})")
     return out
+
+
+def kernels(found: dict) -> dict:
+    """``{artifact folder name: artifact spec}`` of the activation analyses (rsaflow.methods.artifact_spec):
+    the table the per-layer artifact rule looks its slice up in."""
+    return {spec["kernel"]: artifact_spec(spec["method"], spec) for spec in found.values() if "kernel" in spec}
 
 
 def analysis_slice(analysis: dict) -> dict:
     """What a second-order job depends on: the metric and the comparison settings."""
-    return {k: v for k, v in analysis.items() if k not in ("artifact", "joins_external")}
+    return {k: v for k, v in analysis.items() if k not in ("artifact", "joins_external", "kernel")}
 
 
 def model_slice(config: dict, norm: dict, model: str) -> dict:

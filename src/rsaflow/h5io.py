@@ -25,7 +25,8 @@ LAYOUTS = {
     "activations": {"activations": 2},
     "rdm": {"condensed": 1, "ranks": 1},  # rsaflow.rdmfile
     "second_order": {"matrix": 2, "labels": 1, "depth": 1},
-    "cka": {"gram_unit": 1},
+    "cka": {"gram_unit": 1},  # rsaflow.jobs.kernel
+    "shape": {"factor_w": 1, "factor_u": 2},  # rsaflow.jobs.kernel
     "pairs": {"content_keys": 1, "similarity": 2},  # rsaflow.jobs.second_order
 }
 

@@ -19,7 +19,11 @@ Memory (B = ``chunk_bytes``, default 64 MiB; besides the input, K x P x 8 B):
   products accumulated group by group (when K x P x 8 > B / 2, groups are recomputed for
   their pairs: at most K (G + 1) / 2 rankings per resample for G groups). The permutation test
   ranks each RDM once and keeps the ranks for all K as int32 (2 x rank; K x P x 4 B);
-- kendall_tau_a: O(P) per pair of RDMs (the RDMs of a group within B, as above).
+- kendall_tau_a: O(P) per pair of RDMs (the RDMs of a group within B, as above);
+- cosine_cov, corr_cov (rsaflow.measures.cov_vector, which whitens the whole RDM): the bootstrap
+  builds each RDM's vector of the resample one at a time (O(N^2) temporaries) into groups within
+  B, as for spearman; the permutation test holds all K vectors (K x N (N + 1) / 2 x 8 B) and
+  permutes their entries (G -> P G P^T for the relabelling P).
 
 These functions never import torch.
 """
@@ -31,7 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rsaflow.compare import ALL_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
+from rsaflow import measures
+from rsaflow.compare import ALL_METHODS, WHOLE_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
 from rsaflow.finite import check_finite
 from rsaflow.methods import METHODS
 
@@ -277,7 +282,11 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     estimate on the original stimuli and n_valid.
 
     The resampled triangle is never built: it holds d(s, t) c_s c_t times, so every method is
-    computed from the distinct pairs with these weights. Memory beyond the input: O(P) for the
+    computed from the distinct pairs with these weights. cosine_cov and corr_cov whiten the
+    resample's whole N x N RDM instead, D'_ij = d(s_i, s_j) with 0 between two draws of the
+    same stimulus (the distance of a pattern to its copy; rsatoolbox's bootstrap drops those
+    entries instead, which its whitening then handles as missing), the same draws as the other
+    methods for a seed. Memory beyond the input: O(P) for the
     weights, ``chunk_bytes`` for the working arrays, n_boot x K x K x 8 B for the samples.
     """
     uppers, n = _check_rdms(rdms, method, chunk_bytes)
@@ -287,6 +296,8 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     k = uppers.shape[0]
     chunk = _chunk(k, chunk_bytes)
+    if method in WHOLE_METHODS:
+        return _bootstrap_whole(uppers, n, method, n_boot, seed, ci, chunk_bytes)
     pos, w = _weighted_pairs(np.ones(n, dtype=np.int64), n, chunk)
     estimate = _dissimilarity(_similarity(uppers, pos, w, method, chunk_bytes))
     rng = np.random.default_rng(seed)
@@ -301,6 +312,10 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
         except DegenerateRDMError:
             continue
     del pos, w
+    return _summarise(samples, estimate, ci, n_boot, n)
+
+
+def _summarise(samples: np.ndarray, estimate: np.ndarray, ci: float, n_boot: int, n: int) -> BootstrapResult:
     valid = ~np.isnan(samples[:, 0, 0])
     n_valid = int(valid.sum())
     if n_valid < 2:
@@ -311,6 +326,50 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     for m in (lower, upper, std):
         np.fill_diagonal(m, 0.0)
     return BootstrapResult(lower, upper, std, estimate, n_valid)
+
+
+def _cov_similarity(uppers: np.ndarray, draws: np.ndarray, method: str, chunk_bytes: int) -> np.ndarray:
+    """cosine_cov / corr_cov of every pair of RDMs of the resample ``draws`` (N stimulus indices):
+    each RDM's square matrix D'_ij = d(s_i, s_j), 0 between two draws of one stimulus, whitened
+    as a whole (rsaflow.measures.cov_vector of its upper triangle)."""
+    k, p = uppers.shape
+    n = draws.size
+    i, j = _pair_rows(np.arange(p, dtype=np.int64), n)
+    si, sj = draws[i], draws[j]
+    same = si == sj
+    where = _position(si, np.where(same, (si + 1) % n, sj), n)
+    del i, j, si, sj
+
+    def build(rows):
+        out = np.empty((len(rows), p + n))
+        for r, a in enumerate(rows):
+            x = uppers[a, where]
+            x[same] = 0.0
+            try:
+                out[r] = measures.cov_vector(x, method)
+            except measures.DegenerateInputError as exc:
+                raise DegenerateRDMError(str(exc)) from None
+        return out
+
+    return _grouped_similarity(k, build, lambda va, vb, same_: va @ vb.T, 8 * (p + n), chunk_bytes)
+
+
+def _bootstrap_whole(uppers: np.ndarray, n: int, method: str, n_boot: int, seed: int, ci: float,
+                     chunk_bytes: int) -> BootstrapResult:
+    """bootstrap_second_order for cosine_cov and corr_cov (see :func:`_cov_similarity`)."""
+    k = uppers.shape[0]
+    estimate = _dissimilarity(_cov_similarity(uppers, np.arange(n), method, chunk_bytes))
+    rng = np.random.default_rng(seed)
+    samples = np.full((n_boot, k, k), np.nan)
+    for b in range(n_boot):
+        draws = np.sort(rng.integers(0, n, n))
+        if np.unique(draws).size < 3:
+            continue
+        try:
+            samples[b] = _dissimilarity(_cov_similarity(uppers, draws, method, chunk_bytes))
+        except DegenerateRDMError:
+            continue
+    return _summarise(samples, estimate, ci, n_boot, n)
 
 
 class _UnitVectors:
@@ -410,6 +469,16 @@ def permutation_test(rdms: np.ndarray, method: str = "spearman", n_perm: int = 1
                     null[t] = kendall_tau_a(permuted, uppers[b], ties[a], ties[b])
                     t += 1
             count += null >= threshold
+    elif method in WHOLE_METHODS:
+        try:
+            cov = np.stack([measures.cov_vector(u, method) for u in uppers])
+        except measures.DegenerateInputError as exc:
+            raise DegenerateRDMError(str(exc)) from None
+        observed = _cov_permuted(cov, np.arange(n), n, p, chunk)
+        threshold = observed[a_idx, b_idx] - PERM_ATOL
+        for _ in range(n_perm):
+            null = _cov_permuted(cov, rng.permutation(n), n, p, chunk)
+            count += null[a_idx, b_idx] >= threshold
     else:
         vectors = _UnitVectors(uppers, method, chunk)
         identity = np.arange(n)
@@ -436,4 +505,14 @@ def _permuted_products(vectors: _UnitVectors, perm: np.ndarray, n: int, p: int, 
         pos = np.arange(s, min(s + chunk, p), dtype=np.int64)
         block = vectors.get(_moved(pos, perm, n)) @ vectors.get(slice(s, s + pos.size)).T
         out = block if out is None else out + block
+    return out
+
+
+def _cov_permuted(cov: np.ndarray, perm: np.ndarray, n: int, p: int, chunk: int) -> np.ndarray:
+    """K x K matrix v_a' . v_b for cov_vector rows v (upper part, then the diagonal of G) when
+    every a is relabelled by perm: G' = G[perm][:, perm], so v'[q] = v[moved(q)], v'[p + i] = v[p + perm_i]."""
+    out = cov[:, p + perm] @ cov[:, p:].T
+    for s in range(0, p, chunk):
+        pos = np.arange(s, min(s + chunk, p), dtype=np.int64)
+        out += cov[:, _moved(pos, perm, n)] @ cov[:, s : s + pos.size].T
     return out

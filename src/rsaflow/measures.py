@@ -255,11 +255,18 @@ def shape_factor(K, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return (alpha * s + (1.0 - alpha)) ** 2, U
 
 
-def shape_distance_factors(factor_x, factor_y) -> float:
-    """:func:`shape_distance` from two :func:`shape_factor` results (same alpha, same stimuli)."""
+def fidelity_factors(factor_x, factor_y) -> float:
+    """cos(:func:`shape_distance`) from two :func:`shape_factor` results (same alpha, same stimuli):
+    ||phi(X)^T phi(Y)||_* / (||phi(X)|| ||phi(Y)||) in [0, 1]; at alpha = 1 the
+    :func:`bures_similarity`. One r_X x r_Y SVD after an O(N r_X r_Y) product."""
     if factor_x[1].shape[0] != factor_y[1].shape[0]:
         raise ValueError(f"shape factors cover different stimuli: {factor_x[1].shape[0]} vs {factor_y[1].shape[0]}")
-    return float(np.arccos(_fidelity(factor_x, factor_y)))
+    return _fidelity(factor_x, factor_y)
+
+
+def shape_distance_factors(factor_x, factor_y) -> float:
+    """:func:`shape_distance` from two :func:`shape_factor` results (same alpha, same stimuli)."""
+    return float(np.arccos(fidelity_factors(factor_x, factor_y)))
 
 
 def shape_distance(K, L, alpha: float = 1.0) -> float:

@@ -19,18 +19,23 @@ class MetricInfo(NamedTuple):
 
 
 class MethodInfo(NamedTuple):
-    """A comparison method (see :mod:`rsaflow.compare` for its exact formula).
+    """A comparison method (see :mod:`rsaflow.compare` and :mod:`rsaflow.measures` for its formula).
 
-    kind: ``vector`` (one matrix product of per-RDM vectors), ``raw`` (pairwise on the raw upper
-    triangles) or ``activation`` (compares activations, not RDMs); artifact: the per-layer file it
-    reads (``rdm`` files, or ``cka`` Gram files); inference: whether bootstrap and permutations of
-    the stimuli are defined for it here; external: whether external RDMs can join it.
+    kind: ``vector`` (one matrix product of per-RDM vectors derived chunk by chunk from the RDM
+    file), ``whole`` (one matrix product of per-RDM vectors that need the whole RDM),
+    ``raw`` (pairwise on the raw upper triangles) or ``activation`` (compares activations, not
+    RDMs); artifact: the per-layer file it reads (``rdm`` files; ``cka``: a unit-norm centred
+    kernel, N^2 floats, compared by dot products; ``shape``: a Gram eigen-factor, compared by one
+    SVD per pair); inference: whether bootstrap and permutations of the stimuli are defined for
+    it here; external: whether external RDMs can join it; params: the ``compare`` keys it takes
+    besides the common ones (they reach its per-layer artifact and its analysis, and no other).
     """
 
     kind: str
     artifact: str
     inference: bool
     external: bool
+    params: tuple[str, ...] = ()
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -47,11 +52,20 @@ METHODS: dict[str, MethodInfo] = {
     "rho_a": MethodInfo("vector", "rdm", True, True),
     "kendall_tau_a": MethodInfo("raw", "rdm", True, True),
     "cka": MethodInfo("activation", "cka", False, False),
+    "cka_debiased": MethodInfo("activation", "cka", False, False),
+    "cka_rbf": MethodInfo("activation", "cka", False, False, ("sigma_frac",)),
+    "shape": MethodInfo("activation", "shape", False, False, ("alpha",)),
+    "bures": MethodInfo("activation", "shape", False, False),
+    "cosine_cov": MethodInfo("whole", "rdm", True, True),
+    "corr_cov": MethodInfo("whole", "rdm", True, True),
 }
+
+#: Every method-specific ``compare`` key (see MethodInfo.params) and its default.
+PARAM_DEFAULTS = {"sigma_frac": 0.8, "alpha": 1.0}
 
 
 def methods_of(kind: str) -> tuple[str, ...]:
-    """The comparison methods of one ``kind`` (``vector``, ``raw``, ``activation``), in registry order."""
+    """The comparison methods of one ``kind`` (``vector``, ``whole``, ``raw``, ``activation``), in registry order."""
     return tuple(name for name, info in METHODS.items() if info.kind == kind)
 
 
@@ -61,3 +75,33 @@ def method_info(name: str) -> MethodInfo:
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown comparison method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def artifact_spec(method: str, params: dict) -> dict:
+    """What the per-layer artifact of an activation ``method`` computes (its job's config slice).
+
+    ``cka`` artifacts: ``{"kind": "cka", "kernel": "linear" | "rbf", "debiased": bool}`` plus
+    ``sigma_frac`` for rbf (rsaflow.measures.cka_vector); ``shape`` artifacts:
+    ``{"kind": "shape", "alpha": a}`` (rsaflow.measures.shape_factor; bures is alpha 1, so
+    ``bures`` and ``shape`` with alpha 1 share their artifacts). ``params``: the analysis's
+    values of the method's MethodInfo.params (defaults PARAM_DEFAULTS).
+    """
+    info = method_info(method)
+    value = {k: float(params.get(k, PARAM_DEFAULTS[k])) for k in info.params}
+    if info.artifact == "cka":
+        kernel = "rbf" if method == "cka_rbf" else "linear"
+        return {"kind": "cka", "kernel": kernel, "debiased": method == "cka_debiased", **value}
+    if info.artifact == "shape":
+        return {"kind": "shape", "alpha": value.get("alpha", 1.0)}
+    raise ValueError(f"{method} reads RDM files, not a per-layer activation artifact")
+
+
+def artifact_name(spec: dict) -> str:
+    """The folder name of a per-layer artifact spec (:func:`artifact_spec`): readable and unique,
+    e.g. ``cka``, ``cka_debiased``, ``cka_rbf_sigma_frac-0.8``, ``shape_alpha-1.0``. The workflow
+    maps names back to specs through a table built from the config, never by parsing them."""
+    if spec["kind"] == "shape":
+        return f"shape_alpha-{spec['alpha']!r}"
+    name = "cka" if spec["kernel"] == "linear" else "cka_rbf"
+    name += "_debiased" if spec["debiased"] else ""
+    return name + (f"_sigma_frac-{spec['sigma_frac']!r}" if "sigma_frac" in spec else "")

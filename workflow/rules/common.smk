@@ -76,6 +76,7 @@ wildcard_constraints:
     name=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     metric=one_of(METRICS),
     analysis=one_of(ANALYSES),
+    kernel=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 # Each artifact's path is written once, here: rules name it in output: with its wildcards, the
@@ -93,8 +94,9 @@ def rdm_path(metric="{metric}", model="{model}", layer="{layer}"):
     return f"results/rdms/{metric}/{model}/{layer}.h5"
 
 
-def cka_path(model="{model}", layer="{layer}"):
-    return f"results/cka/{model}/{layer}.h5"
+def kernel_path(kernel="{kernel}", model="{model}", layer="{layer}"):
+    """A layer's activation artifact for the activation measures (rsaflow.jobs.kernel)."""
+    return f"results/kernels/{kernel}/{model}/{layer}.h5"
 
 
 def external_rdm_path(name="{name}"):
@@ -152,10 +154,6 @@ def rdm_spec(wildcards):
     return rsacfg.dumps({"metric": wildcards.metric, "block": config["rdm"]["block"]})
 
 
-def cka_gram_spec(wildcards):
-    return rsacfg.dumps({"block": config["rdm"]["block"]})
-
-
 def external_rdm_spec(wildcards):
     return rsacfg.dumps(EXTERNAL[wildcards.name])
 
@@ -208,11 +206,23 @@ def main_rdms():
     return rdm_files() + external_files()
 
 
+def kernel_spec(wildcards):
+    """A per-layer activation artifact's slice, looked up by its folder name (rsaflow.config.kernels)."""
+    if wildcards.kernel not in NORM["kernels"]:
+        raise WorkflowError(
+            f"no analysis uses results/kernels/{wildcards.kernel}/ "
+            f"(in use: {', '.join(NORM['kernels']) or 'none'})"
+        )
+    return rsacfg.dumps(
+        {**NORM["kernels"][wildcards.kernel], "block": config["rdm"]["block"]}
+    )
+
+
 def second_order_inputs(wildcards):
-    """An analysis's RDMs plus the external ones, or per-layer Gram files for cka."""
+    """An analysis's RDMs plus the external ones, or its per-layer activation artifacts."""
     spec = ANALYSES[wildcards.analysis]
-    if spec["artifact"] == "cka":
-        return [cka_path(m, l) for m, l in BRANCHES]
+    if spec["artifact"] != "rdm":
+        return [kernel_path(spec["kernel"], m, l) for m, l in BRANCHES]
     return rdm_files(spec["metric"]) + (
         external_files() if spec["joins_external"] else []
     )
@@ -238,10 +248,20 @@ def rdm_mem_mb(wildcards, attempt):
     )
 
 
+def kernel_mem_mb(wildcards, attempt):
+    """Per-layer activation artifact (rsaflow.jobs.kernel): ~6 N^2 x 8 B + a column block + 300 MB."""
+    n = n_stimuli_estimate()
+    return (
+        int(300 + (6 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
+    )
+
+
 def second_order_mem_mb(wildcards, attempt):
     """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
     open RDM file (K) + 300 MB;
-    kendall_tau_a ~10 x 8 P for two vectors and the sort; inference all K condensed vectors
+    kendall_tau_a ~10 x 8 P for two vectors and the sort; shape, bures ~6 x 8 N^2 (two factors
+    and an SVD); cosine_cov, corr_cov ~8 x 8 N^2 (one whole-RDM vector and its transients
+    beside the chunk_mb / 2 of row vectors); inference all K condensed vectors
     plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
     spec = ANALYSES[wildcards.analysis]
     n = n_stimuli_estimate()
@@ -250,6 +270,10 @@ def second_order_mem_mb(wildcards, attempt):
     mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
     if spec["method"] == "kendall_tau_a":
         mb += 10 * 8 * p / 1e6
+    elif spec["artifact"] == "shape":
+        mb += 6 * 8 * n * n / 1e6
+    elif spec["method"] in ("cosine_cov", "corr_cov"):
+        mb += 8 * 8 * n * n / 1e6
     if spec["bootstrap"] or spec["permutations"]:
         mb += (8 * k * p + 2 * 8 * k * n * n) / 1e6
     return int(mb) * attempt

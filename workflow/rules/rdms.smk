@@ -21,24 +21,24 @@ rule rdm:
         "../../scripts/rdm.py"
 
 
-rule cka_gram:
+rule kernel:
     input:
         activations=activations_path(),
     output:
-        cka_path(),
+        kernel_path(),
     log:
-        "results/logs/cka_gram/{model}/{layer}.log",
+        "results/logs/kernel/{kernel}/{model}/{layer}.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
-        mem_mb=rdm_mem_mb,
+        mem_mb=kernel_mem_mb,
     params:
-        spec=cka_gram_spec,
+        spec=kernel_spec,
         expect=layer_expectation,
-        code=code_digest("cka_gram"),
+        code=code_digest("kernel"),
     script:
-        "../../scripts/cka_gram.py"
+        "../../scripts/kernel.py"
 
 
 rule external_rdm:

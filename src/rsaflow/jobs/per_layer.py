@@ -1,4 +1,4 @@
-"""What the per-layer rules (``rdm``, ``cka_gram``, ``external_rdm``) share: reading a layer's
+"""What the per-layer rules (``rdm``, ``kernel``, ``external_rdm``) share: reading a layer's
 activation file, checked against the current config (:func:`read_layer`), and writing an RDM file
 (:func:`write_rdm_file`). Editing the RDM math (rsaflow.rdm) or one of those rules' modules reruns
 only that rule.

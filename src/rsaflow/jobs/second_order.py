@@ -2,16 +2,24 @@
 
 Streaming. The K x K similarities are accumulated chunk by chunk of pairs: each chunk reads
 pairs ``lo:hi`` of every RDM file (rsaflow.rdmfile.vector_chunk; ``gram_unit`` of the per-layer
-files for cka), so the job never holds whole vectors. The chunk is sized by the byte budget
-``chunk_mb`` of the analysis (config ``compare.chunk_mb``). Peak memory, P the vector length
-(N (N - 1) / 2, N^2 for cka), K the RDMs::
+``cka`` artifacts for cka, cka_debiased, cka_rbf), so the job never holds whole vectors. The chunk
+is sized by the byte budget ``chunk_mb`` of the analysis (config ``compare.chunk_mb``). Three
+kinds of method cannot be streamed across pairs: kendall_tau_a (a sort per pair), shape and bures
+(an SVD per pair of the per-layer ``shape`` factors, rsaflow.measures.fidelity_factors) and
+cosine_cov, corr_cov (rsaflow.measures.cov_vector whitens the whole RDM: O(P) per RDM at a time,
+then dot products accumulated into K x K). Peak memory, P the vector length (N (N - 1) / 2,
+N^2 for the cka artifacts), K the RDMs::
 
-    vector methods, cka:  about chunk_mb + 6 x 8 K^2 bytes + 0.6 MB per open file (K; files are
+    vector methods, cka*: about chunk_mb + 6 x 8 K^2 bytes + 0.6 MB per open file (K; files are
                           held open up to half the open-file limit) (+ 300 MB of libraries)
     kendall_tau_a:        about 10 x 8 P (two raw vectors at a time and the O(P log P) sort)
+    shape, bures:         about 6 x 8 N^2 (two N x r factors, r <= N - 1, and the r x r SVD)
+    cosine_cov, corr_cov: about chunk_mb / 2 (row vectors of N (N + 1) / 2 float64, at least one)
+                          + 8 x 8 N^2 (one column vector and cov_vector's square transients)
     bootstrap/permutations on: + 8 K P (all condensed vectors), + what rsaflow.inference holds
 
-Reads O(K P) (each file once per run for the vector methods), compute O(K^2 P).
+Reads O(K P) (each file once per run for the vector methods), compute O(K^2 P); shape and
+bures O(K^2 (N r^2 + r^3)) for ranks r, cosine_cov and corr_cov O(K N^2) per group of rows.
 
 Incremental. Pairwise similarities live in the content store (rsaflow.store) as one object per
 analysis run, kind ``pairs``: the sorted content keys of its RDMs (the ``content_key`` of each
@@ -40,7 +48,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rsaflow import h5io, rdmfile, store
+from rsaflow import h5io, measures, rdmfile, store
 from rsaflow.compare import kendall_tau_a
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
@@ -61,29 +69,89 @@ INFERENCE_COLUMNS = ("row", "column", "dissimilarity", "ci_lower", "ci_upper", "
 
 
 def _kind(method: str) -> str:
-    """The per-layer artifact ``method`` reads (the registry, rsaflow.methods): ``rdm`` or ``cka``."""
+    """The per-layer artifact ``method`` reads (the registry, rsaflow.methods): ``rdm``, ``cka`` or ``shape``."""
     return method_info(method).artifact
+
+
+#: The dataset that gives an artifact's length (and its values' digest where a file has no content key).
+_MAIN = {"rdm": "condensed", "cka": "gram_unit", "shape": "factor_u"}
+
+
+def _pairwise(method: str) -> bool:
+    """Methods computed one pair at a time (not a product of per-file vectors)."""
+    return method_info(method).kind == "raw" or _kind(method) == "shape"
 
 
 def _length(path, method: str) -> int:
     with h5io.open_artifact(path, _kind(method)) as f:
-        return f["gram_unit" if _kind(method) == "cka" else "condensed"].shape[0]
+        return f[_MAIN[_kind(method)]].shape[0]
 
 
 def _describe(path, method: str) -> tuple[int, tuple | None]:
-    """(vector length, rsaflow.rdmfile.vector_params) of a file, checked to be of the method's kind."""
+    """(vector length, rsaflow.rdmfile.vector_params) of a file, checked to be of the method's kind
+    (for shape factors and the whole-RDM methods, N or P and no params)."""
     with h5io.open_artifact(path, _kind(method)) as f:
-        if method == "cka":
-            return f["gram_unit"].shape[0], None
+        if _kind(method) != "rdm" or method_info(method).kind == "whole":
+            return f[_MAIN[_kind(method)]].shape[0], None
         return f["condensed"].shape[0], rdmfile.vector_params(f, method)
 
 
 def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
     """Pairs lo:hi of a file's vector for ``method``, read into ``out`` (contiguous, hi - lo)."""
-    if method == "cka":
+    if _kind(method) == "cka":
         f["gram_unit"].read_direct(out, np.s_[lo:hi])
     else:
         rdmfile.vector_chunk(f, method, lo, hi, params, out)
+
+
+def whole_vector(path, method: str) -> np.ndarray:
+    """rsaflow.measures.cov_vector of an RDM file (cosine_cov, corr_cov): N (N + 1) / 2 float64
+    from the whole condensed RDM (transients about 6 x 8 N^2 bytes)."""
+    with h5io.open_artifact(path, "rdm") as f:
+        upper = f["condensed"][()]
+    try:
+        return measures.cov_vector(upper, method)
+    except measures.DegenerateInputError as exc:
+        raise InputFileError(path, str(exc)) from None
+
+
+def _whole_block(rows: list[str], cols: list[str], method: str, chunk_bytes: int) -> np.ndarray:
+    """Dot products of whole-RDM vectors: the rows' vectors in groups held within chunk_bytes / 2
+    (at least one), the columns' built one at a time against each group."""
+    n = measures.n_stimuli(_length(rows[0], method))
+    g = max(1, int(chunk_bytes) // (2 * 8 * (n * (n + 1) // 2)))
+    sim = np.empty((len(rows), len(cols)))
+    for start in range(0, len(rows), g):
+        group = rows[start : start + g]
+        held = np.stack([whole_vector(p, method) for p in group])
+        for b, pc in enumerate(cols):
+            v = held[group.index(pc)] if pc in group else whole_vector(pc, method)
+            sim[start : start + len(group), b] = held @ v
+        del held
+    return sim
+
+
+def read_factor(path) -> tuple[np.ndarray, np.ndarray]:
+    """(w, U) of a per-layer ``shape`` artifact (rsaflow.jobs.kernel, rsaflow.measures.shape_factor)."""
+    with h5io.open_artifact(path, "shape") as f:
+        return f["factor_w"][()], f["factor_u"][()]
+
+
+def _shape_block(rows: list[str], cols: list[str]) -> np.ndarray:
+    """rsaflow.measures.fidelity_factors of every (row, column) pair of shape artifacts: one row's
+    factor held, the columns' read one at a time (diagonal entries 1)."""
+    sim = np.ones((len(rows), len(cols)))
+    done: dict = {}
+    for a, pa in enumerate(rows):
+        fa = read_factor(pa)
+        for b, pb in enumerate(cols):
+            if pa == pb:
+                continue
+            if (pb, pa) in done:
+                sim[a, b] = done[(pb, pa)]
+                continue
+            sim[a, b] = done[(pa, pb)] = measures.fidelity_factors(fa, read_factor(pb))
+    return sim
 
 
 def _max_open() -> int:
@@ -107,7 +175,8 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
     Vector methods and cka: the sum over chunks of pairs of V_rows V_cols^T, V the chunks of the
     stored vectors (:func:`_chunk`); chunks hold at most ``chunk_bytes`` for all distinct files
     together. kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory.
-    Equals ``rsaflow.compare.similarity_matrix`` of the stacked vectors up to summation order
+    shape, bures: one SVD per entry (:func:`_shape_block`); cosine_cov, corr_cov: dot products of
+    whole-RDM vectors (:func:`_whole_block`). Equals ``rsaflow.compare.similarity_matrix`` of the stacked vectors up to summation order
     (~1e-16); the diagonal entries are computed like the others (kendall_tau_a: 1).
     """
     rows, cols = [str(p) for p in row_paths], [str(p) for p in col_paths]
@@ -121,6 +190,10 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
                                     "RDMs of different stimulus counts")
     if method == "kendall_tau_a":
         return _kendall_block(rows, cols)
+    if _kind(method) == "shape":
+        return _shape_block(rows, cols)
+    if method_info(method).kind == "whole":
+        return _whole_block(rows, cols, method, chunk_bytes)
     ri = np.array([where[p] for p in rows], dtype=np.intp)
     ci = np.array([where[p] for p in cols], dtype=np.intp)
     distinct = len(set(cols)) == len(cols)  # then cols are union[:len(cols)]: a view, no copy
@@ -175,7 +248,7 @@ def _content_key(record: dict) -> str:
         return record["content_key"]
     h = hashlib.sha256()
     with h5io.open_artifact(record["path"], record["kind"]) as f:
-        d = f["gram_unit" if record["kind"] == "cka" else "condensed"]
+        d = f[_MAIN[record["kind"]]]
         step = 2**22
         for lo in range(0, d.shape[0], step):
             h.update(np.ascontiguousarray(d[lo : lo + step]).data)
@@ -269,7 +342,7 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
         reused = int(np.triu(known, 1).sum())
         todo = _rows_to_compute(~known)
         spaths = [str(paths[i]) for i in order]
-        if todo.size and method == "kendall_tau_a":  # one comparison per unknown pair
+        if todo.size and _pairwise(method):  # one comparison per unknown pair
             for a in todo:
                 cols = np.flatnonzero(~known[a])
                 if cols.size:

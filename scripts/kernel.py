@@ -1,12 +1,12 @@
-"""Rule cka_gram: a layer's unit-norm centred Gram matrix, for linear CKA (computed or reused by content)."""
+"""Rule kernel: a layer's per-layer artifact for the activation measures (computed or reused by content)."""
 
 import json
 
 from rsaflow.jobs.common import job
-from rsaflow.jobs.cka_gram import write_cka
+from rsaflow.jobs.kernel import write_kernel
 
 with job(snakemake):
-    write_cka(
+    write_kernel(
         f"{snakemake.input.activations}/{snakemake.wildcards.layer}.h5",
         snakemake.output[0],
         json.loads(snakemake.params.spec),
