@@ -213,14 +213,15 @@ def rdm_child(args) -> None:
 
     store.STORE_DIR = Path(args.store)
     t0 = time.perf_counter()
-    computed = write_rdm(args.paths, args.out, {"metric": args.rdm_metric, "block": 8192}, "bench-code", None)
+    computed = write_rdm(args.act, args.out, {"metric": args.rdm_metric, "block": 8192}, "bench-code", None)
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm(), "computed": computed}))
 
 
 def median_of(fn, repeats: int) -> dict:
     """Run ``fn()`` ``repeats`` times; the median of its seconds and of its peak, and every run's seconds."""
     runs = [fn() for _ in range(max(1, repeats))]
-    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak": statistics.median(r["peak"] for r in runs),
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "peak": statistics.median(r["peak"] for r in runs),
             "all": [r["seconds"] for r in runs], "last": runs[-1]}
 
 
@@ -261,7 +262,7 @@ def curve_n(args, root: Path, rows: list) -> None:
 
         def rdm_once():
             out, st = d / "rdm_job.h5", fresh(root)
-            res = run_child(["--rdm-job", "--paths", str(act), "--out", str(out), "--store", str(st),
+            res = run_child(["--rdm-job", "--act", str(act), "--out", str(out), "--store", str(st),
                              "--rdm-metric", args.rdm_metric], args.threads)
             res["size"] = out.stat().st_size
             out.unlink()
@@ -278,7 +279,8 @@ def curve_n(args, root: Path, rows: list) -> None:
         shutil.rmtree(d)
         bound = 1.5 * n * n * 8 + 0.5 * GB
         print(f"\nN={n} (P={p:.3g}, S={s / 1e6:.1f} MB): rdm job ({args.rdm_metric}, M={args.units}) "
-              f"{rj['seconds']:.2f} s, peak {rj['peak'] / GB:.3f} GB (bound 1.5 N^2 8 B + 0.5 GB = {bound / GB:.2f} GB), "
+              f"{rj['seconds']:.2f} s, peak {rj['peak'] / GB:.3f} GB "
+              f"(bound 1.5 N^2 8 B + 0.5 GB = {bound / GB:.2f} GB), "
               f"file {rj['last']['size'] / s:.4f} S; {kd} RDM files ({disk / GB:.2f} GB) written in {gen:.0f} s; "
               f"second order {so['seconds']:.2f} s, peak {so['peak'] / GB:.3f} GB; runs: rdm {rj['all']}, "
               f"second order {so['all']}")
@@ -314,6 +316,7 @@ def main() -> int:
     ap.add_argument("--method", default="spearman", help=argparse.SUPPRESS)
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rdm-job", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--act", help=argparse.SUPPRESS)
     ap.add_argument("--profile", action="store_true", help="case b: cProfile of one incremental child (top 10)")
     ap.add_argument("--cases", default="a,b,c,d,e",
                     help="a: N=3000 K=41; b: K=100 +1 (with read floor); c: K=1000 (8 GB of files); "
@@ -453,7 +456,8 @@ def main() -> int:
                 grow = "-" if prev is None else (f"{r['seconds'] / k_curve[prev]['seconds']:.1f}x "
                                                  f"(K^2: {(k / prev) ** 2:.0f}x, K: {k / prev:.0f}x)")
                 runs = f"median of {len(r['all'])}" if "all" in r else "1 run (case c)"
-                table.append([str(k), f"{k * k * p2 / 2:.2e}", f"{r['seconds']:.2f}", f"{r['peak'] / GB:.3f}", grow, runs])
+                table.append([str(k), f"{k * k * p2 / 2:.2e}", f"{r['seconds']:.2f}", f"{r['peak'] / GB:.3f}",
+                              grow, runs])
                 prev = k
             print_curve(f"curve in K: cold second order (spearman), N={n2}",
                         ["K", "K^2 P / 2", "seconds", "peak GB", "growth of seconds", "runs"], table)
