@@ -13,7 +13,19 @@ and at the small case also measured. Cases:
 
 - N=3000, K=41 Spearman: peak RSS vs the stacked vectors (1.5 GB); target <= 1 GB;
 - N=1000, K=100 -> 101: cold second order of K=101 vs adding one RDM to a stored K=100 (target >= 20x);
-- N=1000, K=1000 Spearman, cold: target <= 2 GB and <= 3 minutes on 2 cores; then one RDM added.
+- N=1000, K=1000 Spearman, cold: target <= 2 GB and <= 3 minutes on 2 cores; then one RDM added;
+- d, curves in N (``--n-sizes``, default 1000,2000,5000,10000), K=20 (``--k-curve``): the ``rdm`` job
+  (``rsaflow.jobs.rdm.write_rdm``, euclidean, on a generated N x M float32 activation file, M
+  ``--units``) and the second order of K RDM files at that N, each in a fresh child: seconds, peak
+  RSS, the RDM file's size in S, and the growth from the previous N against (N / N_prev)^2 = P ratio.
+  Targets at N=10,000: RDM job <= 1.5 x N^2 x 8 B + 0.5 GB, second order <= 2 GB (20 files of
+  2 S = 16 GB of /tmp at N=10,000, generated once, deleted after);
+- e, curve in K at N=1000: the cold second order of K=10 and K=100 (``--k-sizes``), medians of
+  ``--repeats`` runs; K=1000 is case c.
+
+Case b also measures a read floor: the seconds a fresh child takes only to read what the
+incremental run must read (every one of the K+1 files' ``ranks`` in full, into one buffer), and
+``--profile`` prints the incremental child's cProfile (top 10 by cumulative time).
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,13 +100,29 @@ def child(args) -> None:
                 vecs.append(rdmfile.vector_chunk(f, args.method))
         aggregate(np.stack(vecs), args.method)
     else:
-        write_second_order(paths, out / "matrix.h5", out / "matrix.tsv",
-                           {"method": args.method, "chunk_mb": args.chunk_mb}, "bench-code",
-                           out_pairs=out / "pairs.h5", store_root=args.store)
+        def run():
+            write_second_order(paths, out / "matrix.h5", out / "matrix.tsv",
+                               {"method": args.method, "chunk_mb": args.chunk_mb}, "bench-code",
+                               out_pairs=out / "pairs.h5", store_root=args.store)
+
+        if args.profile:  # cProfile's overhead is counted in the seconds of this run
+            import cProfile
+            import io
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.runcall(run)
+            text = io.StringIO()
+            stats = pstats.Stats(prof, stream=text)
+            stats.sort_stats("cumulative").print_stats(10)
+            stats.sort_stats("tottime").print_stats(10)
+            print("PROFILE\n" + text.getvalue(), file=sys.stderr)
+        else:
+            run()
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm()}))
 
 
-def measure(paths, store, method="spearman", chunk_mb=256, threads=2, stacked=False) -> dict:
+def measure(paths, store, method="spearman", chunk_mb=256, threads=2, stacked=False, profile=False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "paths.json"
         listing.write_text(json.dumps([str(p) for p in paths]))
@@ -101,12 +130,177 @@ def measure(paths, store, method="spearman", chunk_mb=256, threads=2, stacked=Fa
                "--method", method, "--chunk-mb", str(chunk_mb), "--threads", str(threads)]
         if stacked:
             cmd.append("--stacked")
+        if profile:
+            cmd.append("--profile")
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if proc.returncode:
             raise RuntimeError(proc.stderr[-3000:])
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["log"] = [line for line in proc.stderr.splitlines() if "pairs:" in line]
+        if profile:
+            res["profile"] = proc.stderr[proc.stderr.find("PROFILE"):]
         return res
+
+
+def run_child(extra: list[str], threads: int) -> dict:
+    """Run this script as a child with ``extra`` arguments; its last stdout line as JSON (+ stderr)."""
+    cmd = [sys.executable, __file__, *extra, "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["stderr"] = proc.stderr
+    return res
+
+
+def floor_child(args) -> None:
+    """Read floor: open every file and read its whole ``ranks`` into one buffer (plain h5py, no
+    transform); then the same through rsaflow.rdmfile.vector_chunk (read + derive the unit vector)."""
+    limit_threads(args.threads)
+    import h5py
+
+    from rsaflow import rdmfile
+
+    paths = json.loads(Path(args.paths).read_text())
+    with h5py.File(paths[0], "r") as f:
+        buf = np.empty(f["ranks"].shape[0])
+    t0 = time.perf_counter()
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            f["ranks"].read_direct(buf)
+    raw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            rdmfile.vector_chunk(f, args.method, out=buf)
+    vec = time.perf_counter() - t0
+    print(json.dumps({"seconds": raw, "seconds_vector": vec, "bytes": len(paths) * buf.nbytes, "peak": vm_hwm()}))
+
+
+def measure_floor(paths, method="spearman", threads=2) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "paths.json"
+        listing.write_text(json.dumps([str(p) for p in paths]))
+        return run_child(["--floor", "--paths", str(listing), "--method", method], threads)
+
+
+def make_activations(path: Path, n: int, m: int, seed: int = 0) -> None:
+    """An (N, M) float32 activation file in the extraction's layout (h5io kind ``activations``,
+    chunks of (64, min(M, 8192)) rows x units, ``data_sha256`` recorded): a rank-16 structure plus
+    noise, non-negative like post-ReLU units."""
+    import hashlib
+
+    from rsaflow import h5io
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 16)) @ rng.standard_normal((16, m)) + 0.5 * rng.standard_normal((n, m))
+    x = np.maximum(x, 0).astype(np.float32)
+    with h5io.atomic_h5(path, "activations") as f:
+        f.create_dataset("activations", data=x, chunks=(min(n, 64), min(m, 8192)), track_times=False)
+        h5io.set_attrs(f, {"model": "bench", "layer": "l", "node": "l", "node_index": 0, "stimulus_digest": "bench",
+                           "data_sha256": hashlib.sha256(x.data).hexdigest()})
+
+
+def rdm_child(args) -> None:
+    """Run the ``rdm`` rule's function (rsaflow.jobs.rdm.write_rdm) in this fresh process, with a
+    store of its own; print seconds and peak RSS as JSON."""
+    limit_threads(args.threads)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    from rsaflow import store
+    from rsaflow.jobs.rdm import write_rdm
+
+    store.STORE_DIR = Path(args.store)
+    t0 = time.perf_counter()
+    computed = write_rdm(args.act, args.out, {"metric": args.rdm_metric, "block": 8192}, "bench-code", None)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm(), "computed": computed}))
+
+
+def median_of(fn, repeats: int) -> dict:
+    """Run ``fn()`` ``repeats`` times; the median of its seconds and of its peak, and every run's seconds."""
+    runs = [fn() for _ in range(max(1, repeats))]
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "peak": statistics.median(r["peak"] for r in runs),
+            "all": [r["seconds"] for r in runs], "last": runs[-1]}
+
+
+def med(runs: list[dict], key: str = "seconds") -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def fmt_runs(runs: list[dict], key: str = "seconds") -> str:
+    return ", ".join(f"{r[key]:.2f}" for r in runs) + " s"
+
+
+def fresh(root: Path) -> Path:
+    """A new, empty store folder under ``root``."""
+    return Path(tempfile.mkdtemp(prefix="store_", dir=root))
+
+
+def print_curve(title: str, header: list[str], table: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    print(f"\n== {title} ==")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def curve_n(args, root: Path, rows: list) -> None:
+    """Case d: the RDM job and the second order of K RDM files at each N; one folder per N, deleted after."""
+    ns = [200, 400] if args.quick else [int(x) for x in args.n_sizes.split(",")]
+    kd = 5 if args.quick else args.k_curve
+    table, prev = [], None
+    for n in ns:
+        d = root / f"d{n}"
+        d.mkdir()
+        p, s = n * (n - 1) // 2, 8 * n * (n - 1) // 2
+        reps = args.repeats if n <= 2000 else 1
+        act = d / "act.h5"
+        make_activations(act, n, args.units)
+
+        def rdm_once():
+            out, st = d / "rdm_job.h5", fresh(root)
+            res = run_child(["--rdm-job", "--act", str(act), "--out", str(out), "--store", str(st),
+                             "--rdm-metric", args.rdm_metric], args.threads)
+            res["size"] = out.stat().st_size
+            out.unlink()
+            shutil.rmtree(st)
+            return res
+
+        rj = median_of(rdm_once, reps)
+        act.unlink()
+        t0 = time.perf_counter()
+        paths = make_files(d, n, kd)
+        gen = time.perf_counter() - t0
+        so = median_of(lambda: measure(paths, fresh(root), chunk_mb=args.chunk_mb, threads=args.threads), reps)
+        disk = sum(q.stat().st_size for q in paths)
+        shutil.rmtree(d)
+        bound = 1.5 * n * n * 8 + 0.5 * GB
+        print(f"\nN={n} (P={p:.3g}, S={s / 1e6:.1f} MB): rdm job ({args.rdm_metric}, M={args.units}) "
+              f"{rj['seconds']:.2f} s, peak {rj['peak'] / GB:.3f} GB "
+              f"(bound 1.5 N^2 8 B + 0.5 GB = {bound / GB:.2f} GB), "
+              f"file {rj['last']['size'] / s:.4f} S; {kd} RDM files ({disk / GB:.2f} GB) written in {gen:.0f} s; "
+              f"second order {so['seconds']:.2f} s, peak {so['peak'] / GB:.3f} GB; runs: rdm {rj['all']}, "
+              f"second order {so['all']}")
+        def growth(key, r, i):
+            return "-" if prev is None else f"{r[key] / prev[i][key]:.2f}x"
+
+        table.append([str(n), f"{p:.3g}", f"{rj['seconds']:.2f}", f"{rj['peak'] / GB:.3f}",
+                      f"{rj['last']['size'] / s:.4f}", f"{so['seconds']:.2f}", f"{so['peak'] / GB:.3f}",
+                      growth("seconds", rj, 1), growth("peak", rj, 1), growth("seconds", so, 2),
+                      "-" if prev is None else f"{(n / prev[0]) ** 2:.2f}x", str(reps)])
+        rows.append(dict(what=f"N={n} rdm job peak RSS", ours=f"{rj['peak'] / GB:.2f} GB",
+                         reference=f"1.5 N^2 8 B + 0.5 GB = {bound / GB:.2f} GB", ratio=f"{rj['peak'] / bound:.2f}",
+                         target="<= 1.5 N^2 8 B + 0.5 GB", met=met(rj["peak"] <= bound)))
+        rows.append(dict(what=f"N={n} K={kd} second order peak RSS", ours=f"{so['peak'] / GB:.2f} GB",
+                         reference=f"{kd * s / GB:.2f} GB stacked (size)", ratio=f"{kd * s / so['peak']:.1f}x",
+                         target="<= 2 GB", met=met(so["peak"] <= 2 * GB)))
+        prev = (n, {"seconds": rj["seconds"], "peak": rj["peak"]}, {"seconds": so["seconds"], "peak": so["peak"]})
+    print_curve(f"curves in N: rdm job ({args.rdm_metric}, M={args.units}) and second order of K={kd} (spearman)",
+                ["N", "P", "rdm s", "rdm GB", "file/S", "2nd s", "2nd GB", "rdm s x", "rdm GB x", "2nd s x",
+                 "(N/Nprev)^2", "runs"], table)
 
 
 def main() -> int:
@@ -120,10 +314,29 @@ def main() -> int:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--method", default="spearman", help=argparse.SUPPRESS)
-    ap.add_argument("--cases", default="a,b,c", help="a: N=3000 K=41; b: K=100 +1; c: K=1000 (8 GB of files)")
+    ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rdm-job", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--act", help=argparse.SUPPRESS)
+    ap.add_argument("--profile", action="store_true", help="case b: cProfile of one incremental child (top 10)")
+    ap.add_argument("--cases", default="a,b,c,d,e",
+                    help="a: N=3000 K=41; b: K=100 +1 (with read floor); c: K=1000 (8 GB of files); "
+                         "d: curves in N (16 GB of files at N=10,000); e: curve in K at N=1000")
+    ap.add_argument("--n-sizes", default="1000,2000,5000,10000", help="case d: the N of the curve")
+    ap.add_argument("--k-curve", type=int, default=20, help="case d: RDMs in each second order")
+    ap.add_argument("--units", type=int, default=512, help="case d: M, units of the generated activations")
+    ap.add_argument("--rdm-metric", default="euclidean", help="case d: the RDM job's metric")
+    ap.add_argument("--k-sizes", default="10,100", help="case e: the K of the curve at N=1000")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs per measurement where cheap (case b, case e, case d at N <= 2000); medians")
     args = ap.parse_args()
     if args.child:
         child(args)
+        return 0
+    if args.floor:
+        floor_child(args)
+        return 0
+    if args.rdm_job:
+        rdm_child(args)
         return 0
     print(f"machine: {machine()}; threads: {args.threads}; chunk_mb: {args.chunk_mb}")
     print(versions("numpy", "scipy", "h5py"))
@@ -131,6 +344,7 @@ def main() -> int:
     n2, k2 = (200, 20) if args.quick else (1000, 100)
     n3, k3 = (200, 60) if args.quick else (1000, 1000)
     rows = []
+    k_curve = {}  # K -> cold second order at N=n2 (cases c, e)
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:
         cases = args.cases.split(",")
@@ -164,14 +378,36 @@ def main() -> int:
             paths = make_files(d, n2, k2 + 1)
             store = root / "store_b"
             base = measure(paths[:k2], store, chunk_mb=args.chunk_mb, threads=args.threads)
-            inc = measure(paths, store, chunk_mb=args.chunk_mb, threads=args.threads)
-            cold = measure(paths, root / "store_b_cold", chunk_mb=args.chunk_mb, threads=args.threads)
-            print(f"\nN={n2}: cold K={k2}: {base['seconds']:.2f} s; +1 incremental: {inc['seconds']:.2f} s "
-                  f"({inc['log'][-1] if inc['log'] else ''}); cold K={k2 + 1}: {cold['seconds']:.2f} s, "
-                  f"peak {cold['peak'] / GB:.3f} GB")
-            rows.append(dict(what=f"N={n2} +1 RDM to K={k2} vs cold K={k2 + 1}", ours=f"{inc['seconds']:.2f} s",
-                             reference=f"{cold['seconds']:.2f} s", ratio=f"{cold['seconds'] / inc['seconds']:.1f}x",
-                             target=">= 20x", met=met(cold["seconds"] / inc["seconds"] >= 20)))
+            incs, colds, floors = [], [], []
+            for _ in range(max(1, args.repeats)):  # interleaved: incremental, cold, floor, ...
+                inc_store = fresh(root)
+                shutil.copytree(store, inc_store, dirs_exist_ok=True)  # only the K=100 object, every time
+                incs.append(measure(paths, inc_store, chunk_mb=args.chunk_mb, threads=args.threads))
+                colds.append(measure(paths, fresh(root), chunk_mb=args.chunk_mb, threads=args.threads))
+                floors.append(measure_floor(paths, threads=args.threads))
+            inc_s, cold_s = med(incs), med(colds)
+            floor_s, floor_vec = med(floors), med(floors, "seconds_vector")
+            inc = incs[-1]
+            print(f"\nN={n2}: cold K={k2}: {base['seconds']:.2f} s; +1 incremental: {inc_s:.2f} s "
+                  f"({inc['log'][-1] if inc['log'] else ''}); cold K={k2 + 1}: {cold_s:.2f} s, "
+                  f"peak {colds[-1]['peak'] / GB:.3f} GB; medians of {len(incs)} "
+                  f"(incremental {fmt_runs(incs)}; cold {fmt_runs(colds)})")
+            print(f"read floor (fresh child: open each of the {k2 + 1} files, read `ranks` whole into one buffer, "
+                  f"{floors[-1]['bytes'] / 1e6:.0f} MB): {floor_s:.3f} s ({fmt_runs(floors)}); read + derive "
+                  f"the unit vector (rdmfile.vector_chunk): {floor_vec:.3f} s; "
+                  f"incremental / floor {inc_s / floor_s:.1f}x, cold / floor {cold_s / floor_s:.1f}x")
+            if args.profile:
+                prof_store = fresh(root)
+                shutil.copytree(store, prof_store, dirs_exist_ok=True)
+                prof = measure(paths, prof_store, chunk_mb=args.chunk_mb, threads=args.threads, profile=True)
+                print(f"cProfile of one incremental child ({prof['seconds']:.2f} s under the profiler):")
+                print(prof["profile"])
+            rows.append(dict(what=f"N={n2} +1 RDM to K={k2} vs cold K={k2 + 1}", ours=f"{inc_s:.2f} s",
+                             reference=f"{cold_s:.2f} s", ratio=f"{cold_s / inc_s:.1f}x",
+                             target=">= 20x", met=met(cold_s / inc_s >= 20)))
+            rows.append(dict(what=f"N={n2} read floor, K+1={k2 + 1} ranks", ours=f"{floor_s:.3f} s",
+                             reference=f"inc {inc_s:.2f} s, cold {cold_s:.2f} s",
+                             ratio=f"inc/floor {inc_s / floor_s:.1f}x, cold/floor {cold_s / floor_s:.1f}x"))
             shutil.rmtree(d)
 
         # --- N=1000, K=1000 --------------------------------------------------------------------
@@ -183,6 +419,7 @@ def main() -> int:
             s3 = 8 * n3 * (n3 - 1) // 2
             print(f"\nN={n3}, K={k3}: wrote {k3 + 1} files ({k3 * 2 * s3 / GB:.1f} GB) in {time.perf_counter() - t0:.0f} s")
             res = measure(paths[:k3], root / "store_c", chunk_mb=args.chunk_mb, threads=args.threads)
+            k_curve[k3] = res
             print(f"streaming: {res['seconds']:.1f} s, peak {res['peak'] / GB:.3f} GB "
                   f"(stacked vectors alone would be {k3 * s3 / GB:.1f} GB)")
             inc = measure(paths, root / "store_c", chunk_mb=args.chunk_mb, threads=args.threads)
@@ -196,6 +433,34 @@ def main() -> int:
             rows.append(dict(what=f"N={n3} K={k3} spearman seconds", ours=f"{res['seconds']:.0f} s",
                              target="<= 180 s", met=met(res["seconds"] <= 180)))
             shutil.rmtree(d)
+
+        # --- d: curves in N, K=20 ---------------------------------------------------------------
+        if "d" in cases:
+            curve_n(args, root, rows)
+
+        # --- e: curve in K at N=1000 --------------------------------------------------------------
+        if "e" in cases:
+            ks = [5, 20] if args.quick else [int(x) for x in args.k_sizes.split(",")]
+            d = root / "e"
+            d.mkdir()
+            paths = make_files(d, n2, max(ks))
+            for k in ks:
+                k_curve[k] = median_of(lambda: measure(paths[:k], fresh(root), chunk_mb=args.chunk_mb,
+                                                       threads=args.threads), args.repeats)
+            shutil.rmtree(d)
+        if k_curve:
+            p2 = n2 * (n2 - 1) // 2
+            table, prev = [], None
+            for k in sorted(k_curve):
+                r = k_curve[k]
+                grow = "-" if prev is None else (f"{r['seconds'] / k_curve[prev]['seconds']:.1f}x "
+                                                 f"(K^2: {(k / prev) ** 2:.0f}x, K: {k / prev:.0f}x)")
+                runs = f"median of {len(r['all'])}" if "all" in r else "1 run (case c)"
+                table.append([str(k), f"{k * k * p2 / 2:.2e}", f"{r['seconds']:.2f}", f"{r['peak'] / GB:.3f}",
+                              grow, runs])
+                prev = k
+            print_curve(f"curve in K: cold second order (spearman), N={n2}",
+                        ["K", "K^2 P / 2", "seconds", "peak GB", "growth of seconds", "runs"], table)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_table("second order at scale", rows)
