@@ -82,6 +82,16 @@ def test_noise_ceilings_and_rows_equal_direct_computations(done, folder, method)
     single = labels.index("external/single")
     assert so["n_subjects"][single] == 0 and np.isnan(so["noise_ceiling_lower"][single])
     assert "ci_lower" in so if method == "pearson" else "ci_lower" not in so
+    if method != "pearson":  # no bootstrap: the figure's error bars are the s.e.m. over subjects
+        assert "subject_similarity_ci_lower" not in so
+        return
+    # bootstrap 20: the bars' intervals over stimuli, in the groups' columns only, around the bar values
+    cols = [labels.index(label) for label in groups]
+    lo, hi, value = so["subject_similarity_ci_lower"], so["subject_similarity_ci_upper"], so["subject_similarity"]
+    assert np.isfinite(lo[:, cols]).all() and np.isfinite(hi[:, cols]).all()
+    assert np.isnan(np.delete(lo, cols, axis=1)).all() and np.isnan(np.delete(hi, cols, axis=1)).all()
+    assert (lo[:, cols] <= value[:, cols]).all() and (value[:, cols] <= hi[:, cols]).all()
+    assert (hi[:, cols] - lo[:, cols]).min() > 0
 
 
 def test_brain_figure_per_rdm_analysis_and_none_for_cka(done):

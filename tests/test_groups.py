@@ -127,6 +127,32 @@ def test_group_ceilings_equal_rsatoolbox(tmp_path, method, seed):
     assert np.isnan(out["noise_ceiling_lower"][others]).all() and np.isnan(out["subject_similarity"][:, others]).all()
 
 
+@pytest.mark.parametrize("method", ["spearman", "corr_cov"])
+def test_group_ceilings_bootstrap_intervals_equal_brute_force(tmp_path, method):
+    """subject_similarity_ci_lower/_upper: the brute-force loop of tests/test_subject_bootstrap.py
+    (same draws, explicit resampled triangles, direct similarities) on the records' RDMs, in the
+    group's column only; without n_boot they are absent."""
+    from test_subject_bootstrap import brute_force
+
+    rng = np.random.default_rng(4)
+    subs = subjects(4, s=3)
+    uppers = np.stack([squareform(r) for r in subs])
+    paths = [_rdm_file(tmp_path / "g.h5", uppers.mean(axis=0), "external/IT", {"subjects": uppers}),
+             _rdm_file(tmp_path / "a.h5", uppers[0] + rng.random(uppers.shape[1]), "net/a"),
+             _rdm_file(tmp_path / "b.h5", rng.random(uppers.shape[1]), "net/b")]
+    records = sorted((read_meta(p) for p in paths), key=lambda r: r["label"])
+    assert "subject_similarity_ci_lower" not in group_ceilings(records, method)
+    out = group_ceilings(records, method, n_boot=20, seed=3, ci=0.9)
+    g = [r["label"] for r in records].index("external/IT")
+    rdms = [squareform(read_rdm(r["path"])["condensed"]) for r in records]
+    lower, upper, _ = brute_force(rdms, [list(subs)], method, 20, 3, 0.9)
+    np.testing.assert_allclose(out["subject_similarity_ci_lower"][:, g], lower[:, 0], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out["subject_similarity_ci_upper"][:, g], upper[:, 0], rtol=0, atol=1e-10)
+    others = [i for i in range(3) if i != g]
+    assert np.isnan(out["subject_similarity_ci_lower"][:, others]).all()
+    assert np.isnan(out["subject_similarity_ci_upper"][:, others]).all()
+
+
 def test_no_group_or_no_ceiling_method_writes_nothing(tmp_path):
     up = squareform(subjects()[0])
     records = [read_meta(_rdm_file(tmp_path / "a.h5", up, "external/one"))]
@@ -160,3 +186,20 @@ def test_brain_figure(tmp_path):
     assert (tmp_path / "brain.png").stat().st_size > 0 and (tmp_path / "brain.pdf").stat().st_size > 0
     with pytest.raises(ValueError, match="no external group"):
         figures.brain_figure({**result, "n_subjects": np.zeros(k, dtype=int)})
+    # error bars: value -+ s.e.m. without the bootstrap, the bootstrap interval itself with it
+    sem = result["subject_similarity_sem"][[4, 3, 5], 1]
+    assert bars["error_kind"] == "sem"
+    np.testing.assert_array_equal(bars["low"], bars["value"] - sem)
+    np.testing.assert_array_equal(bars["high"], bars["value"] + sem)
+    ci_lower, ci_upper = result["subject_similarity"] - 0.2, result["subject_similarity"] + 0.05
+    boot = {**result, "subject_similarity_ci_lower": ci_lower, "subject_similarity_ci_upper": ci_upper}
+    bars = figures.brain_bars(boot, 1)
+    assert bars["error_kind"] == "bootstrap"
+    np.testing.assert_array_equal(bars["low"], ci_lower[[4, 3, 5], 1])
+    np.testing.assert_array_equal(bars["high"], ci_upper[[4, 3, 5], 1])
+    fig = figures.brain_figure(boot)
+    drawn = [c for c in fig.axes[0].collections if c.get_label() == "bootstrap interval over stimuli"]
+    assert len(drawn) == 1
+    segments = np.array(drawn[0].get_segments())  # one vertical segment per bar, from low to high
+    np.testing.assert_allclose(segments[:, :, 1], np.c_[ci_lower[[4, 3, 5], 0], ci_upper[[4, 3, 5], 0]])
+    assert "± s.e.m. over subjects" in [c.get_label() for c in figures.brain_figure(result).axes[0].collections]

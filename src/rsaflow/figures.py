@@ -30,6 +30,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rsaflow.methods import dissimilarity_label  # noqa: E402
+
 CMAP = "viridis"
 EXTERNAL = "external"
 
@@ -535,7 +537,7 @@ def _pairs_panel(ax, r: dict) -> None:
         labels = [f"{t}  (p={float(r['p_values'][i, j]):.3g})" for t, (i, j) in zip(labels, pairs)]
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_ylim(len(pairs) - 0.5, -0.5)
-    ax.set_xlabel(f"1 - {method} similarity")
+    ax.set_xlabel(dissimilarity_label(method))
     note = _selection_note(len(pairs), total, "pairs", "groups in turn: network vs external, between networks, "
                            "within a network, external vs external;\nthe group that overflows keeps whole rows, "
                            "evenly spaced in model/depth order")
@@ -564,7 +566,7 @@ def second_order_heatmap_figure(result: dict):
             for j in range(k):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if matrix[i, j] < 0.5 else "black")
-    fig.colorbar(image, ax=ax, shrink=0.8).set_label(f"1 - {r['method']} similarity")
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label(dissimilarity_label(r["method"]))
     ax.set_title("Second-order dissimilarity matrix" + (f"\n{note}" if note else ""), fontsize=10 if not note else 8)
     if with_pairs:
         _pairs_panel(axes[0, 1], r)
@@ -641,7 +643,7 @@ def mds_figure(result: dict, seed: int):
     note = _selection_note(n_placed, k, "points labelled",
                            "external RDMs and each model's first and last layer first, then evenly spaced; "
                            "a label with no free spot is left out")
-    ax.set_title(f"MDS of the second-order matrix (1 - {r['method']})" + (f"\n{note}" if note else ""),
+    ax.set_title(f"MDS of the second-order matrix ({dissimilarity_label(r['method'])})" + (f"\n{note}" if note else ""),
                  fontsize=10 if not note else 8)
     return fig
 
@@ -672,15 +674,29 @@ def brain_groups(result: dict) -> list[int]:
 def brain_bars(result: dict, group: int) -> dict:
     """What one panel draws: the model layers (not external RDMs) in figure order, their x positions
     (one slot per layer, one empty slot between models), ``value`` = mean similarity to the group's
-    subjects (``subject_similarity``), ``error`` = its s.e.m., the ceiling ``lower``/``upper``."""
+    subjects (``subject_similarity``), the error bar from ``low`` to ``high`` and its ``error_kind``,
+    the ceiling ``lower``/``upper``.
+
+    Error bars: with the stimulus bootstrap (``subject_similarity_ci_lower``/``_ci_upper`` in the
+    result), ``error_kind`` ``"bootstrap"`` and the percentile interval itself (asymmetric; it need
+    not contain the value); otherwise ``"sem"`` and value -+ the s.e.m. over subjects
+    (``subject_similarity_sem``)."""
     order = [int(i) for i in figure_order(result["models"], result["depth"], result["labels"])
              if result["models"][i] != EXTERNAL]
     models = [result["models"][i] for i in order]
     x = np.arange(len(order), dtype=float) + np.cumsum([0] + [m != p for p, m in zip(models, models[1:])])
+    value = np.asarray(result["subject_similarity"])[order, group]
+    if "subject_similarity_ci_lower" in result:
+        kind = "bootstrap"
+        low = np.asarray(result["subject_similarity_ci_lower"])[order, group]
+        high = np.asarray(result["subject_similarity_ci_upper"])[order, group]
+    else:
+        kind = "sem"
+        sem = np.asarray(result["subject_similarity_sem"])[order, group]
+        low, high = value - sem, value + sem
     return {"rows": order, "models": models, "x": x,
             "layers": [result["labels"][i].split("/", 1)[1] for i in order],
-            "value": np.asarray(result["subject_similarity"])[order, group],
-            "error": np.asarray(result["subject_similarity_sem"])[order, group],
+            "value": value, "low": low, "high": high, "error_kind": kind,
             "lower": float(result["noise_ceiling_lower"][group]),
             "upper": float(result["noise_ceiling_upper"][group]),
             "n_subjects": int(result["n_subjects"][group])}
@@ -690,8 +706,11 @@ def _brain_panel(ax, result: dict, group: int) -> str:
     b = brain_bars(result, group)
     ax.axhspan(b["lower"], b["upper"], color="0.8", zorder=0, label="noise ceiling (lower to upper)")
     colours = [model_style(m)[0] for m in b["models"]]
-    ax.bar(b["x"], b["value"], width=0.8, color=colours, yerr=b["error"], capsize=2,
-           error_kw={"elinewidth": 0.8, "ecolor": "black"}, zorder=2)
+    ax.bar(b["x"], b["value"], width=0.8, color=colours, zorder=2)
+    what = ("bootstrap interval over stimuli" if b["error_kind"] == "bootstrap" else "± s.e.m. over subjects")
+    ax.vlines(b["x"], b["low"], b["high"], color="black", lw=0.8, zorder=3, label=what)
+    for end in (b["low"], b["high"]):  # caps
+        ax.hlines(end, b["x"] - 0.15, b["x"] + 0.15, color="black", lw=0.8, zorder=3)
     ax.axhline(0.0, color="black", lw=0.6, zorder=1)
     ax.set_title(f"{result['labels'][group]} ({b['n_subjects']} subjects)", fontsize=9, pad=14)
     ax.set_ylabel(f"{result['method']} similarity\n(mean over subjects)", fontsize=8)
@@ -709,8 +728,8 @@ def _brain_panel(ax, result: dict, group: int) -> str:
     top = ax.secondary_xaxis("top")
     top.set_xticks([(b["x"][a] + b["x"][e - 1]) / 2 for _, a, e in blocks], [m for m, _, _ in blocks], fontsize=7)
     top.tick_params(length=0)
-    lo = min(0.0, float(np.nanmin(b["value"] - b["error"])), b["lower"])
-    hi = max(float(np.nanmax(b["value"] + b["error"])), b["upper"])
+    lo = min(0.0, float(np.nanmin(np.minimum(b["value"], b["low"]))), b["lower"])
+    hi = max(float(np.nanmax(np.maximum(b["value"], b["high"]))), b["upper"])
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
     ax.legend(loc="upper right", fontsize=7, frameon=True, framealpha=0.9)
     return note
@@ -718,8 +737,9 @@ def _brain_panel(ax, result: dict, group: int) -> str:
 
 def brain_figure(result: dict):
     """One panel per external group (brain region; at most MAX_BRAIN_PANELS, in figure order): a bar per
-    model layer of its mean similarity to the region's subjects (± s.e.m. over subjects), grouped by
-    model with layers in depth order, coloured by model; the noise ceiling as a grey band."""
+    model layer of its mean similarity to the region's subjects, grouped by model with layers in
+    depth order, coloured by model; error bars as :func:`brain_bars` (bootstrap interval over stimuli
+    when inference ran, else ± s.e.m. over subjects); the noise ceiling as a grey band."""
     groups = brain_groups(result)
     if not groups:
         raise ValueError("no external group with noise ceilings in this second-order file")

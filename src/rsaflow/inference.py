@@ -25,6 +25,9 @@ Memory (B = ``chunk_bytes``, default 64 MiB; besides the input, K x P x 8 B):
   B, as for spearman; the permutation test holds all K vectors (K x N (N + 1) / 2 x 8 B) and
   permutes their entries (G -> P G P^T for the relabelling P).
 
+:func:`bootstrap_subject_similarity` bootstraps, with the same draws, each RDM's mean similarity
+to a group's subject RDMs (the bars of the model-versus-brain figure); its memory is in its docstring.
+
 These functions never import torch.
 """
 
@@ -516,3 +519,160 @@ def _cov_permuted(cov: np.ndarray, perm: np.ndarray, n: int, p: int, chunk: int)
         pos = np.arange(s, min(s + chunk, p), dtype=np.int64)
         out += cov[:, _moved(pos, perm, n)] @ cov[:, s : s + pos.size].T
     return out
+
+
+# --- bootstrap of the mean similarity to a group's subjects (the model-versus-brain bars) -------
+
+
+class SubjectBootstrap(NamedTuple):
+    """Per (RDM, group) results, each K x G."""
+
+    lower: np.ndarray  #: lower percentile bound, (1 - ci) / 2
+    upper: np.ndarray  #: upper percentile bound, (1 + ci) / 2
+    estimate: np.ndarray  #: mean_s sim(RDM_i, subject_s) on the original stimuli
+    n_valid: int  #: resamples used (those where an RDM or a subject's RDM became degenerate are skipped)
+
+
+def _weighted_unit(values: np.ndarray, w: np.ndarray, total: float, method: str) -> np.ndarray:
+    """The vector v of a weighted resample (values at the distinct pairs, weights w) with
+    v(a) . v(b) = the method's similarity of the resampled triangles (what :func:`_similarity`
+    computes): sqrt(w) (x - mean_w) / norm_w (pearson), sqrt(w) x / norm_w (cosine), the weighted
+    ranks of :func:`_rank_vector` (spearman, rho_a). Raises DegenerateRDMError as they do."""
+    if method in ("spearman", "rho_a"):
+        return _rank_vector(values, w, total, method)
+    x = values - (w @ values) / total if method == "pearson" else values.copy()
+    norm = math.sqrt(np.einsum("i,i,i->", w, x, x))
+    if norm == 0 or (method == "pearson" and norm <= 1e-12 * np.abs(values).max()):
+        raise _degenerate(np.ones(1, dtype=bool))
+    x *= np.sqrt(w)
+    x /= norm
+    return x
+
+
+def _subject_means(uppers: np.ndarray, groups: list, make) -> np.ndarray:
+    """(K, G): row i, column g = mean over g's subjects s of make(RDM_i) . make(subject_s), the
+    subjects' vectors averaged first (one vector per group held, one RDM's vector at a time)."""
+    means = []
+    for subjects in groups:
+        acc = None
+        for s in subjects:
+            v = make(s)
+            acc = v if acc is None else acc + v
+        means.append(acc / len(subjects))
+    out = np.empty((uppers.shape[0], len(groups)))
+    for a in range(uppers.shape[0]):
+        v = make(uppers[a])
+        for g, m in enumerate(means):
+            out[a, g] = v @ m
+    return out
+
+
+def _kendall_means(uppers: np.ndarray, groups: list, expanded: np.ndarray) -> np.ndarray:
+    """(K, G) mean Kendall tau-a of each RDM with each group's subjects on the resampled triangle
+    (``expanded``: the positions of its entries); O(P) memory per pair."""
+    ties = [[tied_pairs(s[expanded]) for s in subjects] for subjects in groups]
+    out = np.empty((uppers.shape[0], len(groups)))
+    for a in range(uppers.shape[0]):
+        x = uppers[a, expanded]
+        tx = tied_pairs(x)
+        for g, subjects in enumerate(groups):
+            out[a, g] = np.mean([kendall_tau_a(x, s[expanded], tx, t) for s, t in zip(subjects, ties[g])])
+    return out
+
+
+def _cov_resample(draws: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(where, same) of :func:`_cov_similarity`: the resampled RDM's upper triangle is
+    upper[where] with 0 where ``same`` (two draws of one stimulus)."""
+    n = draws.size
+    i, j = _pair_rows(np.arange(p, dtype=np.int64), n)
+    si, sj = draws[i], draws[j]
+    same = si == sj
+    return _position(si, np.where(same, (si + 1) % n, sj), n), same
+
+
+def bootstrap_subject_similarity(rdms: np.ndarray, groups, method: str = "spearman", n_boot: int = 1000,
+                                 seed: int = 0, ci: float = 0.95) -> SubjectBootstrap:
+    """Percentile bootstrap CI of each RDM's mean similarity to each group's subjects.
+
+    rdms: (K, P) condensed upper triangles (or (K, N, N)); groups: G arrays of (S_g, P) subject
+    upper triangles (or (S_g, N, N)) of the same stimuli. The quantity is
+    m(i, g) = (1 / S_g) sum_s sim(RDM_i, subject_{g, s}) (the bar of the model-versus-brain
+    figure, rsatoolbox's ``eval_fixed``), sim the similarity of ``method`` (1 - the second-order
+    dissimilarity, before any clipping). Each resample uses exactly the stimulus draws of
+    :func:`bootstrap_second_order` with the same ``seed`` (the same generator calls, in the same
+    order) and the same resampled triangles (pairs of draws of different stimuli; for cosine_cov
+    and corr_cov the whole resampled RDM with 0 between two draws of one stimulus), and
+    recomputes every sim of RDMs and subjects on it. A resample is skipped, and counted out of
+    ``n_valid``, when bootstrap_second_order would skip it (too few distinct stimuli) or when any
+    RDM or subject RDM becomes degenerate in it. Returns the (1 - ci)/2 and (1 + ci)/2
+    percentiles over the valid resamples (numpy's linear interpolation), each K x G, the estimate
+    on the original stimuli and n_valid.
+
+    Every method but kendall_tau_a is a dot product of per-RDM vectors, so m(i, g) = v_i . mean_s
+    v_s: per resample, one mean vector per group and one RDM's vector at a time. Memory beyond the
+    inputs: O(P) for the resample's positions and weights, (G + 3) x P x 8 B of vectors
+    (N (N + 1) / 2 entries and cov_vector's O(N^2) transients for cosine_cov, corr_cov),
+    n_boot x K x G x 8 B for the samples; work O((K + sum S) P log P)
+    per resample (O(K sum S P log P) for kendall_tau_a), against O(K^2 P) of the matrix bootstrap.
+    """
+    uppers = condensed_rdms(rdms)
+    groups = [condensed_rdms(s) for s in groups]
+    _check_rdms(np.concatenate([uppers[:1], uppers[:1]]), method, CHUNK_BYTES)  # the method, N >= 3
+    n = _stimuli(uppers.shape[1])
+    check_finite(uppers, "RDM entries")
+    for g, s in enumerate(groups):
+        if s.shape[1] != uppers.shape[1] or s.shape[0] < 1:
+            raise ValueError(f"group {g}: subject RDMs of shape {s.shape} do not match the RDMs' {uppers.shape}")
+        check_finite(s, f"subject RDMs of group {g}")
+    if not groups:
+        raise ValueError("need at least one group of subject RDMs")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    k, p = uppers.shape
+    whole = method in WHOLE_METHODS
+
+    def means(counts=None, draws=None) -> np.ndarray:
+        if whole:
+            where, same = _cov_resample(draws, p)
+
+            def make(u):
+                x = u[where]
+                x[same] = 0.0
+                try:
+                    return measures.cov_vector(x, method)
+                except measures.DegenerateInputError as exc:
+                    raise DegenerateRDMError(str(exc)) from None
+
+            return _subject_means(uppers, groups, make)
+        pos, w = _weighted_pairs(counts, n, _chunk(1, CHUNK_BYTES))
+        if method == "kendall_tau_a":
+            return _kendall_means(uppers, groups, np.repeat(pos, w.astype(np.int64)))
+        total = float(w.sum())
+        return _subject_means(uppers, groups, lambda u: _weighted_unit(u[pos], w, total, method))
+
+    estimate = means(np.ones(n, dtype=np.int64), np.arange(n))
+    rng = np.random.default_rng(seed)
+    samples = np.full((n_boot, k, len(groups)), np.nan)
+    for b in range(n_boot):
+        if whole:
+            draws = np.sort(rng.integers(0, n, n))
+            if np.unique(draws).size < 3:
+                continue
+            args = (None, draws)
+        else:
+            counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.int64)
+            if (n * n - int(counts @ counts)) // 2 < 2:
+                continue
+            args = (counts, None)
+        try:
+            samples[b] = means(*args)
+        except DegenerateRDMError:
+            continue
+    valid = ~np.isnan(samples[:, 0, 0])
+    n_valid = int(valid.sum())
+    if n_valid < 2:
+        raise ValueError(f"only {n_valid} of {n_boot} resamples gave non-degenerate RDMs; too few stimuli ({n})?")
+    lower, upper = np.percentile(samples[valid], [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    return SubjectBootstrap(lower, upper, estimate, n_valid)

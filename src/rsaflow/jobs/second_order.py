@@ -419,7 +419,7 @@ def _subject_vectors(uppers: np.ndarray, method: str):
     return None
 
 
-def group_ceilings(records: list[dict], method: str) -> dict:
+def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int = 0, ci: float = 0.95) -> dict:
     """Noise ceilings of the external groups among ``records`` and every RDM's similarity to their subjects.
 
     A group is an external RDM file with dataset ``subjects`` (S, P) (rsaflow.jobs.external_rdm).
@@ -429,8 +429,15 @@ def group_ceilings(records: list[dict], method: str) -> dict:
     mean_s sim(RDM_i, RDM_s) and ``subject_similarity_sem[i, g]`` = std_s (ddof 0) / sqrt(S): the
     quantity the ceiling bounds and its error, as rsatoolbox's ``eval_fixed``. NaN (0 for
     n_subjects) elsewhere. Empty (nothing written) when no group joined, or for a method without
-    a noise ceiling (rsaflow.measures.NOISE_CEILING_METHODS; cka: externals do not join).
+    a noise ceiling (rsaflow.measures.NOISE_CEILING_METHODS; the activation measures: externals do not join).
     Memory: the groups' subjects (8 sum S P) plus one RDM's vector at a time; O(K sum S P) work.
+
+    With ``n_boot`` > 0 (config ``bootstrap``), also ``subject_similarity_ci_lower`` and
+    ``subject_similarity_ci_upper`` (K, K, NaN outside group columns): the percentile interval
+    ``ci`` of subject_similarity[i, g] over ``n_boot`` resamples of the stimuli,
+    rsaflow.inference.bootstrap_subject_similarity, with the same draws (``seed``) as the matrix's
+    ``ci_lower``/``ci_upper``. Adds the K condensed RDMs (8 K P, as the matrix bootstrap holds)
+    and (G + 3) x 8 P of vectors; O((K + sum S) P log P) work per resample.
     """
     from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling, rdm_similarity
     from rsaflow.results import read_rdm, read_subjects
@@ -463,6 +470,17 @@ def group_ceilings(records: list[dict], method: str) -> dict:
                 sims = vectors[g] @ vx[0]
             out["subject_similarity"][i, g] = sims.mean()
             out["subject_similarity_sem"][i, g] = sims.std() / np.sqrt(sims.size)
+    if n_boot:
+        from rsaflow.inference import bootstrap_subject_similarity
+
+        cols = list(groups)
+        log.info("bootstrap of the subject similarities: %d resamples of the stimuli", n_boot)
+        boot = bootstrap_subject_similarity(_condensed_stack(records), [groups[g] for g in cols], method, n_boot,
+                                            seed, ci)
+        for name, values in (("subject_similarity_ci_lower", boot.lower), ("subject_similarity_ci_upper", boot.upper)):
+            out[name] = np.full((k, k), np.nan)
+            out[name][:, cols] = values
+        log.info("bootstrap of the subject similarities: %d of %d resamples valid", boot.n_valid, n_boot)
     return out
 
 
@@ -501,7 +519,8 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
         "depth": np.array([r["depth"] for r in records], dtype=np.int64),
         "models": np.array([r["model"] for r in records], dtype=object),
     }
-    datasets.update(group_ceilings(records, method))
+    datasets.update(group_ceilings(records, method, spec.get("bootstrap", 0), spec.get("seed", 0),
+                                   spec.get("ci", 0.95)))
     if inference:
         from rsaflow.inference import bootstrap_second_order, permutation_test
 
