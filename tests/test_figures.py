@@ -237,3 +237,16 @@ def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
     assert reads.count(True) == figures.MAX_PANELS and reads.count(False) == 18
     draw_stimulus_grid(tmp_path / "stimuli.h5", tmp_path / "grid.png")
     assert (tmp_path / "rdms.pdf").exists() and (tmp_path / "grid.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("method, label", [("spearman", "1 - spearman similarity"),
+                                           ("cka_rbf", "1 - cka_rbf similarity"),
+                                           ("shape", "shape distance (radians)")])
+def test_heatmap_and_mds_say_what_the_value_is(method, label):
+    """The colour bar, the pairs axis and the MDS title name the matrix's quantity: the shape angle
+    (rsaflow.compare.dissimilarity: arccos of the similarity) is not 1 - a similarity."""
+    result = {**result_of({"a": 3}, ["V1"], inference=True), "method": method}
+    fig = figures.second_order_heatmap_figure(result)
+    assert fig.axes[1].get_xlabel() == label  # the pairs panel
+    assert label in [ax.get_ylabel() for ax in fig.axes[2:]]  # the colour bar
+    assert f"({label})" in figures.mds_figure(result, seed=0).axes[0].get_title()

@@ -69,7 +69,7 @@ RERUNS: dict[str, frozenset] = {
     "rdm.py": rules("rdm"),
     "external.py": rules("external_rdm"),
     "compare.py": RDM_WRITERS,
-    "methods.py": RDM_WRITERS,
+    "methods.py": RDM_WRITERS | FIGURES,  # the registry; figures label the matrix by it (dissimilarity_label)
     "rdmfile.py": RDM_WRITERS,
     "inference.py": rules("second_order"),
     "measures.py": rules("kernel", "second_order"),  # kernels; the noise ceilings of external groups

@@ -77,6 +77,14 @@ def method_info(name: str) -> MethodInfo:
         raise ValueError(f"unknown comparison method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
+def dissimilarity_label(method: str) -> str:
+    """What a second-order matrix entry of ``method`` is, for axis and colour-bar labels: the
+    angle ``"shape distance (radians)"`` for ``shape`` (arccos of its similarity), else
+    ``"1 - <method> similarity"`` (as :func:`rsaflow.compare.dissimilarity` computes them)."""
+    method_info(method)
+    return "shape distance (radians)" if method == "shape" else f"1 - {method} similarity"
+
+
 def artifact_spec(method: str, params: dict) -> dict:
     """What the per-layer artifact of an activation ``method`` computes (its job's config slice).
 
