@@ -14,4 +14,5 @@ with job(snakemake):
         snakemake.params.code,
         out_inference=snakemake.output.inference,
         out_pairs=snakemake.output.pairs,
+        tile_paths=snakemake.input.tiles,
     )

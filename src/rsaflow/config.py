@@ -150,6 +150,10 @@ def analyses(config: dict) -> dict:
                 raise ConfigError(f"{where}.{key}", f"{spec['method']} compares activations, and bootstrap and "
                                                     "permutations resample RDMs; set it to 0, or use an RDM method "
                                                     f"({', '.join(m for m, i in METHODS.items() if i.inference)})")
+        if spec.get("tiles") and (spec.get("bootstrap") or spec.get("permutations")):
+            where = "compare" if name == MAIN else f"analyses.{name}"
+            raise ConfigError(f"{where}.tiles", "bootstrap and permutations resample all K RDMs in one job; set tiles "
+                                                "to 0, or bootstrap and permutations to 0")
     return out
 
 

@@ -19,6 +19,7 @@ from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
+from rsaflow.jobs.second_order_tile import tile_members  # noqa: E402
 from rsaflow.measures import NOISE_CEILING_METHODS  # noqa: E402
 from rsaflow.methods import METRICS  # noqa: E402
 
@@ -158,6 +159,13 @@ def external_rdm_spec(wildcards):
     return rsacfg.dumps(EXTERNAL[wildcards.name])
 
 
+def tile_spec(wildcards):
+    """A tile's slice: what its similarities depend on (not inference, not the tile count)."""
+    spec = rsacfg.analysis_slice(ANALYSES[wildcards.analysis])
+    drop = ("bootstrap", "permutations", "ci", "seed", "tiles")
+    return rsacfg.dumps({k: v for k, v in spec.items() if k not in drop})
+
+
 def second_order_spec(wildcards):
     return rsacfg.dumps(rsacfg.analysis_slice(ANALYSES[wildcards.analysis]))
 
@@ -218,14 +226,47 @@ def kernel_spec(wildcards):
     )
 
 
-def second_order_inputs(wildcards):
-    """An analysis's RDMs plus the external ones, or its per-layer activation artifacts."""
-    spec = ANALYSES[wildcards.analysis]
+def labelled_inputs(analysis):
+    """(label, file) of every input of an analysis, labelled as the second order labels them:
+    its RDMs plus the external ones, or its per-layer activation artifacts."""
+    spec = ANALYSES[analysis]
     if spec["artifact"] != "rdm":
-        return [kernel_path(spec["kernel"], m, l) for m, l in BRANCHES]
-    return rdm_files(spec["metric"]) + (
-        external_files() if spec["joins_external"] else []
-    )
+        return [(f"{m}/{l}", kernel_path(spec["kernel"], m, l)) for m, l in BRANCHES]
+    out = [(f"{m}/{l}", rdm_path(spec["metric"], m, l)) for m, l in BRANCHES]
+    if spec["joins_external"]:
+        out += [(f"external/{n}", external_rdm_path(n)) for n in sorted(EXTERNAL)]
+    return out
+
+
+def second_order_inputs(wildcards):
+    return [path for _, path in labelled_inputs(wildcards.analysis)]
+
+
+# compare.tiles: B >= 1 splits an analysis's K x K matrix into tile jobs over B blocks of inputs,
+# each input's block a hash of its label (rsaflow.jobs.second_order_tile), so adding an input
+# changes the inputs of its block's tiles only.
+def tile_blocks(analysis):
+    """Each block's input files, in block order (empty blocks stay empty)."""
+    labelled = labelled_inputs(analysis)
+    members = tile_members([lab for lab, _ in labelled], ANALYSES[analysis]["tiles"])
+    return [[labelled[i][1] for i in block] for block in members]
+
+
+def tile_files(wildcards):
+    """The tiles (i <= j, both blocks non-empty) the second order assembles; none when tiles is 0."""
+    if not ANALYSES[wildcards.analysis]["tiles"]:
+        return []
+    full = [i for i, b in enumerate(tile_blocks(wildcards.analysis)) if b]
+    return [
+        second_order_path(f"tiles/{i}_{j}.h5", wildcards.analysis)
+        for n, i in enumerate(full)
+        for j in full[n:]
+    ]
+
+
+def tile_inputs(wildcards):
+    blocks = tile_blocks(wildcards.analysis)
+    return {"rows": blocks[int(wildcards.i)], "cols": blocks[int(wildcards.j)]}
 
 
 def n_stimuli_estimate():
@@ -256,27 +297,50 @@ def kernel_mem_mb(wildcards, attempt):
     )
 
 
-def second_order_mem_mb(wildcards, attempt):
-    """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
-    open RDM file (K) + 300 MB;
+def method_mem_mb(spec, n):
+    """What a method adds to a second-order or tile job beyond its chunks (MB), N stimuli:
     kendall_tau_a ~10 x 8 P for two vectors and the sort; shape, bures ~6 x 8 N^2 (two factors
     and an SVD); cosine_cov, corr_cov ~8 x 8 N^2 (one whole-RDM vector and its transients
-    beside the chunk_mb / 2 of row vectors); inference all K condensed vectors
-    plus the (K, N, N) RDMs it takes, x2 for its resamples. P = N (N - 1) / 2."""
+    beside the chunk_mb / 2 of row vectors). P = N (N - 1) / 2."""
+    if spec["method"] == "kendall_tau_a":
+        return 10 * 8 * n * (n - 1) / 2 / 1e6
+    if spec["artifact"] == "shape":
+        return 6 * 8 * n * n / 1e6
+    if spec["method"] in ("cosine_cov", "corr_cov"):
+        return 8 * 8 * n * n / 1e6
+    return 0
+
+
+def second_order_mem_mb(wildcards, attempt):
+    """Streaming second order (rsaflow.jobs.second_order): chunk_mb + 48 K^2 B + 0.6 MB per
+    open RDM file (K) + 300 MB + method_mem_mb; inference all K condensed vectors plus the
+    (K, N, N) RDMs it takes, x2 for its resamples. Assembling tiles: 300 MB + 48 K^2 B.
+    """
     spec = ANALYSES[wildcards.analysis]
     n = n_stimuli_estimate()
-    k = len(BRANCHES) + (len(EXTERNAL) if spec["joins_external"] else 0)
+    k = len(labelled_inputs(wildcards.analysis))
+    if spec["tiles"]:
+        return int(300 + 48 * k * k / 1e6 + 0.6 * k) * attempt
     p = n * (n - 1) / 2
-    mb = 300 + spec.get("chunk_mb", 256) + 48 * k * k / 1e6 + 0.6 * k
-    if spec["method"] == "kendall_tau_a":
-        mb += 10 * 8 * p / 1e6
-    elif spec["artifact"] == "shape":
-        mb += 6 * 8 * n * n / 1e6
-    elif spec["method"] in ("cosine_cov", "corr_cov"):
-        mb += 8 * 8 * n * n / 1e6
+    mb = 300 + spec["chunk_mb"] + 48 * k * k / 1e6 + 0.6 * k + method_mem_mb(spec, n)
     if spec["bootstrap"] or spec["permutations"]:
         mb += (8 * k * p + 2 * 8 * k * n * n) / 1e6
     return int(mb) * attempt
+
+
+def tile_mem_mb(wildcards, attempt):
+    """A tile of R x C inputs: chunk_mb + 3 x 8 R C B + 0.6 MB per open file + 300 MB + method_mem_mb."""
+    spec = ANALYSES[wildcards.analysis]
+    rows, cols = tile_inputs(wildcards).values()
+    mb = 300 + spec["chunk_mb"] + 24 * len(rows) * len(cols) / 1e6
+    return (
+        int(
+            mb
+            + 0.6 * (len(rows) + len(cols))
+            + method_mem_mb(spec, n_stimuli_estimate())
+        )
+        * attempt
+    )
 
 
 def all_outputs():

@@ -484,14 +484,42 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
     return out
 
 
+def _similarities(records: list[dict], method: str, code: str, chunk_bytes: int, out_pairs, store_root):
+    """K x K similarities of ``records`` (one job: :func:`pairwise_similarities` of the distinct contents)."""
+    keys = [_content_key(r) for r in records]
+    unique = list(dict.fromkeys(keys))  # identical content twice: compare it once
+    first = {key: r["path"] for key, r in zip(reversed(keys), reversed(records))}
+    log.info("second order (%s) of %d RDMs (%d distinct), chunks of %d MB", method, len(records), len(unique),
+             chunk_bytes >> 20)
+    usim = pairwise_similarities([first[key] for key in unique], unique, method, code, chunk_bytes, out_pairs,
+                                 store_root)
+    pos = np.array([unique.index(key) for key in keys])
+    return usim[np.ix_(pos, pos)]
+
+
+def _assembled(records: list[dict], tile_paths, method: str, code: str, digest: str, out_pairs):
+    """K x K similarities from the tile files of rsaflow.jobs.second_order_tile; ``out_pairs`` gets
+    them as a ``pairs`` file (not a store object: the tiles are the stored products)."""
+    from rsaflow.jobs.second_order_tile import assemble
+
+    sim = assemble(records, tile_paths, method, digest)
+    log.info("second order (%s) of %d RDMs assembled from %d tiles", method, len(records), len(tile_paths))
+    if out_pairs is not None:
+        keys = np.array([_content_key(r) for r in records], dtype=object)
+        h5io.write_h5(out_pairs, PAIRS_KIND, {"content_keys": keys, "similarity": sim},
+                      {"method": method, "code_sha256": code})
+    return sim
+
+
 def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_inference=None,
-                       out_pairs=None, store_root=None) -> tuple[np.ndarray, list[str]]:
+                       out_pairs=None, store_root=None, tile_paths=None) -> tuple[np.ndarray, list[str]]:
     """1 - similarity (``spec['method']``) between every pair of RDMs, rows sorted by label.
 
     Streams the files in chunks of ``spec['chunk_mb']`` MB (default 256) and reuses stored pairwise
     similarities (see the module docstring). Writes ``out_h5`` (matrix, labels, depth, models and
     the inference arrays), ``out_tsv`` (the matrix), ``out_inference`` (long-format TSV, when
-    given) and ``out_pairs`` (this run's ``pairs`` store object, when given).
+    given) and ``out_pairs`` (this run's ``pairs`` store object, when given). With ``tile_paths``
+    (``compare.tiles``) the similarities are assembled from those tiles instead of computed.
     """
     method = spec["method"]
     inference = spec.get("bootstrap", 0) or spec.get("permutations", 0)
@@ -503,15 +531,10 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
         raise ValueError(f"duplicate RDM labels: {labels}")
     digest = check_same_stimuli(records)
     code = base_attrs(spec, code_files)["code_sha256"]
-    keys = [_content_key(r) for r in records]
-    unique = list(dict.fromkeys(keys))  # identical content twice: compare it once
-    first = {key: r["path"] for key, r in zip(reversed(keys), reversed(records))}
-    log.info("second order (%s) of %d RDMs (%d distinct), chunks of %d MB", method, len(labels), len(unique),
-             chunk_bytes >> 20)
-    usim = pairwise_similarities([first[key] for key in unique], unique, method, code, chunk_bytes, out_pairs,
-                                 store_root)
-    pos = np.array([unique.index(key) for key in keys])
-    sim = usim[np.ix_(pos, pos)]
+    if tile_paths:
+        sim = _assembled(records, tile_paths, method, code, digest, out_pairs)
+    else:
+        sim = _similarities(records, method, code, chunk_bytes, out_pairs, store_root)
     matrix = to_dissimilarity(sim, method)
     datasets = {
         "matrix": matrix,
