@@ -23,7 +23,7 @@ SRC = REPO / "src"
 PACKAGE = SRC / "rsaflow"
 
 #: The rules that run library code, in pipeline order (each has scripts/<rule>.py).
-RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "kernel", "external_rdm", "second_order",
+RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "kernel", "external_rdm", "second_order", "second_order_tile",
          "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure", "brain_figure",
          "export_rsatoolbox", "effective_config")
 ALL = frozenset(RULES)
@@ -34,9 +34,11 @@ RDM_FIGURES = frozenset({"rdm_figure", "stimulus_mds_figure"})
 SECOND_ORDER_FIGURES = frozenset({"second_order_figure", "mds_figure", "brain_figure"})
 PER_LAYER = frozenset({"rdm", "kernel", "external_rdm"})
 #: Rules that read RDM or second-order files (through rsaflow.results, the one reader module).
-READERS = frozenset({"second_order", "export_rsatoolbox"}) | RDM_FIGURES | SECOND_ORDER_FIGURES
+#: The second order and its tiles: one closure (the job assembles tiles, a tile runs the job's block code).
+SECOND_ORDER = frozenset({"second_order", "second_order_tile"})
+READERS = SECOND_ORDER | {"export_rsatoolbox"} | RDM_FIGURES | SECOND_ORDER_FIGURES
 #: Rules that write RDM files or compare them (rsaflow.rdmfile: the file format and its vectors).
-RDM_WRITERS = PER_LAYER | {"second_order"}
+RDM_WRITERS = PER_LAYER | SECOND_ORDER
 
 
 def rules(*names: str) -> frozenset:
@@ -61,8 +63,8 @@ RERUNS: dict[str, frozenset] = {
     "extract.py": rules("activations"),
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
-    "provenance.py": rules("stimuli", "activations", "rdm", "kernel", "external_rdm", "second_order"),
-    "finite.py": rules("activations", "rdm", "external_rdm", "second_order", "export_rsatoolbox"),
+    "provenance.py": rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER,
+    "finite.py": rules("activations", "rdm", "external_rdm", "export_rsatoolbox") | SECOND_ORDER,
     "store.py": RDM_WRITERS,
     # The science, each with the rules that compute with it.
     "stimuli.py": rules("stimuli"),
@@ -71,8 +73,8 @@ RERUNS: dict[str, frozenset] = {
     "compare.py": RDM_WRITERS,
     "methods.py": RDM_WRITERS | FIGURES,  # the registry; figures label the matrix by it (dissimilarity_label)
     "rdmfile.py": RDM_WRITERS,
-    "inference.py": rules("second_order"),
-    "measures.py": rules("kernel", "second_order"),  # kernels; the noise ceilings of external groups
+    "inference.py": SECOND_ORDER,
+    "measures.py": rules("kernel") | SECOND_ORDER,  # kernels; the noise ceilings of external groups
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
@@ -84,7 +86,8 @@ RERUNS: dict[str, frozenset] = {
     "jobs/rdm.py": rules("rdm"),
     "jobs/kernel.py": rules("kernel"),
     "jobs/external_rdm.py": rules("external_rdm"),
-    "jobs/second_order.py": rules("second_order"),
+    "jobs/second_order.py": SECOND_ORDER,
+    "jobs/second_order_tile.py": SECOND_ORDER,
     "jobs/figure_inputs.py": RDM_FIGURES,
     "jobs/rdm_figure.py": rules("rdm_figure"),
     "jobs/stimulus_mds_figure.py": rules("stimulus_mds_figure"),
