@@ -1,12 +1,18 @@
 """New comparison measures (rsaflow.measures) against independent references.
 
-References: rsatoolbox (installed) for cosine_cov, corr_cov, bures and noise ceilings; a line-by-line
-reimplementation of thingsvision's NumPy CKA (thingsvision 2.7.3, thingsvision/core/cka/cka_numpy.py:
-thingsvision itself pins tensorflow<2.16, numpy<2 and torchvision==0.15.2, so it cannot share this
-environment) plus Song et al. (2012)'s explicit unbiased HSIC formula; shape metrics against their
+References: rsatoolbox (installed) for cosine_cov, corr_cov, bures and noise ceilings; thingsvision's
+own NumPy CKA (thingsvision 2.7.3, thingsvision/core/cka/cka_numpy.py, imported from its wheel:
+thingsvision itself pins tensorflow<2.16, numpy<2 and torchvision==0.15.2, so it cannot be installed
+in this environment) plus Song et al. (2012)'s explicit unbiased HSIC formula; shape metrics against their
 definition computed on the activations with scipy.linalg.svd and scipy.linalg.orthogonal_procrustes.
 Tolerance 1e-8: every computation is float64 on N <= 40 stimuli, so rounding stays near 1e-13.
 """
+
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +20,8 @@ from scipy.linalg import orthogonal_procrustes, svd
 from scipy.stats import ortho_group
 
 from rsaflow import measures as ms
+
+REPO = Path(__file__).resolve().parents[1]
 
 TOL = 1e-8
 SEEDS = range(5)
@@ -28,43 +36,46 @@ def _pair(seed: int, n: int = 30):
     return x, y
 
 
-# --- thingsvision's CKANumPy, step by step -----------------------------------------------------
+# --- thingsvision's own CKANumPy, loaded from its wheel ------------------------------------------
+# thingsvision 2.7.3 pins tensorflow<2.16, numpy<2 and torchvision==0.15.2, so it cannot be installed
+# beside this project; its CKA needs only numpy (and torch for type hints). .ci/run downloads the
+# wheel (no dependencies) into .ci/wheels/; the two CKA modules are imported from it as they are.
+TV_VERSION = "2.7.3"
+TV_FILES = ("cka_base.py", "cka_numpy.py")
 
 
-def _tv_kernel(x, kernel, sigma_frac):
-    gx = x @ x.T
-    if kernel == "linear":
-        return gx
-    kx = np.diag(gx) - gx + (np.diag(gx) - gx).T
-    sigma = sigma_frac * np.sqrt(np.median(kx[kx != 0]))  # sigma=None is sigma_frac=1
-    kx *= -0.5 / sigma**2
-    return np.exp(kx)
+def _thingsvision_wheel(tmp: Path) -> Path:
+    found = sorted((REPO / ".ci" / "wheels").glob(f"thingsvision-{TV_VERSION}-*.whl"))
+    if found:
+        return found[0]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"thingsvision=={TV_VERSION}", "-d", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    found = sorted(tmp.glob("thingsvision-*.whl"))
+    if proc.returncode or not found:
+        pytest.skip(f"thingsvision {TV_VERSION} wheel not in .ci/wheels/ and not downloadable: {proc.stderr[-300:]}")
+    return found[0]
 
 
-def _tv_centering(k, unbiased):
-    if unbiased:
-        n = k.shape[0]
-        np.fill_diagonal(k, 0.0)
-        means = np.sum(k, axis=0, dtype=np.float64) / (n - 2)
-        means -= np.sum(means) / (2 * (n - 1))
-        k -= means[:, None]
-        k -= means[None, :]
-        np.fill_diagonal(k, 0.0)
-    else:
-        means = np.mean(k, axis=0, dtype=np.float64)
-        means -= np.mean(means) / 2
-        k -= means[:, None]
-        k -= means[None, :]
-    return k
+@pytest.fixture(scope="module")
+def tv_cka(tmp_path_factory):
+    """thingsvision's ``CKANumPy`` class, from thingsvision/core/cka/ of the released wheel."""
+    tmp = tmp_path_factory.mktemp("thingsvision")
+    package = tmp / "tv_cka"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    with zipfile.ZipFile(_thingsvision_wheel(tmp)) as z:
+        for name in TV_FILES:
+            (package / name).write_bytes(z.read(f"thingsvision/core/cka/{name}"))
+    sys.path.insert(0, str(tmp))
+    try:
+        return importlib.import_module("tv_cka.cka_numpy").CKANumPy
+    finally:
+        sys.path.remove(str(tmp))
 
 
-def _tv_cka(x, y, kernel="linear", unbiased=False, sigma_frac=1.0):
-    def hsic(a, b):
-        ka = _tv_centering(_tv_kernel(a, kernel, sigma_frac), unbiased)
-        kb = _tv_centering(_tv_kernel(b, kernel, sigma_frac), unbiased)
-        return np.sum(ka * kb)
-
-    return hsic(x, y) / np.sqrt(hsic(x, x) * hsic(y, y))
+def _median_sq(x):
+    d = ms.sq_distances(x @ x.T)
+    return np.median(d[np.triu_indices_from(d, 1)])
 
 
 def _song_hsic_u(k, l):
@@ -83,10 +94,10 @@ def _song_hsic_u(k, l):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
-def test_linear_cka_matches_thingsvision(seed, debiased):
+def test_linear_cka_matches_thingsvision(tv_cka, seed, debiased):
     x, y = _pair(seed)
     ours = ms.cka_debiased(x @ x.T, y @ y.T) if debiased else ms.cka(x @ x.T, y @ y.T)
-    assert abs(ours - _tv_cka(x, y, "linear", debiased)) < TOL
+    assert abs(ours - tv_cka(m=x.shape[0], kernel="linear", unbiased=debiased).compare(x, y)) < TOL
     if debiased:
         k, l = x @ x.T, y @ y.T
         song = _song_hsic_u(k, l) / np.sqrt(_song_hsic_u(k, k) * _song_hsic_u(l, l))
@@ -96,10 +107,18 @@ def test_linear_cka_matches_thingsvision(seed, debiased):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
 @pytest.mark.parametrize("sigma_frac", [1.0, 0.8, 0.3])
-def test_rbf_cka_matches_thingsvision(seed, debiased, sigma_frac):
+def test_rbf_cka_matches_thingsvision(tv_cka, seed, debiased, sigma_frac):
     x, y = _pair(seed, n=31 + seed)  # odd and even numbers of pairs (median of two middles)
     ours = ms.cka_rbf(x @ x.T, y @ y.T, sigma_frac=sigma_frac, debiased=debiased)
-    assert abs(ours - _tv_cka(x, y, "rbf", debiased, sigma_frac)) < TOL
+    if sigma_frac == 1.0:  # thingsvision's sigma=None: each representation its own median bandwidth
+        theirs = tv_cka(m=x.shape[0], kernel="rbf", unbiased=debiased, sigma=None).compare(x, y)
+    else:  # one sigma for both: scale y to x's median distance (RBF CKA with a median-relative
+        # bandwidth is invariant to scaling either representation), then sigma = frac sqrt(median)
+        y = y * np.sqrt(_median_sq(x) / _median_sq(y))
+        sigma = sigma_frac * np.sqrt(_median_sq(x))
+        theirs = tv_cka(m=x.shape[0], kernel="rbf", unbiased=debiased, sigma=sigma).compare(x, y)
+        assert abs(ms.cka_rbf(x @ x.T, y @ y.T, sigma_frac=sigma_frac, debiased=debiased) - ours) < TOL
+    assert abs(ours - theirs) < TOL
 
 
 def test_debiased_cka_is_near_zero_for_independent_representations():
