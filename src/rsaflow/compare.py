@@ -26,7 +26,7 @@ cka             linear CKA of the ACTIVATIONS X (N x M), Y (N x M'), not of RDMs
 ==============  =============================================================================
 
 Aggregation. Each RDM (layer, for cka) is reduced once by :func:`per_rdm_vector`
-(:func:`per_layer_vector` for cka) so that the K x K similarity matrix is one matrix product
+(:func:`centered_gram_unit` for cka) so that the K x K similarity matrix is one matrix product
 V V^T (:func:`aggregate`); adding one RDM costs one reduction, not K comparisons. What is stored
 per RDM:
 
@@ -278,11 +278,6 @@ def centered_gram_unit(activations, block: int = 4096) -> np.ndarray:
     return (gram / norm).ravel()
 
 
-def per_layer_vector(activations, block: int = 4096) -> np.ndarray:
-    """What the per-layer job stores for cka: :func:`centered_gram_unit` of the activations."""
-    return centered_gram_unit(activations, block)
-
-
 def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
     """K x K similarities s(a, b) (unclipped; diagonal as computed) from stored per-RDM vectors
     (per-layer, cka) or, for kendall_tau_a, raw upper triangles."""
@@ -305,7 +300,7 @@ def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
 
 def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
     """K x K second-order dissimilarity 1 - s(a, b) from the rows of ``vectors``: what
-    :func:`per_rdm_vector` (:func:`per_layer_vector` for cka) stored, or the raw upper triangles
+    :func:`per_rdm_vector` (:func:`centered_gram_unit` for cka) stored, or the raw upper triangles
     for kendall_tau_a.
 
     One matrix product, except kendall_tau_a (K (K - 1) / 2 O(n log n) comparisons). Clipped to
@@ -343,10 +338,10 @@ def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
 
 def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") -> np.ndarray:
     """Second-order dissimilarity 1 - s(a, b) between the RDMs given by their upper triangles
-    (any method but cka, which needs activations: use per_layer_vector + aggregate)."""
+    (any method but cka, which needs activations: use centered_gram_unit + aggregate)."""
     if method == "cka":
         raise ValueError("cka compares activations, not RDMs: "
-                         "use aggregate(np.stack([per_layer_vector(X) ...]), 'cka')")
+                         "use aggregate(np.stack([centered_gram_unit(X) ...]), 'cka')")
     _check_method(method)
     sizes = {len(v) for v in upper_triangles}
     if len(sizes) > 1:

@@ -456,22 +456,11 @@ def permutation_test(rdms: np.ndarray, method: str = "spearman", n_perm: int = 1
     rng = np.random.default_rng(seed)
     count = np.zeros(a_idx.size, dtype=np.int64)
     if method == "kendall_tau_a":
-        ones = np.ones(p)
-        observed = _similarity(uppers, np.arange(p, dtype=np.int64), ones, method, chunk_bytes)
+        observed = _similarity(uppers, np.arange(p, dtype=np.int64), np.ones(p), method, chunk_bytes)
         ties = [tied_pairs(uppers[a]) for a in range(k)]
         threshold = observed[a_idx, b_idx] - PERM_ATOL
         for _ in range(n_perm):
-            perm = rng.permutation(n)
-            moved = np.concatenate([_moved(np.arange(s, min(s + chunk, p), dtype=np.int64), perm, n)
-                                    for s in range(0, p, chunk)])
-            null = np.empty(a_idx.size)
-            t = 0
-            for a in range(k - 1):
-                permuted = uppers[a, moved]
-                for b in range(a + 1, k):
-                    null[t] = kendall_tau_a(permuted, uppers[b], ties[a], ties[b])
-                    t += 1
-            count += null >= threshold
+            count += _kendall_null(uppers, rng.permutation(n), ties, chunk) >= threshold
     elif method in WHOLE_METHODS:
         try:
             cov = np.stack([measures.cov_vector(u, method) for u in uppers])
@@ -493,6 +482,19 @@ def permutation_test(rdms: np.ndarray, method: str = "spearman", n_perm: int = 1
     pv = np.full((k, k), np.nan)
     pv[a_idx, b_idx] = pv[b_idx, a_idx] = (1.0 + count) / (1.0 + n_perm)
     return PermutationResult(pv, observed)
+
+
+def _kendall_null(uppers: np.ndarray, perm: np.ndarray, ties: list, chunk: int) -> np.ndarray:
+    """tau-a of (a relabelled by ``perm``, b) for every pair a < b (``np.triu_indices`` order)."""
+    k, p = uppers.shape
+    n = perm.size
+    moved = np.concatenate([_moved(np.arange(s, min(s + chunk, p), dtype=np.int64), perm, n)
+                            for s in range(0, p, chunk)])
+    null = []
+    for a in range(k - 1):
+        permuted = uppers[a, moved]
+        null += [kendall_tau_a(permuted, uppers[b], ties[a], ties[b]) for b in range(a + 1, k)]
+    return np.array(null)
 
 
 def _moved(pos: np.ndarray, perm: np.ndarray, n: int) -> np.ndarray:
@@ -590,6 +592,53 @@ def _cov_resample(draws: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     return _position(si, np.where(same, (si + 1) % n, sj), n), same
 
 
+def _checked_groups(rdms, groups, method: str, ci: float, n_boot: int) -> tuple[np.ndarray, list, int]:
+    """(K, P) RDMs, the groups' (S_g, P) subject RDMs and N, checked for :func:`bootstrap_subject_similarity`."""
+    uppers = condensed_rdms(rdms)
+    groups = [condensed_rdms(s) for s in groups]
+    _check_rdms(np.concatenate([uppers[:1], uppers[:1]]), method, CHUNK_BYTES)  # the method, N >= 3
+    check_finite(uppers, "RDM entries")
+    for g, s in enumerate(groups):
+        if s.shape[1] != uppers.shape[1] or s.shape[0] < 1:
+            raise ValueError(f"group {g}: subject RDMs of shape {s.shape} do not match the RDMs' {uppers.shape}")
+        check_finite(s, f"subject RDMs of group {g}")
+    if not groups:
+        raise ValueError("need at least one group of subject RDMs")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    return uppers, groups, _stimuli(uppers.shape[1])
+
+
+def _resample_means(uppers: np.ndarray, groups: list, method: str, n: int):
+    """means(counts, draws) -> (K, G) mean similarities to the groups' subjects on one resample:
+    ``counts`` (times each stimulus was drawn) for the vector methods and kendall_tau_a, the sorted
+    ``draws`` for cosine_cov and corr_cov (see :func:`bootstrap_subject_similarity`)."""
+    p = uppers.shape[1]
+
+    def means(counts=None, draws=None) -> np.ndarray:
+        if method in WHOLE_METHODS:
+            where, same = _cov_resample(draws, p)
+
+            def make(u):
+                x = u[where]
+                x[same] = 0.0
+                try:
+                    return measures.cov_vector(x, method)
+                except measures.DegenerateInputError as exc:
+                    raise DegenerateRDMError(str(exc)) from None
+
+            return _subject_means(uppers, groups, make)
+        pos, w = _weighted_pairs(counts, n, _chunk(1, CHUNK_BYTES))
+        if method == "kendall_tau_a":
+            return _kendall_means(uppers, groups, np.repeat(pos, w.astype(np.int64)))
+        total = float(w.sum())
+        return _subject_means(uppers, groups, lambda u: _weighted_unit(u[pos], w, total, method))
+
+    return means
+
+
 def bootstrap_subject_similarity(rdms: np.ndarray, groups, method: str = "spearman", n_boot: int = 1000,
                                  seed: int = 0, ci: float = 0.95) -> SubjectBootstrap:
     """Percentile bootstrap CI of each RDM's mean similarity to each group's subjects.
@@ -615,43 +664,10 @@ def bootstrap_subject_similarity(rdms: np.ndarray, groups, method: str = "spearm
     n_boot x K x G x 8 B for the samples; work O((K + sum S) P log P)
     per resample (O(K sum S P log P) for kendall_tau_a), against O(K^2 P) of the matrix bootstrap.
     """
-    uppers = condensed_rdms(rdms)
-    groups = [condensed_rdms(s) for s in groups]
-    _check_rdms(np.concatenate([uppers[:1], uppers[:1]]), method, CHUNK_BYTES)  # the method, N >= 3
-    n = _stimuli(uppers.shape[1])
-    check_finite(uppers, "RDM entries")
-    for g, s in enumerate(groups):
-        if s.shape[1] != uppers.shape[1] or s.shape[0] < 1:
-            raise ValueError(f"group {g}: subject RDMs of shape {s.shape} do not match the RDMs' {uppers.shape}")
-        check_finite(s, f"subject RDMs of group {g}")
-    if not groups:
-        raise ValueError("need at least one group of subject RDMs")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    k, p = uppers.shape
+    uppers, groups, n = _checked_groups(rdms, groups, method, ci, n_boot)
+    k = uppers.shape[0]
     whole = method in WHOLE_METHODS
-
-    def means(counts=None, draws=None) -> np.ndarray:
-        if whole:
-            where, same = _cov_resample(draws, p)
-
-            def make(u):
-                x = u[where]
-                x[same] = 0.0
-                try:
-                    return measures.cov_vector(x, method)
-                except measures.DegenerateInputError as exc:
-                    raise DegenerateRDMError(str(exc)) from None
-
-            return _subject_means(uppers, groups, make)
-        pos, w = _weighted_pairs(counts, n, _chunk(1, CHUNK_BYTES))
-        if method == "kendall_tau_a":
-            return _kendall_means(uppers, groups, np.repeat(pos, w.astype(np.int64)))
-        total = float(w.sum())
-        return _subject_means(uppers, groups, lambda u: _weighted_unit(u[pos], w, total, method))
-
+    means = _resample_means(uppers, groups, method, n)
     estimate = means(np.ones(n, dtype=np.int64), np.arange(n))
     rng = np.random.default_rng(seed)
     samples = np.full((n_boot, k, len(groups)), np.nan)

@@ -439,8 +439,8 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
     ``ci_lower``/``ci_upper``. Adds the K condensed RDMs (8 K P, as the matrix bootstrap holds)
     and (G + 3) x 8 P of vectors; O((K + sum S) P log P) work per resample.
     """
-    from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling, rdm_similarity
-    from rsaflow.results import read_rdm, read_subjects
+    from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling
+    from rsaflow.results import read_subjects
 
     if method not in NOISE_CEILING_METHODS:
         return {}
@@ -453,13 +453,23 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
                                                             ("subject_similarity", (k, k)),
                                                             ("subject_similarity_sem", (k, k)))}
     out["n_subjects"] = np.zeros(k, dtype=np.int64)
-    vectors = {}
     for g, uppers in groups.items():
         out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g] = noise_ceiling(uppers, method)
         out["n_subjects"][g] = uppers.shape[0]
-        vectors[g] = _subject_vectors(uppers, method)
         log.info("noise ceiling of %s (%d subjects, %s): lower %.4f, upper %.4f", records[g]["label"],
                  uppers.shape[0], method, out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g])
+    _subject_similarities(records, groups, method, out)
+    if n_boot:
+        out.update(_subject_bootstrap(records, groups, method, n_boot, seed, ci))
+    return out
+
+
+def _subject_similarities(records: list[dict], groups: dict, method: str, out: dict) -> None:
+    """Fill ``subject_similarity`` and ``subject_similarity_sem`` (see :func:`group_ceilings`)."""
+    from rsaflow.measures import rdm_similarity
+    from rsaflow.results import read_rdm
+
+    vectors = {g: _subject_vectors(uppers, method) for g, uppers in groups.items()}
     for i, r in enumerate(records):
         x = read_rdm(r["path"])["condensed"]
         vx = _subject_vectors(x[None], method)
@@ -470,17 +480,20 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
                 sims = vectors[g] @ vx[0]
             out["subject_similarity"][i, g] = sims.mean()
             out["subject_similarity_sem"][i, g] = sims.std() / np.sqrt(sims.size)
-    if n_boot:
-        from rsaflow.inference import bootstrap_subject_similarity
 
-        cols = list(groups)
-        log.info("bootstrap of the subject similarities: %d resamples of the stimuli", n_boot)
-        boot = bootstrap_subject_similarity(_condensed_stack(records), [groups[g] for g in cols], method, n_boot,
-                                            seed, ci)
-        for name, values in (("subject_similarity_ci_lower", boot.lower), ("subject_similarity_ci_upper", boot.upper)):
-            out[name] = np.full((k, k), np.nan)
-            out[name][:, cols] = values
-        log.info("bootstrap of the subject similarities: %d of %d resamples valid", boot.n_valid, n_boot)
+
+def _subject_bootstrap(records: list[dict], groups: dict, method: str, n_boot: int, seed: int, ci: float) -> dict:
+    """``subject_similarity_ci_lower`` / ``_ci_upper`` (see :func:`group_ceilings`)."""
+    from rsaflow.inference import bootstrap_subject_similarity
+
+    k, cols = len(records), list(groups)
+    log.info("bootstrap of the subject similarities: %d resamples of the stimuli", n_boot)
+    boot = bootstrap_subject_similarity(_condensed_stack(records), [groups[g] for g in cols], method, n_boot, seed, ci)
+    out = {}
+    for name, values in (("subject_similarity_ci_lower", boot.lower), ("subject_similarity_ci_upper", boot.upper)):
+        out[name] = np.full((k, k), np.nan)
+        out[name][:, cols] = values
+    log.info("bootstrap of the subject similarities: %d of %d resamples valid", boot.n_valid, n_boot)
     return out
 
 
