@@ -65,7 +65,7 @@ def grams(wf):
 
 
 def result(wf, name):
-    with h5py.File(wf.path(f"results/second_order_{name}/matrix.h5")) as f:
+    with h5py.File(wf.path(f"results/second_order/{name}/matrix.h5")) as f:
         return {k: f[k][()] for k in f}, [x.decode() for x in f["labels"][()]]
 
 
@@ -104,7 +104,7 @@ def test_each_parameter_set_has_its_own_per_layer_artifacts_and_bures_shares_pro
 def test_whitened_rdm_measures_against_rsatoolbox_and_inference(done, name, method):
     wf, config = done
     metric = config["analyses"][name].get("metric", "euclidean")
-    folder = "rdms" if metric == "euclidean" else f"rdms_{metric}"
+    folder = f"rdms/{metric}"
     res, labels = result(wf, name)
     assert labels == ["external/brain"] + [f"{m}/{l}" for m, l in BRANCHES]
     paths = [wf.path("results/external/brain.h5")] + [wf.path(f"results/{folder}/{m}/{l}.h5") for m, l in BRANCHES]
@@ -135,7 +135,7 @@ def test_changing_sigma_frac_reruns_only_the_rbf_analysis_and_its_artifacts(done
     assert {out for rule, out in jobs if rule == "kernel"} == {
         f"results/kernels/cka_rbf_sigma_frac-0.25/{m}/{l}.h5" for m, l in BRANCHES}
     assert {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")} == {
-        "results/second_order_rbf/matrix.h5"}
+        "results/second_order/rbf/matrix.h5"}
     assert not {rule for rule, _ in jobs} & {"activations", "rdm", "external_rdm"}
 
 
