@@ -30,7 +30,7 @@ from rsaflow import h5io
 from rsaflow.compare import (
     RAW_METHODS,
     VECTOR_METHODS,
-    average_ranks,
+    ranks_and_ties,
     rho_a_scale,
     tied_pairs,
     unit_params,
@@ -48,12 +48,33 @@ def n_from_pairs(p: int) -> int:
     return n
 
 
-def method_attrs(condensed: np.ndarray, ranks: np.ndarray) -> dict:
+def upper_triangle(square: np.ndarray) -> np.ndarray:
+    """The upper triangle (k=1) of a square RDM in squareform order, copied row by row.
+
+    The same values and dtype as ``square[np.triu_indices(N, k=1)]`` (and as
+    ``rsaflow.rdm.upper_triangle``), without its two int64 index arrays (2 S) and without the copy of
+    the square that ``scipy.spatial.distance.squareform`` makes of a view: the memory is the result's.
+    """
+    square = np.asarray(square)
+    if square.ndim != 2 or square.shape[0] != square.shape[1]:
+        raise ValueError(f"an RDM must be square, got shape {square.shape}")
+    n = square.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=square.dtype)
+    start = 0
+    for i in range(n - 1):
+        out[start : start + n - 1 - i] = square[i, i + 1 :]
+        start += n - 1 - i
+    return out
+
+
+def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = None) -> dict:
     """The per-method scalars stored as attributes (see the module docstring).
 
-    Raises rsaflow.compare.DegenerateRDMError for an RDM some method cannot compare (constant).
+    ``ties``: :func:`rsaflow.compare.tied_pairs` of ``condensed`` when the caller has it (from
+    :func:`rsaflow.compare.ranks_and_ties`). Raises rsaflow.compare.DegenerateRDMError for an RDM
+    some method cannot compare (constant).
     """
-    out = {"tied_pairs": tied_pairs(condensed)}
+    out = {"tied_pairs": tied_pairs(condensed) if ties is None else int(ties)}
     for method in ("pearson", "cosine"):
         out[f"centre_{method}"], out[f"norm_{method}"] = unit_params(condensed, method)
     # spearman: unit_params ranks internally; ranks of ranks are the ranks themselves.
@@ -68,11 +89,13 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -
 
     ``extra``: further datasets (an external group's ``subjects``, rsaflow.jobs.external_rdm).
 
-    Peak memory about 4 S (the values, their ranks and the sort's temporaries).
+    Peak memory about 3 S beside the caller's arrays: the values (S, not copied when float64 and
+    contiguous), their ranks (S) and the sort order (S, freed before the per-method scalars, whose
+    one temporary, a centred copy, is S), plus a few RANK_CHUNK arrays (rsaflow.compare.ranks_and_ties).
     """
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
-    ranks = average_ranks(condensed)
-    scalars = method_attrs(condensed, ranks)
+    ranks, ties = ranks_and_ties(condensed)
+    scalars = method_attrs(condensed, ranks, ties)
     h5io.write_h5(path, "rdm", {**(extra or {}), "condensed": condensed, "ranks": ranks},
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
 

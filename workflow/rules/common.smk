@@ -280,12 +280,17 @@ def n_stimuli_estimate():
 
 
 def rdm_mem_mb(wildcards, attempt):
-    """RDM job: the N x N float64 RDM, then its condensed values, ranks and sort temporaries
-    (rsaflow.rdmfile.write: about 4 S = 2 N^2 x 8 B), plus a column block, plus 300 MB.
+    """RDM job (rsaflow.jobs.rdm): 1.6 N^2 x 8 B + 2 x 8 N x block B + 300 MB. Its phases each
+    hold at most 1.5 N^2 x 8 B: the N x N float64 RDM (+ row-step temporaries), then the RDM
+    and its upper triangle (S = 4 N^2 B), the square freed; then the triangle, its sort order
+    and its ranks (3 S; rsaflow.compare.ranks_and_ties), then the triangle, the ranks and one
+    centred copy (the per-method scalars), + N^2 / 2 B of flags and ~30 MB of rank chunks.
+    Measured 1.377 GB at N = 10,000 (1.56 N^2 x 8 B + 0.13 GB), 0.464 GB at 5,000 (bench_scale.py d).
     """
     n = n_stimuli_estimate()
     return (
-        int(300 + (4 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6) * attempt
+        int(300 + (1.6 * n * n * 8 + 2 * n * config["rdm"]["block"] * 8) / 1e6)
+        * attempt
     )
 
 

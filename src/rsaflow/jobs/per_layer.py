@@ -50,12 +50,15 @@ def _pick(d, keys) -> str:
 def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
     """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
 
-    Every comparison method's vector is derived from it on the fly, so adding an RDM to an
-    analysis costs one RDM file, not K comparisons. Refuses an RDM that some method cannot
-    compare (constant dissimilarities), naming ``source``.
+    ``rdm``: the square N x N RDM (its upper triangle is taken, rsaflow.rdmfile.upper_triangle) or
+    that upper triangle already (1-D, squareform order). A caller that can drop the square passes
+    the triangle, so that the ranking runs without it (rsaflow.jobs.rdm). Every comparison
+    method's vector is derived from the file on the fly, so adding an RDM to an analysis costs one
+    RDM file, not K comparisons. Refuses an RDM that some method cannot compare (constant
+    dissimilarities), naming ``source``.
     """
     try:
-        rdmfile.write(out_path, rdm[np.triu_indices(rdm.shape[0], k=1)], attrs)
+        rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs)
     except DegenerateRDMError as exc:
         raise InputFileError(
             source,
