@@ -20,13 +20,22 @@ N^2 for the cka artifacts), K the RDMs::
 
 Reads O(K P) (each file once per run for the vector methods), compute O(K^2 P); shape and
 bures O(K^2 (N r^2 + r^3)) for ranks r, cosine_cov and corr_cov O(K N^2) per group of rows.
+Each input file is opened and checked once per run (:class:`RunFiles`: its record, vector
+length, method scalars and reads all from that one handle). A block of at most
+:data:`THIN_ROWS` rows (the row of an added RDM) reads each column file's vector in pieces of
+up to chunk_mb / (rows + 1) (one row, the default 256 MB: the whole vector up to N = 5,793)
+into one reused buffer and sums 1-D dot products: an added row costs about one read of every
+file.
 
 Incremental. Pairwise similarities live in the content store (rsaflow.store) as one object per
 analysis run, kind ``pairs``: the sorted content keys of its RDMs (the ``content_key`` of each
 RDM file: same key, same content), their K x K similarity matrix, the method and this job's
 code digest. A run first looks for the object of exactly its key set; failing that, it merges
-the similarities of every stored ``pairs`` object with the same method and code digest, and
-computes only the pairs none of them has: adding one RDM computes one row (O(K P) reads, O(K P)
+the similarities of every stored ``pairs`` object with the same method and code digest (found
+through the store's index, ``<store>/pairs/index/<sha256(method, code)[:24]>/<key>.json``: each
+object's content keys, written by atomic rename beside the object; objects without one are
+indexed on first sight; only the objects used are opened), and computes only the pairs none of
+them has: adding one RDM computes one row (O(K P) reads, O(K P)
 work), removing one computes nothing. The log says ``pairs: reused R, computed C``. The object is
 hard-linked to ``results/second_order/<analysis>/pairs.h5`` (so the store's prune keeps it while it is current).
 The reuse key leaves out only the chunk size, which changes sums by float rounding (~1e-16).
