@@ -82,8 +82,9 @@ def test_vector_chunks_are_the_in_memory_vectors_bit_for_bit(tmp_path, method, t
 
 
 @pytest.mark.parametrize("method", METHODS_RDM + ("cka",))  # the new measures: tests/test_measures_workflow.py
-def test_streaming_equals_in_memory_aggregate(tmp_path, method):
-    acts = activations(6)
+@pytest.mark.parametrize("k", [6, 10])  # all rows on the thin path (<= THIN_ROWS), or the chunked product
+def test_streaming_equals_in_memory_aggregate(tmp_path, method, k):
+    acts = activations(k)
     if method == "cka":
         paths = write_grams(tmp_path, acts)
         vectors = np.stack([centered_gram_unit(x) for x in acts])
