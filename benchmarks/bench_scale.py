@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -391,13 +392,14 @@ def main() -> int:
                 incs.append(measure(paths, inc_store, chunk_mb=args.chunk_mb, threads=args.threads))
                 colds.append(measure(paths, fresh(root), chunk_mb=args.chunk_mb, threads=args.threads))
                 floors.append(measure_floor(paths, threads=args.threads))
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
             inc_s, cold_s = med(incs), med(colds)
             floor_s, floor_vec = med(floors), med(floors, "seconds_vector")
             inc = incs[-1]
             print(f"\nN={n2}: cold K={k2}: {base['seconds']:.2f} s; +1 incremental: {inc_s:.2f} s "
                   f"({inc['log'][-1] if inc['log'] else ''}); cold K={k2 + 1}: {cold_s:.2f} s, "
                   f"peak {colds[-1]['peak'] / GB:.3f} GB; medians of {len(incs)} "
-                  f"(incremental {fmt_runs(incs)}; cold {fmt_runs(colds)})")
+                  f"(incremental {fmt_runs(incs)}; cold {fmt_runs(colds)}); load average: {load}")
             print(f"read floor (fresh child: open each of the {k2 + 1} files, read `ranks` whole into one buffer, "
                   f"{floors[-1]['bytes'] / 1e6:.0f} MB): {floor_s:.3f} s ({fmt_runs(floors)}); read + derive "
                   f"the unit vector (rdmfile.vector_chunk): {floor_vec:.3f} s; "

@@ -82,8 +82,9 @@ def test_vector_chunks_are_the_in_memory_vectors_bit_for_bit(tmp_path, method, t
 
 
 @pytest.mark.parametrize("method", METHODS_RDM + ("cka",))  # the new measures: tests/test_measures_workflow.py
-def test_streaming_equals_in_memory_aggregate(tmp_path, method):
-    acts = activations(6)
+@pytest.mark.parametrize("k", [6, 10])  # all rows on the thin path (<= THIN_ROWS), or the chunked product
+def test_streaming_equals_in_memory_aggregate(tmp_path, method, k):
+    acts = activations(k)
     if method == "cka":
         paths = write_grams(tmp_path, acts)
         vectors = np.stack([centered_gram_unit(x) for x in acts])
@@ -180,3 +181,134 @@ def test_two_stored_runs_are_merged(tmp_path, caplog):
     assert "(2 rows read against all, 2 stored objects merged)" in caplog.text  # rows of RDMs 4 and 5 only
     cold, _ = write_second_order(paths, tmp_path / "c.h5", tmp_path / "c.tsv", spec, "c", store_root=tmp_path / "s2")
     np.testing.assert_allclose(merged, cold, rtol=0, atol=1e-12)
+
+
+def reference_similarity(paths, method):
+    """In-memory s(a, b) of every pair of files: dot products of the whole per-RDM vectors."""
+    if method == "cka":
+        return None
+    vectors = np.stack([per_rdm_vector(results.read_rdm(p)["condensed"], method) for p in paths])
+    return vectors @ vectors.T
+
+
+@pytest.mark.parametrize("method", VECTOR_METHODS + ("cka",))
+@pytest.mark.parametrize("chunk_bytes", [200, 2**20])  # pieces of a few pairs; the whole vector at once
+def test_thin_block_equals_in_memory(tmp_path, method, chunk_bytes):
+    acts = activations(12, seed=7)
+    if method == "cka":
+        paths = write_grams(tmp_path, acts)
+        vectors = np.stack([centered_gram_unit(x) for x in acts])
+        ref = vectors @ vectors.T
+    else:
+        paths = write_rdms(tmp_path, acts, tie_round=1)
+        ref = reference_similarity(paths, method)
+    # rows inside and outside the columns, a repeated row and a repeated column: the thin path
+    rows, cols = [3, 11, 3], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2]
+    sim = similarity_block([paths[i] for i in rows], [paths[j] for j in cols], method, chunk_bytes)
+    np.testing.assert_allclose(sim, ref[np.ix_(rows, cols)], rtol=0, atol=1e-12)
+    # nine distinct rows: the chunked product; same values
+    wide = similarity_block(paths[:9], paths, method, chunk_bytes)
+    np.testing.assert_allclose(wide, ref[:9], rtol=0, atol=1e-12)
+
+
+class CountingFile(h5py.File):
+    opened: list = []
+
+    def __init__(self, name, *args, **kwargs):
+        CountingFile.opened.append(str(name))
+        super().__init__(name, *args, **kwargs)
+
+
+@pytest.mark.parametrize("limit", [None, 3])  # every file held open; only 3 held, the rest reopened per read
+def test_each_rdm_file_is_opened_once_per_run(tmp_path, monkeypatch, caplog, limit):
+    caplog.set_level(logging.INFO)
+    paths = write_rdms(tmp_path, activations(8, seed=2), tie_round=1)
+    spec = {"method": "spearman", "chunk_mb": 1e-3}
+    root = tmp_path / "store"
+    cold, _ = write_second_order(paths, tmp_path / "c.h5", tmp_path / "c.tsv", spec, "c", store_root=tmp_path / "s")
+    write_second_order(paths[:7], tmp_path / "a.h5", tmp_path / "a.tsv", spec, "c", store_root=root)
+    CountingFile.opened = []
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    if limit is not None:
+        monkeypatch.setattr("rsaflow.jobs.second_order._max_open", lambda: limit)
+    added, _ = write_second_order(paths, tmp_path / "b.h5", tmp_path / "b.tsv", spec, "c", store_root=root)
+    assert counts(caplog) == (21, 7)
+    np.testing.assert_allclose(added, cold, rtol=0, atol=1e-12)
+    opens = [CountingFile.opened.count(str(p)) for p in paths]
+    if limit is None:
+        assert opens == [1] * 8
+    else:  # held: one open; beyond the limit: the checked open, then one plain open per read (chunks)
+        assert sorted(opens)[:3] == [1, 1, 1] and min(sorted(opens)[3:]) > 1
+
+
+def index_files(root):
+    return sorted((root / "pairs" / "index").glob("*/*.json"))
+
+
+def test_store_index_finds_reusable_objects_and_opens_no_other(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    paths = write_rdms(tmp_path, activations(6, seed=4))
+    root = tmp_path / "store"
+
+    def run(ps, method, code, name):
+        return write_second_order(ps, tmp_path / f"{name}.h5", tmp_path / f"{name}.tsv",
+                                  {"method": method, "chunk_mb": 1e-3}, code, store_root=root)[0]
+
+    run(paths[:5], "pearson", "c", "p5")
+    for i, method in enumerate(["cosine", "rho_a", "spearman"]):  # objects another run cannot use
+        run(paths[:5], method, "c", f"o{i}")
+    run(paths[:5], "pearson", "other-code", "oc")
+    assert len(index_files(root)) == 5
+    CountingFile.opened = []
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    added = run(paths, "pearson", "c", "p6")
+    assert counts(caplog) == (10, 5)
+    read = [p for p in CountingFile.opened if "/store/" in p and not p.rsplit("/", 1)[1].startswith(".")]
+    assert len(read) == 1  # only the object it reuses (its own is written under a temporary name)
+    monkeypatch.undo()
+    cold = write_second_order(paths, tmp_path / "cold.h5", tmp_path / "cold.tsv", {"method": "pearson"}, "c",
+                              store_root=tmp_path / "s2")[0]
+    np.testing.assert_allclose(added, cold, rtol=0, atol=1e-12)
+
+
+def test_store_index_is_rebuilt_and_pruned_objects_are_dropped(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    paths = write_rdms(tmp_path, activations(6, seed=6))
+    root = tmp_path / "store"
+    spec = {"method": "spearman", "chunk_mb": 1e-3}
+
+    def run(ps, name):
+        return write_second_order(ps, tmp_path / f"{name}.h5", tmp_path / f"{name}.tsv", spec, "c",
+                                  store_root=root)[0]
+
+    run(paths[:4], "four")
+    run(paths[2:], "last")
+    before = index_files(root)
+    assert len(before) == 2
+    for f in before:  # a store written before the index: objects only
+        f.unlink()
+    merged = run(paths, "all")
+    assert counts(caplog) == (11, 4)  # both objects found again (6 + 6 - 1 shared pair)
+    assert len(index_files(root)) == 3  # the two rebuilt and this run's
+    # a pruned object: its index file goes, and its pairs are computed again
+    victim = next(p for p in (root / "pairs").glob("*/*.h5") if p.stem == before[0].stem)
+    victim.unlink()
+    for obj in (root / "pairs").glob("*/*.h5"):
+        if obj.stem != before[1].stem:
+            obj.unlink()
+    run(paths, "again")
+    assert counts(caplog) == (6, 9)
+    assert before[0].stem not in {p.stem for p in index_files(root)}
+    # an index that disagrees with its object (claims all six keys; the object holds four) is not trusted
+    six = next(p for p in index_files(root) if p.stem not in {b.stem for b in before})
+    for obj in (root / "pairs").glob("*/*.h5"):
+        if obj.stem != before[1].stem:
+            obj.unlink()
+    entry = next(p for p in index_files(root) if p.stem == before[1].stem)
+    entry.write_text(six.read_text())
+    trusted = run(paths, "trusted")
+    assert counts(caplog) == (0, 15)
+    cold = write_second_order(paths, tmp_path / "cold.h5", tmp_path / "cold.tsv", spec, "c",
+                              store_root=tmp_path / "s2")[0]
+    np.testing.assert_allclose(merged, cold, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trusted, cold, rtol=0, atol=1e-12)

@@ -20,13 +20,22 @@ N^2 for the cka artifacts), K the RDMs::
 
 Reads O(K P) (each file once per run for the vector methods), compute O(K^2 P); shape and
 bures O(K^2 (N r^2 + r^3)) for ranks r, cosine_cov and corr_cov O(K N^2) per group of rows.
+Each input file is opened and checked once per run (:class:`RunFiles`: its record, vector
+length, method scalars and reads all from that one handle). A block of at most
+:data:`THIN_ROWS` rows (the row of an added RDM) reads each column file's vector in pieces of
+up to chunk_mb / (rows + 1) (one row, the default 256 MB: the whole vector up to N = 5,793)
+into one reused buffer and sums 1-D dot products: an added row costs about one read of every
+file.
 
 Incremental. Pairwise similarities live in the content store (rsaflow.store) as one object per
 analysis run, kind ``pairs``: the sorted content keys of its RDMs (the ``content_key`` of each
 RDM file: same key, same content), their K x K similarity matrix, the method and this job's
 code digest. A run first looks for the object of exactly its key set; failing that, it merges
-the similarities of every stored ``pairs`` object with the same method and code digest, and
-computes only the pairs none of them has: adding one RDM computes one row (O(K P) reads, O(K P)
+the similarities of every stored ``pairs`` object with the same method and code digest (found
+through the store's index, ``<store>/pairs/index/<sha256(method, code)[:24]>/<key>.json``: each
+object's content keys, written by atomic rename beside the object; objects without one are
+indexed on first sight; only the objects used are opened), and computes only the pairs none of
+them has: adding one RDM computes one row (O(K P) reads, O(K P)
 work), removing one computes nothing. The log says ``pairs: reused R, computed C``. The object is
 hard-linked to ``results/second_order/<analysis>/pairs.h5`` (so the store's prune keeps it while it is current).
 The reuse key leaves out only the chunk size, which changes sums by float rounding (~1e-16).
@@ -40,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -54,7 +64,7 @@ from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
 from rsaflow.methods import method_info
 from rsaflow.provenance import base_attrs
-from rsaflow.results import check_same_stimuli, read_meta
+from rsaflow.results import check_same_stimuli, rdm_record
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,8 @@ log = logging.getLogger(__name__)
 PAIRS_KIND = "pairs"
 #: Default byte budget of one chunk of pairs (config ``compare.chunk_mb``).
 DEFAULT_CHUNK_MB = 256
+#: Folder of the ``pairs`` objects' index in the store (rsaflow.jobs.second_order._index_folder).
+INDEX_DIR = "index"
 #: Files held open at once where the open-file limit is unknown (more are reopened for every chunk).
 MAX_OPEN = 256
 #: Columns of inference.tsv.
@@ -87,13 +99,12 @@ def _length(path, method: str) -> int:
         return f[_MAIN[_kind(method)]].shape[0]
 
 
-def _describe(path, method: str) -> tuple[int, tuple | None]:
-    """(vector length, rsaflow.rdmfile.vector_params) of a file, checked to be of the method's kind
-    (for shape factors and the whole-RDM methods, N or P and no params)."""
-    with h5io.open_artifact(path, _kind(method)) as f:
-        if _kind(method) != "rdm" or method_info(method).kind == "whole":
-            return f[_MAIN[_kind(method)]].shape[0], None
-        return f["condensed"].shape[0], rdmfile.vector_params(f, method)
+def _describe_open(f, method: str) -> tuple[int, tuple | None]:
+    """(vector length, rsaflow.rdmfile.vector_params) of an open file of the method's kind (for
+    shape factors and the whole-RDM methods, N or P and no params)."""
+    if _kind(method) != "rdm" or method_info(method).kind == "whole":
+        return f[_MAIN[_kind(method)]].shape[0], None
+    return f["condensed"].shape[0], rdmfile.vector_params(f, method)
 
 
 def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
@@ -102,6 +113,84 @@ def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
         f["gram_unit"].read_direct(out, np.s_[lo:hi])
     else:
         rdmfile.vector_chunk(f, method, lo, hi, params, out)
+
+
+def _identity(path) -> tuple:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class RunFiles:
+    """The input files of one run, each opened and checked once (rsaflow.h5io.open_artifact).
+
+    From that one open: its record (rsaflow.results.rdm_record, plus ``kind``), its vector length
+    and rsaflow.rdmfile.vector_params for ``method`` (:func:`_describe_open`). The first
+    :func:`_max_open` files stay open for the reads; the rest are closed and reopened with plain
+    h5py (already checked) for each read. A file replaced on disk since (another inode, size or
+    time) is opened and checked again. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, method: str, limit: int | None = None):
+        self.method, self.kind = method, _kind(method)
+        self.limit = _max_open() if limit is None else limit
+        self._stack = contextlib.ExitStack()
+        self._entries: dict[str, dict] = {}
+        self._held = 0
+
+    def __enter__(self) -> "RunFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+        self._entries.clear()
+        self._held = 0
+
+    def entry(self, path, record: bool = False) -> dict:
+        """``{"length", "params", "handle" (None when not held)}`` of ``path``, and ``"record"`` once
+        asked for (``record=True``; read from the same open when it is the first)."""
+        path = str(path)
+        e = self._entries.get(path)
+        if e is not None and e["identity"] == _identity(path):
+            if record and e["record"] is None:
+                if e["handle"] is not None:
+                    e["record"] = dict(rdm_record(e["handle"], path), kind=self.kind)
+                else:
+                    with h5io.open_artifact(path, self.kind) as f:
+                        e["record"] = dict(rdm_record(f, path), kind=self.kind)
+            return e
+        stack = contextlib.ExitStack()
+        f = stack.enter_context(h5io.open_artifact(path, self.kind))
+        try:
+            length, params = _describe_open(f, self.method)
+            e = {"record": dict(rdm_record(f, path), kind=self.kind) if record else None, "length": length,
+                 "params": params, "identity": _identity(path), "handle": None}
+        except BaseException:
+            stack.close()
+            raise
+        if self._held < self.limit:
+            e["handle"] = f
+            self._stack.push(stack)
+            self._held += 1
+        else:
+            stack.close()
+        self._entries[path] = e
+        return e
+
+    def record(self, path) -> dict:
+        """rsaflow.results.read_meta's record of ``path`` (with ``kind``), from the run's one open."""
+        return dict(self.entry(path, record=True)["record"])
+
+    def read(self, path, lo: int, hi: int, out: np.ndarray) -> None:
+        """Pairs lo:hi of the file's vector for the method into ``out`` (:func:`_chunk`)."""
+        e = self.entry(path)
+        if e["handle"] is not None:
+            _chunk(e["handle"], self.method, lo, hi, e["params"], out)
+        else:
+            with h5py.File(path, "r") as f:  # checked when the entry was made
+                _chunk(f, self.method, lo, hi, e["params"], out)
 
 
 def whole_vector(path, method: str) -> np.ndarray:
@@ -137,21 +226,26 @@ def read_factor(path) -> tuple[np.ndarray, np.ndarray]:
         return f["factor_w"][()], f["factor_u"][()]
 
 
-def _shape_block(rows: list[str], cols: list[str]) -> np.ndarray:
-    """rsaflow.measures.fidelity_factors of every (row, column) pair of shape artifacts: one row's
-    factor held, the columns' read one at a time (diagonal entries 1)."""
+def _pairwise_block(rows: list[str], cols: list[str], load, similarity) -> np.ndarray:
+    """similarity(load(row), load(column)) for every (row, column) pair of files: one row's data
+    held, the columns' loaded one at a time; 1 for a file with itself, each unordered pair once."""
     sim = np.ones((len(rows), len(cols)))
     done: dict = {}
     for a, pa in enumerate(rows):
-        fa = read_factor(pa)
+        x = load(pa)
         for b, pb in enumerate(cols):
             if pa == pb:
                 continue
             if (pb, pa) in done:
                 sim[a, b] = done[(pb, pa)]
                 continue
-            sim[a, b] = done[(pa, pb)] = measures.fidelity_factors(fa, read_factor(pb))
+            sim[a, b] = done[(pa, pb)] = similarity(x, load(pb))
     return sim
+
+
+def _shape_block(rows: list[str], cols: list[str]) -> np.ndarray:
+    """rsaflow.measures.fidelity_factors of every (row, column) pair of shape artifacts (diagonal 1)."""
+    return _pairwise_block(rows, cols, read_factor, measures.fidelity_factors)
 
 
 def _max_open() -> int:
@@ -169,22 +263,35 @@ def chunk_pairs(n_vectors: int, budget_bytes: int) -> int:
     return max(1, int(budget_bytes) // (2 * 8 * max(1, n_vectors)))
 
 
-def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAULT_CHUNK_MB * 2**20) -> np.ndarray:
+#: Blocks of at most this many distinct rows take the thin path of :func:`similarity_block`.
+THIN_ROWS = 8
+
+
+def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAULT_CHUNK_MB * 2**20,
+                     files: RunFiles | None = None) -> np.ndarray:
     """(len(rows), len(cols)) similarities s(a, b) of ``method`` (rsaflow.compare) between files.
 
     Vector methods and cka: the sum over chunks of pairs of V_rows V_cols^T, V the chunks of the
     stored vectors (:func:`_chunk`); chunks hold at most ``chunk_bytes`` for all distinct files
-    together. kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory.
-    shape, bures: one SVD per entry (:func:`_shape_block`); cosine_cov, corr_cov: dot products of
-    whole-RDM vectors (:func:`_whole_block`). Equals ``rsaflow.compare.similarity_matrix`` of the stacked vectors up to summation order
-    (~1e-16); the diagonal entries are computed like the others (kendall_tau_a: 1).
+    together. Thin blocks (at most :data:`THIN_ROWS` distinct rows, e.g. the row of an added RDM)
+    instead hold the rows' pieces of ``chunk_bytes / (rows + 1)`` bytes and read each column
+    file's piece into one reused buffer, summing 1-D dot products (:func:`_thin_block`).
+    kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory. shape, bures:
+    one SVD per entry (:func:`_shape_block`); cosine_cov, corr_cov: dot products of whole-RDM
+    vectors (:func:`_whole_block`). Equals ``rsaflow.compare.similarity_matrix`` of the stacked
+    vectors up to summation order (~1e-16); the diagonal entries are computed like the others
+    (kendall_tau_a: 1). ``files``: the run's open inputs (:class:`RunFiles`; each file is then
+    opened and checked once per run); without it the block opens each file once itself.
     """
+    if files is None:
+        with RunFiles(method) as own:
+            return similarity_block(row_paths, col_paths, method, chunk_bytes, own)
     rows, cols = [str(p) for p in row_paths], [str(p) for p in col_paths]
     union = list(dict.fromkeys(cols + rows))  # cols first: V[:len(cols)] is then a view
     where = {p: i for i, p in enumerate(union)}
-    described = [_describe(p, method) for p in union]
-    length = described[0][0]
-    for p, (n, _) in zip(union, described):
+    length = files.entry(union[0])["length"]
+    for p in union:
+        n = files.entry(p)["length"]
         if n != length:
             raise InputFileError(p, f"vector of length {n} differs from {length} of {union[0]}: "
                                     "RDMs of different stimulus counts")
@@ -194,52 +301,66 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
         return _shape_block(rows, cols)
     if method_info(method).kind == "whole":
         return _whole_block(rows, cols, method, chunk_bytes)
+    if len(set(rows)) <= THIN_ROWS:
+        return _thin_block(rows, cols, length, chunk_bytes, files)
     ri = np.array([where[p] for p in rows], dtype=np.intp)
     ci = np.array([where[p] for p in cols], dtype=np.intp)
     distinct = len(set(cols)) == len(cols)  # then cols are union[:len(cols)]: a view, no copy
     same = rows == cols
     step = chunk_pairs(len(union), chunk_bytes)
     sim = np.zeros((len(rows), len(cols)))
-    keep_open = len(union) <= _max_open()
-    params = [d[1] for d in described]
-    with contextlib.ExitStack() as stack:
-        handles = [stack.enter_context(h5io.open_artifact(p, _kind(method))) for p in union] if keep_open else None
-        chunk = np.empty((len(union), min(step, length)))
-        for lo in range(0, length, step):
-            hi = min(length, lo + step)
-            v = chunk[:, : hi - lo]
-            for i, p in enumerate(union):
-                if keep_open:
-                    _chunk(handles[i], method, lo, hi, params[i], v[i])
-                else:
-                    with h5py.File(p, "r") as f:  # checked by _describe above
-                        _chunk(f, method, lo, hi, params[i], v[i])
-            vc = v[: len(cols)] if distinct else v[ci]
-            sim += vc @ vc.T if same else v[ri] @ vc.T
+    chunk = np.empty((len(union), min(step, length)))
+    for lo in range(0, length, step):
+        hi = min(length, lo + step)
+        v = chunk[:, : hi - lo]
+        for i, p in enumerate(union):
+            files.read(p, lo, hi, v[i])
+        vc = v[: len(cols)] if distinct else v[ci]
+        sim += vc @ vc.T if same else v[ri] @ vc.T
     return sim
 
 
+def _thin_block(rows: list[str], cols: list[str], length: int, chunk_bytes: int, files: RunFiles) -> np.ndarray:
+    """:func:`similarity_block` for few distinct rows: per piece of pairs (``chunk_bytes`` for the
+    rows' pieces plus one buffer), each column file's piece is read into the reused buffer and
+    dotted with the rows' pieces by np.einsum (no threaded BLAS call per file). Each file is read
+    once per run when a piece is the whole vector (up to chunk_bytes / (8 (rows + 1)) pairs)."""
+    urows = list(dict.fromkeys(rows))
+    at = {p: i for i, p in enumerate(urows)}
+    step = max(1, min(length, int(chunk_bytes) // (8 * (len(urows) + 1))))
+    held = np.empty((len(urows), step))
+    buf = np.empty(step)
+    ucols = list(dict.fromkeys(cols))
+    usim = np.zeros((len(urows), len(ucols)))
+    for lo in range(0, length, step):
+        hi = min(length, lo + step)
+        r = held[:, : hi - lo]
+        for i, p in enumerate(urows):
+            files.read(p, lo, hi, r[i])
+        for j, p in enumerate(ucols):
+            if p in at:
+                v = r[at[p]]
+            else:
+                v = buf[: hi - lo]
+                files.read(p, lo, hi, v)
+            usim[:, j] += np.einsum("ij,j->i", r, v)
+    ri = [at[p] for p in rows]
+    cj = {p: j for j, p in enumerate(ucols)}
+    return usim[np.ix_(ri, [cj[p] for p in cols])]
+
+
 def _kendall_block(rows: list[str], cols: list[str]) -> np.ndarray:
+    """Kendall tau-a of every (row, column) pair of RDM files: two raw vectors in memory at a time."""
     ties = {}
     for p in dict.fromkeys(rows + cols):
         with h5io.open_artifact(p, "rdm") as f:
             ties[p] = int(f.attrs["tied_pairs"])
-    sim = np.ones((len(rows), len(cols)))
-    done: dict = {}
-    for a, pa in enumerate(rows):
-        with h5io.open_artifact(pa, "rdm") as f:
-            x = f["condensed"][()]
-        for b, pb in enumerate(cols):
-            if pa == pb:
-                continue
-            if (pb, pa) in done:
-                sim[a, b] = done[(pb, pa)]
-                continue
-            with h5io.open_artifact(pb, "rdm") as f:
-                y = f["condensed"][()]
-            sim[a, b] = done[(pa, pb)] = kendall_tau_a(x, y, ties[pa], ties[pb])
-            del y
-    return sim
+
+    def load(path):
+        with h5io.open_artifact(path, "rdm") as f:
+            return path, f["condensed"][()]
+
+    return _pairwise_block(rows, cols, load, lambda x, y: kendall_tau_a(x[1], y[1], ties[x[0]], ties[y[0]]))
 
 
 def _content_key(record: dict) -> str:
@@ -255,24 +376,74 @@ def _content_key(record: dict) -> str:
     return "values-" + h.hexdigest()
 
 
+def _index_folder(method: str, code: str, root) -> Path:
+    """The store's index of the ``pairs`` objects of one method and code digest:
+    ``<store>/pairs/index/<sha256(method, code)[:24]>/`` (one ``<key>.json`` per object)."""
+    tag = hashlib.sha256(json.dumps([method, code]).encode()).hexdigest()[:24]
+    return store.store_root(root) / PAIRS_KIND / INDEX_DIR / tag
+
+
+def _write_index(key: str, keys: list[str], method: str, code: str, root) -> None:
+    """Index the ``pairs`` object ``key`` (sorted content ``keys``): ``<key>.json`` holding
+    ``{"content_keys": keys}``, written to a unique temporary name and renamed into place. Its
+    bytes follow from the key alone, so racing writers (on a cluster's shared filesystem too)
+    write the same file."""
+    folder = _index_folder(method, code, root)
+    path = folder / f"{key}.json"
+    if path.is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.json.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    try:
+        tmp.write_text(json.dumps({"content_keys": list(keys)}, separators=(",", ":")))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _index_unindexed(root) -> None:
+    """Index the ``pairs`` objects that have no index file yet (written before the index existed):
+    each is opened once, ever. Foreign or vanished objects are skipped."""
+    folder = store.store_root(root) / PAIRS_KIND
+    if not folder.is_dir():
+        return
+    indexed = {p.stem for p in (folder / INDEX_DIR).glob("*/*.json")}
+    for obj in sorted(folder.glob("*/*.h5")):
+        if obj.stem in indexed:
+            continue
+        try:
+            with h5io.open_artifact(obj, PAIRS_KIND) as f:
+                method, code = f.attrs.get("method"), f.attrs.get("code_sha256")
+                theirs = [x.decode() if isinstance(x, bytes) else str(x) for x in f["content_keys"][()]]
+        except (InputFileError, OSError):
+            continue
+        if isinstance(method, str) and isinstance(code, str):
+            _write_index(obj.stem, theirs, method, code, root)
+
+
 def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple[np.ndarray, np.ndarray, int]:
     """Similarities among ``keys`` found in the store's ``pairs`` objects of ``method`` and ``code``.
 
-    Returns (similarity, known mask, objects used); objects with the most shared keys first.
+    Candidates come from the index of that method and code (:func:`_index_folder`: one small JSON
+    file of content keys per object), so a run reads no object that cannot help it and opens only
+    those it uses; index files of pruned objects are removed. Returns (similarity, known mask,
+    objects used); objects with the most shared keys first.
     """
     k = len(keys)
     sim = np.zeros((k, k))
     known = np.zeros((k, k), dtype=bool)
     where = {key: i for i, key in enumerate(keys)}
-    folder = store.store_root(root) / PAIRS_KIND
+    _index_unindexed(root)
     candidates = []
-    for obj in sorted(folder.glob("*/*.h5")) if folder.is_dir() else []:
+    for entry in sorted(_index_folder(method, code, root).glob("*.json")):
+        obj = store.object_path(PAIRS_KIND, entry.stem, root)
+        if not obj.is_file():  # pruned: drop its index file
+            entry.unlink(missing_ok=True)
+            continue
         try:
-            with h5io.open_artifact(obj, PAIRS_KIND) as f:
-                if f.attrs.get("method") != method or f.attrs.get("code_sha256") != code:
-                    continue
-                theirs = [x.decode() if isinstance(x, bytes) else x for x in f["content_keys"][()]]
-        except (InputFileError, OSError):  # a foreign or vanished object: skip it
+            theirs = json.loads(entry.read_text())["content_keys"]
+        except (OSError, ValueError, KeyError, TypeError):
             continue
         shared = [j for j, key in enumerate(theirs) if key in where]
         if len(shared) >= 2:
@@ -284,8 +455,14 @@ def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple
         mine = np.array([where[theirs[j]] for j in shared])
         if known[np.ix_(mine, mine)].all():
             continue
-        with h5io.open_artifact(obj, PAIRS_KIND) as f:
-            block = f["similarity"][()][np.ix_(shared, shared)]
+        try:
+            with h5io.open_artifact(obj, PAIRS_KIND) as f:
+                stored = [x.decode() if isinstance(x, bytes) else str(x) for x in f["content_keys"][()]]
+                if stored != list(theirs) or f["similarity"].shape != (len(theirs), len(theirs)):
+                    continue  # not what the index says: never trust it over the object
+                block = f["similarity"][()][np.ix_(shared, shared)]
+        except (InputFileError, OSError):  # vanished since: skip it
+            continue
         fill = ~known[np.ix_(mine, mine)]
         sub = sim[np.ix_(mine, mine)]
         sub[fill] = block[fill]
@@ -315,12 +492,13 @@ def _rows_to_compute(unknown: np.ndarray) -> np.ndarray:
 
 
 def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, chunk_bytes: int,
-                          out_pairs=None, root=None) -> np.ndarray:
+                          out_pairs=None, root=None, files: RunFiles | None = None) -> np.ndarray:
     """K x K similarities of the files ``paths`` (content keys ``keys``, all distinct), reusing
     the store's ``pairs`` objects and computing only the rows that have unknown pairs.
 
     Writes the run's own ``pairs`` object (and links it to ``out_pairs`` when given). Logs
-    ``pairs: reused R, computed C`` (unordered pairs a < b).
+    ``pairs: reused R, computed C`` (unordered pairs a < b). ``files``: the run's open inputs
+    (:class:`RunFiles`), so that each file is opened and checked once per run.
     """
     k = len(keys)
     order = np.argsort(keys)
@@ -346,10 +524,11 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
             for a in todo:
                 cols = np.flatnonzero(~known[a])
                 if cols.size:
-                    ssim[a, cols] = ssim[cols, a] = similarity_block([spaths[a]], [spaths[b] for b in cols], method)[0]
+                    ssim[a, cols] = ssim[cols, a] = similarity_block([spaths[a]], [spaths[b] for b in cols], method,
+                                                                   chunk_bytes, files)[0]
                     known[a, cols] = known[cols, a] = True
         elif todo.size:
-            block = similarity_block([spaths[i] for i in todo], spaths, method, chunk_bytes)
+            block = similarity_block([spaths[i] for i in todo], spaths, method, chunk_bytes, files)
             rows = ssim[todo]
             rows[~known[todo]] = block[~known[todo]]
             ssim[todo] = rows
@@ -364,6 +543,7 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
         dest = out_pairs if out_pairs is not None else obj.with_name(f".{obj.name}.new-{os.getpid()}")
         h5io.write_h5(dest, PAIRS_KIND, {"content_keys": np.array(skeys, dtype=object), "similarity": ssim}, attrs)
         store.put(PAIRS_KIND, key, dest, root)
+        _write_index(key, skeys, method, code, root)
         if out_pairs is None:
             os.unlink(dest)
     inverse = np.empty(k, dtype=np.intp)
@@ -497,7 +677,8 @@ def _subject_bootstrap(records: list[dict], groups: dict, method: str, n_boot: i
     return out
 
 
-def _similarities(records: list[dict], method: str, code: str, chunk_bytes: int, out_pairs, store_root):
+def _similarities(records: list[dict], method: str, code: str, chunk_bytes: int, out_pairs, store_root,
+                  files: RunFiles | None = None):
     """K x K similarities of ``records`` (one job: :func:`pairwise_similarities` of the distinct contents)."""
     keys = [_content_key(r) for r in records]
     unique = list(dict.fromkeys(keys))  # identical content twice: compare it once
@@ -505,7 +686,7 @@ def _similarities(records: list[dict], method: str, code: str, chunk_bytes: int,
     log.info("second order (%s) of %d RDMs (%d distinct), chunks of %d MB", method, len(records), len(unique),
              chunk_bytes >> 20)
     usim = pairwise_similarities([first[key] for key in unique], unique, method, code, chunk_bytes, out_pairs,
-                                 store_root)
+                                 store_root, files)
     pos = np.array([unique.index(key) for key in keys])
     return usim[np.ix_(pos, pos)]
 
@@ -537,17 +718,18 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
     method = spec["method"]
     inference = spec.get("bootstrap", 0) or spec.get("permutations", 0)
     chunk_bytes = int(spec.get("chunk_mb", DEFAULT_CHUNK_MB) * 2**20)
-    kind = _kind(method)
-    records = sorted((dict(read_meta(p, kind), kind=kind) for p in rdm_paths), key=lambda r: r["label"])
+    files = RunFiles(method)  # each input opened and checked once for the run (closed after the similarities)
+    records = sorted((files.record(p) for p in rdm_paths), key=lambda r: r["label"])
     labels = [r["label"] for r in records]
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate RDM labels: {labels}")
     digest = check_same_stimuli(records)
     code = base_attrs(spec, code_files)["code_sha256"]
-    if tile_paths:
-        sim = _assembled(records, tile_paths, method, code, digest, out_pairs)
-    else:
-        sim = _similarities(records, method, code, chunk_bytes, out_pairs, store_root)
+    with files:
+        if tile_paths:
+            sim = _assembled(records, tile_paths, method, code, digest, out_pairs)
+        else:
+            sim = _similarities(records, method, code, chunk_bytes, out_pairs, store_root, files)
     matrix = to_dissimilarity(sim, method)
     datasets = {
         "matrix": matrix,
