@@ -123,6 +123,63 @@ def child(args) -> None:
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm()}))
 
 
+def tile_child(args) -> None:
+    """Run one tile job (rsaflow.jobs.second_order_tile.write_tile) in this fresh process, or with
+    --assemble the second-order job over the tiles; print seconds and peak RSS as JSON."""
+    limit_threads(args.threads)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    from rsaflow.jobs.second_order import write_second_order
+    from rsaflow.jobs.second_order_tile import write_tile
+
+    job = json.loads(Path(args.paths).read_text())
+    spec = {"method": args.method, "chunk_mb": args.chunk_mb}
+    t0 = time.perf_counter()
+    if args.assemble:
+        out = Path(args.out)
+        write_second_order(job["rdms"], out / "matrix.h5", out / "matrix.tsv", spec, "bench-code",
+                           out_pairs=out / "pairs.h5", store_root=args.store, tile_paths=job["tiles"])
+    else:
+        write_tile(job["rows"], job["cols"], job["out"], spec, "bench-code", store_root=args.store)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm()}))
+
+
+def run_tiles(paths, labels, n_blocks, folder: Path, store, args, block=None) -> dict:
+    """Every tile of ``paths`` (blocks by label) as its own child, then the assembly; per-tile
+    seconds and peaks, and the entries computed (from the tiles' logs). With ``block``, only the
+    tiles of that block run (as Snakemake reruns them when an RDM joins it); the others are kept."""
+    import re
+
+    from rsaflow.jobs.second_order_tile import tile_members
+
+    members = tile_members(labels, n_blocks)
+    full = [i for i, m in enumerate(members) if m]
+    tiles, seconds, peaks, computed = [], [], [], 0
+    for a, i in enumerate(full):
+        for j in full[a:]:
+            out = folder / f"{i}_{j}.h5"
+            tiles.append(str(out))
+            if block is not None and block not in (i, j) and out.exists():
+                continue
+            spec = {"rows": [str(paths[x]) for x in members[i]], "cols": [str(paths[x]) for x in members[j]],
+                    "out": str(out)}
+            listing = folder / f"{i}_{j}.json"
+            listing.write_text(json.dumps(spec))
+            res = run_child(["--tile-child", "--paths", str(listing), "--store", str(store),
+                             "--chunk-mb", str(args.chunk_mb)], args.threads)
+            computed += sum(int(c) for c in re.findall(r"tile: reused \d+, computed (\d+)", res["stderr"]))
+            tiles.append(str(out))
+            seconds.append(res["seconds"])
+            peaks.append(res["peak"])
+    listing = folder / "assemble.json"
+    listing.write_text(json.dumps({"rdms": [str(p) for p in paths], "tiles": tiles}))
+    asm = run_child(["--tile-child", "--assemble", "--paths", str(listing), "--out", str(folder), "--store",
+                     str(store), "--chunk-mb", str(args.chunk_mb)], args.threads)
+    return {"tiles": len(seconds), "sum": sum(seconds), "max": max(seconds), "peak": max(peaks),
+            "assemble": asm["seconds"], "assemble_peak": asm["peak"], "computed": computed}
+
+
 def measure(paths, store, method="spearman", chunk_mb=256, threads=2, stacked=False, profile=False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "paths.json"
@@ -321,11 +378,15 @@ def main() -> int:
     ap.add_argument("--method", default="spearman", help=argparse.SUPPRESS)
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rdm-job", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tile-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--assemble", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--blocks", type=int, default=4, help="case f: compare.tiles (blocks per side)")
     ap.add_argument("--act", help=argparse.SUPPRESS)
     ap.add_argument("--profile", action="store_true", help="case b: cProfile of one incremental child (top 10)")
     ap.add_argument("--cases", default="a,b,c,d,e",
                     help="a: N=3000 K=41; b: K=100 +1 (with read floor); c: K=1000 (8 GB of files); "
-                         "d: curves in N (16 GB of files at N=10,000); e: curve in K at N=1000")
+                         "d: curves in N (16 GB of files at N=10,000); e: curve in K at N=1000; "
+                         "f: tiles (compare.tiles) at N=1000, K=100 -> 101 vs one job")
     ap.add_argument("--n-sizes", default="1000,2000,5000,10000", help="case d: the N of the curve")
     ap.add_argument("--k-curve", type=int, default=20, help="case d: RDMs in each second order")
     ap.add_argument("--units", type=int, default=512, help="case d: M, units of the generated activations")
@@ -344,6 +405,9 @@ def main() -> int:
         return 0
     if args.rdm_job:
         rdm_child(args)
+        return 0
+    if args.tile_child:
+        tile_child(args)
         return 0
     print(f"machine: {machine()}; threads: {args.threads}; chunk_mb: {args.chunk_mb}")
     print(versions("numpy", "scipy", "h5py"))
@@ -469,6 +533,32 @@ def main() -> int:
                 prev = k
             print_curve(f"curve in K: cold second order (spearman), N={n2}",
                         ["K", "K^2 P / 2", "seconds", "peak GB", "growth of seconds", "runs"], table)
+        if "f" in cases:
+            d = root / "f"
+            d.mkdir()
+            paths = make_files(d, n2, k2 + 1)
+            labels = [f"m{i:04d}/l" for i in range(k2 + 1)]
+            store = fresh(root)
+            one = measure(paths[:k2], fresh(root), chunk_mb=args.chunk_mb, threads=args.threads)
+            (d / "t1").mkdir()
+            cold = run_tiles(paths[:k2], labels[:k2], args.blocks, d / "t1", store, args)
+            (d / "t2").mkdir()
+            for t in (d / "t1").glob("*.h5"):  # the tiles of the earlier run, as Snakemake would keep them
+                shutil.copy(t, d / "t2" / t.name)
+            from rsaflow.jobs.second_order_tile import block_of
+
+            added = run_tiles(paths, labels, args.blocks, d / "t2", store, args, block_of(labels[-1], args.blocks))
+            print(f"tiles B={args.blocks}, N={n2}: K={k2} one job {one['seconds']:.2f} s / {one['peak'] / GB:.3f} GB; "
+                  f"{cold['tiles']} tiles: sum {cold['sum']:.2f} s, longest {cold['max']:.2f} s, peak "
+                  f"{cold['peak'] / GB:.3f} GB, assembly {cold['assemble']:.2f} s / {cold['assemble_peak'] / GB:.3f} GB; "
+                  f"+1 RDM: tiles rerun {added['tiles']}, entries computed "
+                  f"{added['computed']}, sum {added['sum']:.2f} s")
+            rows.append(dict(what=f"N={n2} K={k2} tiles B={args.blocks}: longest tile vs one job",
+                             ours=f"{cold['max']:.2f} s", reference=f"{one['seconds']:.2f} s",
+                             ratio=f"{one['seconds'] / cold['max']:.1f}x", target="parallel", met="-"))
+            rows.append(dict(what=f"N={n2} K={k2} tiles: largest tile peak RSS", ours=f"{cold['peak'] / GB:.3f} GB",
+                             reference=f"{one['peak'] / GB:.3f} GB", ratio="-", target="bounded", met="-"))
+            shutil.rmtree(d)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_table("second order at scale", rows)
