@@ -12,6 +12,7 @@ from conftest import Workflow, tiny_config, write_cifar10
 from rsaflow.results import read_rdm
 
 pytestmark = pytest.mark.slow
+TILES = 3
 
 
 def textbook_cka(x, y):
@@ -28,6 +29,8 @@ def analyses_config(cifar_root, external):
         "corr": {"metric": "correlation", "method": "pearson", "bootstrap": 40, "permutations": 30, "seed": 1},
         "cka": {"method": "cka"},
         "tau": {"method": "kendall_tau_a"},
+        "tiled": {"method": "spearman", "tiles": TILES},  # compare.tiles: equal to the main analysis
+        "tiled_cka": {"method": "cka", "tiles": TILES},
     }
     config["external_rdms"] = {"brain": {"path": str(external)}}
     return config
@@ -143,7 +146,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     assert not rules & {"activations", "rdm", "kernel", "stimuli"}
     so = {out for rule, out in jobs if rule == "second_order" and out.endswith("matrix.h5")}
     assert so == {"results/second_order/main/matrix.h5", "results/second_order/corr/matrix.h5",
-                  "results/second_order/tau/matrix.h5"}  # not cka: no activations
+                  "results/second_order/tau/matrix.h5", "results/second_order/tiled/matrix.h5"}  # not cka
 
 
 def test_external_rdm_of_wrong_size_is_refused(workflow, cifar_root, tmp_path):
@@ -184,3 +187,49 @@ def test_only_configured_analyses_and_registered_metrics_are_targets(workflow, c
     # any registered metric is a target, its value taken from the path (no analysis uses cosine here)
     assert ("rdm", "results/rdms/cosine/resnet18/avgpool.h5") in workflow.planned(
         "results/rdms/cosine/resnet18/avgpool.h5")
+
+
+@pytest.mark.parametrize("tiled, single", [("tiled", "main"), ("tiled_cka", "cka")])
+def test_tiled_second_order_equals_one_job(done, tiled, single):
+    from rsaflow.jobs.second_order_tile import tile_members
+
+    wf, _, _ = done
+    a, labels = second_order(wf, tiled)
+    b, labels_b = second_order(wf, single)
+    assert labels == labels_b
+    np.testing.assert_allclose(a["matrix"], b["matrix"], rtol=0, atol=1e-12)
+    full = [i for i, m in enumerate(tile_members(labels, TILES)) if m]
+    tiles = sorted(p.name for p in wf.path(f"results/second_order/{tiled}/tiles").glob("*.h5"))
+    assert tiles == sorted(f"{i}_{j}.h5" for n, i in enumerate(full) for j in full[n:])
+    log = wf.path(f"results/logs/second_order/{tiled}.log").read_text()
+    assert f"assembled from {len(tiles)} tiles" in log
+
+
+def test_adding_a_model_plans_only_the_tiles_of_its_block(done):
+    """A block depends on the label alone: the new model's RDM changes its block's tiles only
+    (the library test tests/test_tiles.py checks that those compute only its entries)."""
+    from rsaflow.jobs.second_order_tile import block_of, tile_members
+
+    wf, config, _ = done
+    more = copy.deepcopy(config)
+    more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
+    _, labels = second_order(wf, "tiled")
+    labels = sorted(labels + ["mobile/pool"])
+    block = block_of("mobile/pool", TILES)
+    full = [i for i, m in enumerate(tile_members(labels, TILES)) if m]
+    planned = {out for rule, out in wf.planned_with(more) if rule == "second_order_tile" and "/tiled/" in out}
+    assert planned == {f"results/second_order/tiled/tiles/{min(block, j)}_{max(block, j)}.h5" for j in full}
+
+
+def test_tiles_with_inference_are_a_config_error(done):
+    wf, config, _ = done
+    bad = copy.deepcopy(config)
+    bad["analyses"]["tiled"]["bootstrap"] = 10
+    original = wf.config_path.read_text()
+    wf.write_config(bad)
+    try:
+        proc = wf.run("-n", check=False)
+    finally:
+        wf.config_path.write_text(original)
+    assert proc.returncode != 0
+    assert "config error at analyses.tiled.tiles: bootstrap and permutations" in proc.stdout + proc.stderr

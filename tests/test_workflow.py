@@ -242,7 +242,7 @@ RERUN_ROWS = {
                       [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]}),
     "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
     "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),
-    "an external RDM's `path` (another existing file)":
+    "an external RDM's `path` or `paths` (another existing file)":
         "tests/test_trust.py::test_another_external_file_reruns_exactly_that_rdm",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
     "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
