@@ -381,6 +381,7 @@ def main() -> int:
     ap.add_argument("--tile-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--assemble", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--blocks", type=int, default=4, help="case f: compare.tiles (blocks per side)")
+    ap.add_argument("--tile-k", type=int, default=100, help="case f: K (at N=1000)")
     ap.add_argument("--act", help=argparse.SUPPRESS)
     ap.add_argument("--profile", action="store_true", help="case b: cProfile of one incremental child (top 10)")
     ap.add_argument("--cases", default="a,b,c,d,e",
@@ -536,27 +537,28 @@ def main() -> int:
         if "f" in cases:
             d = root / "f"
             d.mkdir()
-            paths = make_files(d, n2, k2 + 1)
-            labels = [f"m{i:04d}/l" for i in range(k2 + 1)]
+            kf = 20 if args.quick else args.tile_k
+            paths = make_files(d, n2, kf + 1)
+            labels = [f"m{i:04d}/l" for i in range(kf + 1)]
             store = fresh(root)
-            one = measure(paths[:k2], fresh(root), chunk_mb=args.chunk_mb, threads=args.threads)
+            one = measure(paths[:kf], fresh(root), chunk_mb=args.chunk_mb, threads=args.threads)
             (d / "t1").mkdir()
-            cold = run_tiles(paths[:k2], labels[:k2], args.blocks, d / "t1", store, args)
+            cold = run_tiles(paths[:kf], labels[:kf], args.blocks, d / "t1", store, args)
             (d / "t2").mkdir()
             for t in (d / "t1").glob("*.h5"):  # the tiles of the earlier run, as Snakemake would keep them
                 shutil.copy(t, d / "t2" / t.name)
             from rsaflow.jobs.second_order_tile import block_of
 
             added = run_tiles(paths, labels, args.blocks, d / "t2", store, args, block_of(labels[-1], args.blocks))
-            print(f"tiles B={args.blocks}, N={n2}: K={k2} one job {one['seconds']:.2f} s / {one['peak'] / GB:.3f} GB; "
+            print(f"tiles B={args.blocks}, N={n2}: K={kf} one job {one['seconds']:.2f} s / {one['peak'] / GB:.3f} GB; "
                   f"{cold['tiles']} tiles: sum {cold['sum']:.2f} s, longest {cold['max']:.2f} s, peak "
                   f"{cold['peak'] / GB:.3f} GB, assembly {cold['assemble']:.2f} s / {cold['assemble_peak'] / GB:.3f} GB; "
                   f"+1 RDM: tiles rerun {added['tiles']}, entries computed "
                   f"{added['computed']}, sum {added['sum']:.2f} s")
-            rows.append(dict(what=f"N={n2} K={k2} tiles B={args.blocks}: longest tile vs one job",
+            rows.append(dict(what=f"N={n2} K={kf} tiles B={args.blocks}: longest tile vs one job",
                              ours=f"{cold['max']:.2f} s", reference=f"{one['seconds']:.2f} s",
                              ratio=f"{one['seconds'] / cold['max']:.1f}x", target="parallel", met="-"))
-            rows.append(dict(what=f"N={n2} K={k2} tiles: largest tile peak RSS", ours=f"{cold['peak'] / GB:.3f} GB",
+            rows.append(dict(what=f"N={n2} K={kf} tiles: largest tile peak RSS", ours=f"{cold['peak'] / GB:.3f} GB",
                              reference=f"{one['peak'] / GB:.3f} GB", ratio="-", target="bounded", met="-"))
             shutil.rmtree(d)
     finally:

@@ -20,6 +20,7 @@ from scipy.linalg import orthogonal_procrustes, svd
 from scipy.stats import ortho_group
 
 from rsaflow import measures as ms
+from rsaflow.compare import n_from_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,7 +204,7 @@ def test_rdm_similarity_matches_rsatoolbox_with_ties(method):
 
 def test_noise_ceiling_accepts_square_rdms_and_checks_input():
     subs = _subjects(3)
-    n = ms.n_stimuli(subs.shape[1])
+    n = n_from_pairs(subs.shape[1])
     square = np.zeros((subs.shape[0], n, n))
     iu = np.triu_indices(n, k=1)
     square[:, iu[0], iu[1]] = subs

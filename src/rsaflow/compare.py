@@ -140,6 +140,14 @@ def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
     return ranks, ties
 
 
+def n_from_pairs(p: int) -> int:
+    """N with N (N - 1) / 2 == p (integer arithmetic); ValueError if there is none."""
+    n = (1 + math.isqrt(1 + 8 * p)) // 2
+    if n * (n - 1) // 2 != p:
+        raise ValueError(f"an upper triangle has N (N - 1) / 2 entries; {p} is not such a number")
+    return n
+
+
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of a 1-D array, ties given the average of their ranks.
 

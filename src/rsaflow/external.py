@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsaflow.compare import n_from_pairs
 from rsaflow.errors import InputFileError
 from rsaflow.finite import check_finite
 
@@ -189,10 +190,10 @@ def _reordered(path: Path, rdm: np.ndarray, ids: list, stimulus_ids, n_stimuli: 
 
 def n_from_condensed(path, p: int) -> int:
     """N with N (N - 1) / 2 == p; InputFileError naming ``path`` if there is none."""
-    n = int(round((1 + np.sqrt(1 + 8 * p)) / 2))
-    if n * (n - 1) // 2 != p:
-        raise InputFileError(path, f"condensed RDM of length {p} is no whole number of stimuli")
-    return n
+    try:
+        return n_from_pairs(p)
+    except ValueError:
+        raise InputFileError(path, f"condensed RDM of length {p} is no whole number of stimuli") from None
 
 
 def _checked(path: Path, matrix: np.ndarray, ids, n_stimuli: int, stimulus_ids) -> np.ndarray:

@@ -39,7 +39,8 @@ from typing import NamedTuple
 import numpy as np
 
 from rsaflow import measures
-from rsaflow.compare import ALL_METHODS, WHOLE_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a, tied_pairs
+from rsaflow.compare import (ALL_METHODS, WHOLE_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a,
+                             n_from_pairs, tied_pairs)
 from rsaflow.finite import check_finite
 from rsaflow.methods import METHODS
 
@@ -80,13 +81,6 @@ def condensed_rdms(rdms: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rdms[:, iu, ju], dtype=np.float64)
 
 
-def _stimuli(p: int) -> int:
-    n = (1 + math.isqrt(1 + 8 * p)) // 2
-    if n * (n - 1) // 2 != p:
-        raise ValueError(f"an upper triangle has N (N - 1) / 2 entries; {p} is not such a number")
-    return n
-
-
 def _check_rdms(rdms: np.ndarray, method: str, chunk_bytes: int) -> tuple[np.ndarray, int]:
     if method in METHODS and not METHODS[method].inference:
         raise ValueError(f"{method} compares activations, not RDMs: bootstrap/permutation of RDMs is not defined for it")
@@ -97,7 +91,7 @@ def _check_rdms(rdms: np.ndarray, method: str, chunk_bytes: int) -> tuple[np.nda
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
     uppers = condensed_rdms(rdms)
     k, p = uppers.shape
-    n = _stimuli(p)
+    n = n_from_pairs(p)
     if k < 2 or n < 3:
         raise ValueError(f"need K >= 2 RDMs of N >= 3 stimuli, got K={k}, N={n} (upper triangles of shape {uppers.shape})")
     check_finite(uppers, "RDM entries")
@@ -608,7 +602,7 @@ def _checked_groups(rdms, groups, method: str, ci: float, n_boot: int) -> tuple[
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     if n_boot < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    return uppers, groups, _stimuli(uppers.shape[1])
+    return uppers, groups, n_from_pairs(uppers.shape[1])
 
 
 def _resample_means(uppers: np.ndarray, groups: list, method: str, n: int):

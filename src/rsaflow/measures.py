@@ -49,6 +49,8 @@ import math
 import numpy as np
 from scipy.stats import kendalltau, rankdata
 
+from rsaflow.compare import n_from_pairs
+
 #: RDM comparison methods for which :func:`noise_ceiling` is defined, with rsatoolbox's names.
 RSATOOLBOX_NAMES = {
     "spearman": "spearman",
@@ -299,16 +301,8 @@ def shape_distance(K, L, alpha: float = 1.0) -> float:
 # RDM comparisons: whitened unbiased cosine (rsatoolbox's cosine_cov, corr_cov)
 
 
-def n_stimuli(n_pairs: int) -> int:
-    """N from the length N (N - 1) / 2 of an upper triangle."""
-    n = int(round((1 + math.sqrt(1 + 8 * n_pairs)) / 2))
-    if n * (n - 1) // 2 != n_pairs:
-        raise ValueError(f"{n_pairs} entries is not the upper triangle of a square RDM")
-    return n
-
-
 def _square(upper: np.ndarray) -> np.ndarray:
-    n = n_stimuli(upper.size)
+    n = n_from_pairs(upper.size)
     D = np.zeros((n, n))
     D[np.triu_indices(n, k=1)] = upper
     return D + D.T
@@ -436,7 +430,7 @@ def _as_uppers(subject_rdms) -> np.ndarray:
         raise ValueError(f"a noise ceiling needs at least 2 subjects' RDMs (S x n or S x N x N), got {r.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError("subject RDMs contain NaN or inf; the noise ceiling needs complete RDMs")
-    n_stimuli(r.shape[1])
+    n_from_pairs(r.shape[1])
     return r
 
 

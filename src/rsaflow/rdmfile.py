@@ -28,6 +28,7 @@ from scipy.spatial.distance import squareform
 
 from rsaflow import h5io
 from rsaflow.compare import (
+    n_from_pairs,
     RAW_METHODS,
     VECTOR_METHODS,
     ranks_and_ties,
@@ -38,14 +39,6 @@ from rsaflow.compare import (
 
 #: Methods whose vector is derived from ``ranks`` (the others from ``condensed``).
 RANKED = ("spearman", "rho_a")
-
-
-def n_from_pairs(p: int) -> int:
-    """N with N (N - 1) / 2 == p; ValueError if there is none."""
-    n = int(round((1 + np.sqrt(1 + 8 * p)) / 2))
-    if n * (n - 1) // 2 != p:
-        raise ValueError(f"{p} pairs is not N (N - 1) / 2 for a whole N")
-    return n
 
 
 def upper_triangle(square: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ import h5py
 import numpy as np
 
 from rsaflow import h5io, measures, rdmfile, store
-from rsaflow.compare import kendall_tau_a
+from rsaflow.compare import kendall_tau_a, n_from_pairs
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
 from rsaflow.methods import method_info
@@ -207,7 +207,7 @@ def whole_vector(path, method: str) -> np.ndarray:
 def _whole_block(rows: list[str], cols: list[str], method: str, chunk_bytes: int) -> np.ndarray:
     """Dot products of whole-RDM vectors: the rows' vectors in groups held within chunk_bytes / 2
     (at least one), the columns' built one at a time against each group."""
-    n = measures.n_stimuli(_length(rows[0], method))
+    n = n_from_pairs(_length(rows[0], method))
     g = max(1, int(chunk_bytes) // (2 * 8 * (n * (n + 1) // 2)))
     sim = np.empty((len(rows), len(cols)))
     for start in range(0, len(rows), g):
