@@ -300,8 +300,8 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     rng = np.random.default_rng(seed)
     samples = np.full((n_boot, k, k), np.nan)
     for b in range(n_boot):
-        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.int64)
-        if (n * n - int(counts @ counts)) // 2 < 2:  # pairs of draws of different stimuli
+        counts = _draw(rng, n, whole=False)
+        if counts is None:
             continue
         pos, w = _weighted_pairs(counts, n, chunk)
         try:
@@ -312,17 +312,45 @@ def bootstrap_second_order(rdms: np.ndarray, method: str = "spearman", n_boot: i
     return _summarise(samples, estimate, ci, n_boot, n)
 
 
-def _summarise(samples: np.ndarray, estimate: np.ndarray, ci: float, n_boot: int, n: int) -> BootstrapResult:
+def _draw(rng: np.random.Generator, n: int, whole: bool) -> np.ndarray | None:
+    """One bootstrap resample of N stimuli (N draws with replacement): the sorted draws (``whole``:
+    cosine_cov, corr_cov) or the count of each stimulus; None when it is to be skipped (fewer than
+    3 distinct stimuli, or fewer than 2 pairs of draws of different stimuli). Every bootstrap here
+    draws through this function, so one seed gives the same resamples to all of them."""
+    if whole:
+        draws = np.sort(rng.integers(0, n, n))
+        return draws if np.unique(draws).size >= 3 else None
+    counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.int64)
+    return counts if (n * n - int(counts @ counts)) // 2 >= 2 else None
+
+
+def _valid(samples: np.ndarray, n_boot: int, n: int) -> np.ndarray:
+    """The resamples that were not skipped (not NaN); ValueError when fewer than 2 remain."""
     valid = ~np.isnan(samples[:, 0, 0])
     n_valid = int(valid.sum())
     if n_valid < 2:
         raise ValueError(f"only {n_valid} of {n_boot} resamples gave non-degenerate RDMs; too few stimuli ({n})?")
-    samples = samples[valid]
+    return samples[valid]
+
+
+def _summarise(samples: np.ndarray, estimate: np.ndarray, ci: float, n_boot: int, n: int) -> BootstrapResult:
+    samples = _valid(samples, n_boot, n)
+    n_valid = samples.shape[0]
     lower, upper = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
     std = samples.std(axis=0, ddof=1)
     for m in (lower, upper, std):
         np.fill_diagonal(m, 0.0)
     return BootstrapResult(lower, upper, std, estimate, n_valid)
+
+
+def _cov_resample(draws: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(where, same) of a resample ``draws`` for cosine_cov / corr_cov: the resampled RDM's upper triangle is
+    upper[where] with 0 where ``same`` (two draws of one stimulus)."""
+    n = draws.size
+    i, j = _pair_rows(np.arange(p, dtype=np.int64), n)
+    si, sj = draws[i], draws[j]
+    same = si == sj
+    return _position(si, np.where(same, (si + 1) % n, sj), n), same
 
 
 def _cov_similarity(uppers: np.ndarray, draws: np.ndarray, method: str, chunk_bytes: int) -> np.ndarray:
@@ -331,11 +359,7 @@ def _cov_similarity(uppers: np.ndarray, draws: np.ndarray, method: str, chunk_by
     as a whole (rsaflow.measures.cov_vector of its upper triangle)."""
     k, p = uppers.shape
     n = draws.size
-    i, j = _pair_rows(np.arange(p, dtype=np.int64), n)
-    si, sj = draws[i], draws[j]
-    same = si == sj
-    where = _position(si, np.where(same, (si + 1) % n, sj), n)
-    del i, j, si, sj
+    where, same = _cov_resample(draws, p)
 
     def build(rows):
         out = np.empty((len(rows), p + n))
@@ -359,8 +383,8 @@ def _bootstrap_whole(uppers: np.ndarray, n: int, method: str, n_boot: int, seed:
     rng = np.random.default_rng(seed)
     samples = np.full((n_boot, k, k), np.nan)
     for b in range(n_boot):
-        draws = np.sort(rng.integers(0, n, n))
-        if np.unique(draws).size < 3:
+        draws = _draw(rng, n, whole=True)
+        if draws is None:
             continue
         try:
             samples[b] = _dissimilarity(_cov_similarity(uppers, draws, method, chunk_bytes))
@@ -576,16 +600,6 @@ def _kendall_means(uppers: np.ndarray, groups: list, expanded: np.ndarray) -> np
     return out
 
 
-def _cov_resample(draws: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """(where, same) of :func:`_cov_similarity`: the resampled RDM's upper triangle is
-    upper[where] with 0 where ``same`` (two draws of one stimulus)."""
-    n = draws.size
-    i, j = _pair_rows(np.arange(p, dtype=np.int64), n)
-    si, sj = draws[i], draws[j]
-    same = si == sj
-    return _position(si, np.where(same, (si + 1) % n, sj), n), same
-
-
 def _checked_groups(rdms, groups, method: str, ci: float, n_boot: int) -> tuple[np.ndarray, list, int]:
     """(K, P) RDMs, the groups' (S_g, P) subject RDMs and N, checked for :func:`bootstrap_subject_similarity`."""
     uppers = condensed_rdms(rdms)
@@ -666,23 +680,13 @@ def bootstrap_subject_similarity(rdms: np.ndarray, groups, method: str = "spearm
     rng = np.random.default_rng(seed)
     samples = np.full((n_boot, k, len(groups)), np.nan)
     for b in range(n_boot):
-        if whole:
-            draws = np.sort(rng.integers(0, n, n))
-            if np.unique(draws).size < 3:
-                continue
-            args = (None, draws)
-        else:
-            counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.int64)
-            if (n * n - int(counts @ counts)) // 2 < 2:
-                continue
-            args = (counts, None)
+        drawn = _draw(rng, n, whole)
+        if drawn is None:
+            continue
         try:
-            samples[b] = means(*args)
+            samples[b] = means(None, drawn) if whole else means(drawn, None)
         except DegenerateRDMError:
             continue
-    valid = ~np.isnan(samples[:, 0, 0])
-    n_valid = int(valid.sum())
-    if n_valid < 2:
-        raise ValueError(f"only {n_valid} of {n_boot} resamples gave non-degenerate RDMs; too few stimuli ({n})?")
-    lower, upper = np.percentile(samples[valid], [50 * (1 - ci), 50 * (1 + ci)], axis=0)
-    return SubjectBootstrap(lower, upper, estimate, n_valid)
+    samples = _valid(samples, n_boot, n)
+    lower, upper = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    return SubjectBootstrap(lower, upper, estimate, samples.shape[0])
