@@ -108,16 +108,20 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us"
 
 
+def print_grid(title: str, header: list[str], table: list[list[str]]) -> None:
+    """A titled table of strings, columns padded to their widest cell."""
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    print(f"\n== {title} ==")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     """rows: dicts with keys what, ours, reference, ratio, target, met (strings or None)."""
     cols = ["what", "ours", "reference", "ratio", "target", "met"]
-    cells = [[str(r.get(c, "") if r.get(c) is not None else "-") for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    print(f"\n== {title} ==")
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print_grid(title, cols, [[str(r.get(c, "") if r.get(c) is not None else "-") for c in cols] for r in rows])
 
 
 def met(ok: bool | None) -> str:

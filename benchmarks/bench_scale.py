@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's rsaflow, first
-from _common import REPO, limit_threads, machine, met, print_table, versions
+from _common import REPO, limit_threads, machine, met, print_grid, print_table, versions
 
 GB = 1e9
 
@@ -296,15 +296,6 @@ def fresh(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="store_", dir=root))
 
 
-def print_curve(title: str, header: list[str], table: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-    print(f"\n== {title} ==")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in table:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
-
-
 def curve_n(args, root: Path, rows: list) -> None:
     """Case d: the RDM job and the second order of K RDM files at each N; one folder per N, deleted after."""
     ns = [200, 400] if args.quick else [int(x) for x in args.n_sizes.split(",")]
@@ -360,7 +351,7 @@ def curve_n(args, root: Path, rows: list) -> None:
                              reference=f"{kd * s / GB:.2f} GB stacked (size)", ratio=f"{kd * s / so['peak']:.1f}x",
                              target="<= 2 GB", met=met(so["peak"] <= 2 * GB)))
         prev = (n, {"seconds": rj["seconds"], "peak": rj["peak"]}, {"seconds": so["seconds"], "peak": so["peak"]})
-    print_curve(f"curves in N: rdm job ({args.rdm_metric}, M={args.units}) and second order of K={kd} (spearman)",
+    print_grid(f"curves in N: rdm job ({args.rdm_metric}, M={args.units}) and second order of K={kd} (spearman)",
                 ["N", "P", "rdm s", "rdm GB", "file/S", "2nd s", "2nd GB", "rdm s x", "rdm GB x", "2nd s x",
                  "(N/Nprev)^2", "runs"], table)
 
@@ -532,7 +523,7 @@ def main() -> int:
                 table.append([str(k), f"{k * k * p2 / 2:.2e}", f"{r['seconds']:.2f}", f"{r['peak'] / GB:.3f}",
                               grow, runs])
                 prev = k
-            print_curve(f"curve in K: cold second order (spearman), N={n2}",
+            print_grid(f"curve in K: cold second order (spearman), N={n2}",
                         ["K", "K^2 P / 2", "seconds", "peak GB", "growth of seconds", "runs"], table)
         if "f" in cases:
             d = root / "f"
