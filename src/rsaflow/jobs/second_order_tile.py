@@ -33,9 +33,9 @@ import numpy as np
 
 from rsaflow import h5io, store
 from rsaflow.errors import InputFileError
-from rsaflow.jobs.second_order import _content_key, _kind, similarity_block
+from rsaflow.jobs.second_order import RunFiles, _content_key, similarity_block
 from rsaflow.provenance import base_attrs
-from rsaflow.results import check_same_stimuli, read_meta
+from rsaflow.results import check_same_stimuli
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _stored_entries(row_keys, col_keys, method: str, code: str, root) -> tuple[n
 
 
 def tile_similarities(row_paths, row_keys, col_paths, col_keys, method: str, code: str, chunk_bytes: int,
-                      root=None) -> tuple[np.ndarray, int]:
+                      root=None, files: RunFiles | None = None) -> tuple[np.ndarray, int]:
     """rows x cols similarities, reusing stored tiles; returns (similarity, entries computed).
 
     Computes the rows with unknown entries against all columns, or the columns with unknown
@@ -102,27 +102,35 @@ def tile_similarities(row_paths, row_keys, col_paths, col_keys, method: str, cod
     rows_todo = np.flatnonzero(~known.all(axis=1))
     cols_todo = np.flatnonzero(~known.all(axis=0))
     if rows_todo.size * len(col_keys) <= cols_todo.size * len(row_keys):
-        block = similarity_block([row_paths[i] for i in rows_todo], col_paths, method, chunk_bytes)
+        block = similarity_block([row_paths[i] for i in rows_todo], col_paths, method, chunk_bytes, files)
         sub, mask = sim[rows_todo], ~known[rows_todo]
         sub[mask] = block[mask]
         sim[rows_todo] = sub
     else:
-        block = similarity_block([col_paths[j] for j in cols_todo], row_paths, method, chunk_bytes).T
+        block = similarity_block([col_paths[j] for j in cols_todo], row_paths, method, chunk_bytes, files).T
         sub, mask = sim[:, cols_todo], ~known[:, cols_todo]
         sub[mask] = block[mask]
         sim[:, cols_todo] = sub
     return sim, int((~known).sum())
 
 
-def _records(paths, kind: str) -> list[dict]:
-    return sorted((dict(read_meta(p, kind), kind=kind) for p in paths), key=lambda r: r["label"])
+def _records(paths, files: RunFiles) -> list[dict]:
+    return sorted((files.record(p) for p in paths), key=lambda r: r["label"])
 
 
 def write_tile(row_paths, col_paths, out, spec: dict, code_files, store_root=None) -> np.ndarray:
     """Write tile ``out``: similarities (``spec['method']``) of every RDM of ``row_paths`` (rows,
-    sorted by label) with every RDM of ``col_paths`` (columns, sorted by label); returns them."""
-    method, kind = spec["method"], _kind(spec["method"])
-    rows, cols = _records(row_paths, kind), _records(col_paths, kind)
+    sorted by label) with every RDM of ``col_paths`` (columns, sorted by label); returns them.
+    Each input is opened and checked once (rsaflow.jobs.second_order.RunFiles)."""
+    method = spec["method"]
+    with RunFiles(method) as files:
+        return _write_tile(_records(row_paths, files), _records(col_paths, files), out, spec, code_files,
+                           store_root, files)
+
+
+def _write_tile(rows: list[dict], cols: list[dict], out, spec: dict, code_files, store_root,
+                files: RunFiles) -> np.ndarray:
+    method = spec["method"]
     if not rows or not cols:
         raise ValueError("a tile needs at least one RDM in each of its blocks")
     digest = check_same_stimuli(rows + cols)
@@ -138,7 +146,7 @@ def write_tile(row_paths, col_paths, out, spec: dict, code_files, store_root=Non
     start = time.perf_counter()
     chunk_bytes = int(spec.get("chunk_mb", 256) * 2**20)
     sim, computed = tile_similarities([r["path"] for r in rows], rkeys, [c["path"] for c in cols], ckeys, method,
-                                      code, chunk_bytes, store_root)
+                                      code, chunk_bytes, store_root, files)
     log.info("tile: reused %d, computed %d (%d x %d RDMs) in %.2f s", sim.size - computed, computed, len(rows),
              len(cols), time.perf_counter() - start)
     datasets = {
