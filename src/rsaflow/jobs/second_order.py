@@ -599,7 +599,8 @@ def _subject_vectors(uppers: np.ndarray, method: str):
     return None
 
 
-def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int = 0, ci: float = 0.95) -> dict:
+def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int = 0, ci: float = 0.95,
+                   stack: np.ndarray | None = None) -> dict:
     """Noise ceilings of the external groups among ``records`` and every RDM's similarity to their subjects.
 
     A group is an external RDM file with dataset ``subjects`` (S, P) (rsaflow.jobs.external_rdm).
@@ -616,8 +617,9 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
     ``subject_similarity_ci_upper`` (K, K, NaN outside group columns): the percentile interval
     ``ci`` of subject_similarity[i, g] over ``n_boot`` resamples of the stimuli,
     rsaflow.inference.bootstrap_subject_similarity, with the same draws (``seed``) as the matrix's
-    ``ci_lower``/``ci_upper``. Adds the K condensed RDMs (8 K P, as the matrix bootstrap holds)
-    and (G + 3) x 8 P of vectors; O((K + sum S) P log P) work per resample.
+    ``ci_lower``/``ci_upper``. Adds the K condensed RDMs (8 K P, as the matrix bootstrap holds;
+    ``stack``, when the caller has read them, is used instead of reading them again) and
+    (G + 3) x 8 P of vectors; O((K + sum S) P log P) work per resample.
     """
     from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling
     from rsaflow.results import read_subjects
@@ -638,20 +640,22 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
         out["n_subjects"][g] = uppers.shape[0]
         log.info("noise ceiling of %s (%d subjects, %s): lower %.4f, upper %.4f", records[g]["label"],
                  uppers.shape[0], method, out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g])
-    _subject_similarities(records, groups, method, out)
+    _subject_similarities(records, groups, method, out, stack)
     if n_boot:
-        out.update(_subject_bootstrap(records, groups, method, n_boot, seed, ci))
+        stack = _condensed_stack(records) if stack is None else stack
+        out.update(_subject_bootstrap(records, groups, method, n_boot, seed, ci, stack))
     return out
 
 
-def _subject_similarities(records: list[dict], groups: dict, method: str, out: dict) -> None:
-    """Fill ``subject_similarity`` and ``subject_similarity_sem`` (see :func:`group_ceilings`)."""
+def _subject_similarities(records: list[dict], groups: dict, method: str, out: dict, stack=None) -> None:
+    """Fill ``subject_similarity`` and ``subject_similarity_sem`` (see :func:`group_ceilings`);
+    each RDM from ``stack`` (K, P) when the caller holds it, else read one at a time."""
     from rsaflow.measures import rdm_similarity
     from rsaflow.results import read_rdm
 
     vectors = {g: _subject_vectors(uppers, method) for g, uppers in groups.items()}
     for i, r in enumerate(records):
-        x = read_rdm(r["path"])["condensed"]
+        x = read_rdm(r["path"])["condensed"] if stack is None else stack[i]
         vx = _subject_vectors(x[None], method)
         for g, uppers in groups.items():
             if vx is None:
@@ -662,13 +666,14 @@ def _subject_similarities(records: list[dict], groups: dict, method: str, out: d
             out["subject_similarity_sem"][i, g] = sims.std() / np.sqrt(sims.size)
 
 
-def _subject_bootstrap(records: list[dict], groups: dict, method: str, n_boot: int, seed: int, ci: float) -> dict:
+def _subject_bootstrap(records: list[dict], groups: dict, method: str, n_boot: int, seed: int, ci: float,
+                       stack: np.ndarray) -> dict:
     """``subject_similarity_ci_lower`` / ``_ci_upper`` (see :func:`group_ceilings`)."""
     from rsaflow.inference import bootstrap_subject_similarity
 
     k, cols = len(records), list(groups)
     log.info("bootstrap of the subject similarities: %d resamples of the stimuli", n_boot)
-    boot = bootstrap_subject_similarity(_condensed_stack(records), [groups[g] for g in cols], method, n_boot, seed, ci)
+    boot = bootstrap_subject_similarity(stack, [groups[g] for g in cols], method, n_boot, seed, ci)
     out = {}
     for name, values in (("subject_similarity_ci_lower", boot.lower), ("subject_similarity_ci_upper", boot.upper)):
         out[name] = np.full((k, k), np.nan)
@@ -737,12 +742,12 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
         "depth": np.array([r["depth"] for r in records], dtype=np.int64),
         "models": np.array([r["model"] for r in records], dtype=object),
     }
+    rdms = _condensed_stack(records) if inference else None  # (K, P): what inference streams, read once
     datasets.update(group_ceilings(records, method, spec.get("bootstrap", 0), spec.get("seed", 0),
-                                   spec.get("ci", 0.95)))
+                                   spec.get("ci", 0.95), rdms))
     if inference:
         from rsaflow.inference import bootstrap_second_order, permutation_test
 
-        rdms = _condensed_stack(records)  # (K, P): what inference streams
         if spec.get("bootstrap", 0):
             log.info("bootstrap: %d resamples of the stimuli", spec["bootstrap"])
             boot = bootstrap_second_order(rdms, method, spec["bootstrap"], spec["seed"], spec.get("ci", 0.95))
