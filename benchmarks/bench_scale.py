@@ -146,9 +146,10 @@ def tile_child(args) -> None:
 
 
 def run_tiles(paths, labels, n_blocks, folder: Path, store, args, block=None) -> dict:
-    """Every tile of ``paths`` (blocks by label) as its own child, then the assembly; per-tile
-    seconds and peaks, and the entries computed (from the tiles' logs). With ``block``, only the
-    tiles of that block run (as Snakemake reruns them when an RDM joins it); the others are kept."""
+    """Every tile of ``paths`` (blocks by block_of; one model per RDM here) as its own child, then
+    the assembly; per-tile seconds and peaks, and the entries computed (from the tiles' logs). With
+    ``block``, only the tiles of that block run (as Snakemake reruns them when an RDM joins it); the
+    others are kept."""
     import re
 
     from rsaflow.jobs.second_order_tile import tile_members

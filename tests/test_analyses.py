@@ -205,20 +205,41 @@ def test_tiled_second_order_equals_one_job(done, tiled, single):
     assert f"assembled from {len(tiles)} tiles" in log
 
 
-def test_adding_a_model_plans_only_the_tiles_of_its_block(done):
-    """A block depends on the label alone: the new model's RDM changes its block's tiles only
-    (the library test tests/test_tiles.py checks that those compute only its entries)."""
+def planned_tiles(wf, config, new_labels):
+    """(planned second_order_tile outputs of the tiled analysis, the tiles of the row of the block of
+    ``new_labels``) under ``config``."""
     from rsaflow.jobs.second_order_tile import block_of, tile_members
 
+    _, labels = second_order(wf, "tiled")
+    labels = sorted(set(labels) | set(new_labels))
+    (block,) = {block_of(lab, TILES) for lab in new_labels}
+    full = [i for i, m in enumerate(tile_members(labels, TILES)) if m]
+    planned = {out for rule, out in wf.planned_with(config) if rule == "second_order_tile" and "/tiled/" in out}
+    return planned, {f"results/second_order/tiled/tiles/{min(block, j)}_{max(block, j)}.h5" for j in full}
+
+
+def test_adding_a_model_plans_only_the_tiles_of_its_block(done):
+    """A block depends on the model alone: the new model's two RDMs change one block's tiles only
+    (the library test tests/test_tiles.py checks that those compute only its entries)."""
     wf, config, _ = done
     more = copy.deepcopy(config)
-    more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none", "layers": {"pool": "avgpool"}}
-    _, labels = second_order(wf, "tiled")
-    labels = sorted(labels + ["mobile/pool"])
-    block = block_of("mobile/pool", TILES)
-    full = [i for i, m in enumerate(tile_members(labels, TILES)) if m]
-    planned = {out for rule, out in wf.planned_with(more) if rule == "second_order_tile" and "/tiled/" in out}
-    assert planned == {f"results/second_order/tiled/tiles/{min(block, j)}_{max(block, j)}.h5" for j in full}
+    more["models"]["mobile"] = {"arch": "mobilenet_v3_small", "weights": "none",
+                                "layers": {"pool": "avgpool", "early": "features.2"}}
+    planned, row = planned_tiles(wf, more, ["mobile/pool", "mobile/early"])
+    assert planned == row
+
+
+def test_adding_a_layer_plans_only_the_tiles_of_its_models_block(done):
+    """Adding a layer reruns the model's extraction and so all of its RDM jobs (Snakemake has no
+    early cutoff); with a model's layers in one block, only that block's tiles rerun."""
+    wf, config, _ = done
+    more = copy.deepcopy(config)
+    more["models"]["squeeze"]["layers"] = ["features.3", "features.7", "features.12"]
+    planned, row = planned_tiles(wf, more, ["squeeze/features.3", "squeeze/features.7", "squeeze/features.12"])
+    assert planned == row
+    existing = {f"results/second_order/tiled/tiles/{p.name}"
+                for p in wf.path("results/second_order/tiled/tiles").iterdir()}
+    assert planned < existing  # some tile is left alone (with these names, the external RDM's own tile)
 
 
 def test_tiles_with_inference_are_a_config_error(done):

@@ -1,6 +1,7 @@
 """Second order split into tile jobs (``compare.tiles``): assembled tiles equal the one-job second
 order to 1e-12; adding an RDM changes only its block's tiles and computes only its entries."""
 
+import hashlib
 import logging
 import re
 
@@ -18,11 +19,13 @@ B = 3
 
 
 def run_tiles(tmp_path, paths, labels, method, tag):
-    """Every tile (i <= j) of the blocks of ``labels``; returns the tile files and the computed counts."""
+    """Every tile (i <= j, both blocks non-empty, as the workflow plans them) of the blocks of
+    ``labels``; returns the tile files and the computed counts."""
     members = tile_members(labels, B)
+    full = [i for i in range(B) if members[i]]
     tiles, computed = [], {}
-    for i in range(B):
-        for j in range(i, B):
+    for n, i in enumerate(full):
+        for j in full[n:]:
             out = tmp_path / f"{tag}_tile_{i}_{j}.h5"
             write_tile([paths[a] for a in members[i]], [paths[b] for b in members[j]], out, {"method": method},
                        "code")
@@ -46,6 +49,18 @@ def test_blocks_are_stable_and_cover_every_label():
     for b in range(4):
         assert [i for i in more[b] if i < 50] == members[b]
     assert all(block_of(lab, 4) == b for b in range(4) for lab in (labels[i] for i in members[b]))
+
+
+def test_a_models_layers_share_a_block_and_external_rdms_stand_alone():
+    """Adding a layer reruns the model's extraction and all its RDM jobs (no early cutoff in
+    Snakemake): with the whole model in one block, only that block's tiles see changed inputs."""
+    for b in (2, 5, 16):
+        for model in ("resnet18", "alexnet", "m7"):
+            assert len({block_of(f"{model}/{layer}", b) for layer in ("a", "layer3", "features.12", "x/y")}) == 1
+            assert block_of(f"{model}/a", b) == int(hashlib.sha256(model.encode()).hexdigest()[:16], 16) % b
+    externals = {block_of(f"external/brain{i}", 16) for i in range(40)}
+    assert len(externals) > 4  # each external RDM hashed on its own label, not all on "external"
+    assert block_of("external/v1", 16) == int(hashlib.sha256(b"external/v1").hexdigest()[:16], 16) % 16
 
 
 @pytest.mark.parametrize("method", METHODS_RDM)

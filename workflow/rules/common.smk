@@ -243,8 +243,8 @@ def second_order_inputs(wildcards):
 
 
 # compare.tiles: B >= 1 splits an analysis's K x K matrix into tile jobs over B blocks of inputs,
-# each input's block a hash of its label (rsaflow.jobs.second_order_tile), so adding an input
-# changes the inputs of its block's tiles only.
+# each input's block a hash of its model (rsaflow.jobs.second_order_tile.block_of; an external RDM
+# stands alone), so adding an input, a layer or a model changes the inputs of one block's tiles only.
 def tile_blocks(analysis):
     """Each block's input files, in block order (empty blocks stay empty)."""
     labelled = labelled_inputs(analysis)

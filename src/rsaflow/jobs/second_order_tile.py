@@ -5,12 +5,17 @@ a model zoo (thousands of RDMs of thousands of stimuli) one job takes too long f
 time limit, so ``compare.tiles: B`` (B >= 2) splits the K x K matrix into B (B + 1) / 2 tile jobs
 that a cluster runs in parallel, and the ``second_order`` job only assembles them.
 
-Blocks. Each RDM belongs to block :func:`block_of` (label) = int(sha256(label)[:16], 16) mod B: a
-function of its label alone, so adding or removing an RDM changes the inputs of its block's
-tiles only (the B tiles of its row), and Snakemake reruns exactly those. Tile (i, j), i <= j,
-compares the RDMs of block i with those of block j (``similarity_block``, streamed in chunks of
-``compare.chunk_mb`` like the one-job second order). Block sizes are K / B on average; with
-hashing they vary by about sqrt(K / B).
+Blocks. Each RDM belongs to block :func:`block_of` (label) = int(sha256(group)[:16], 16) mod B,
+where the group (:func:`tile_group`) is the model of a ``model/layer`` label and the whole label of
+an external RDM: a function of the label alone, and all layers of a model share one block. So
+adding or removing an RDM, a layer or a whole model changes the inputs of one block's tiles only
+(the B tiles of its row), and Snakemake reruns exactly those, even though adding a layer reruns
+the model's extraction and so every RDM job of that model (Snakemake has no early cutoff). Tile
+(i, j), i <= j, compares the RDMs of block i with those of block j (``similarity_block``, streamed
+in chunks of ``compare.chunk_mb`` like the one-job second order). A block holds whole models:
+with G groups (models plus external RDMs) in B blocks, a block holds G / B groups on average and
+up to about twice that (hashing), so choose B at most about G / 4; one model's layers are never
+split, so a single model's layer sweep gains nothing from tiles.
 
 Reuse. Snakemake deletes a rerun tile's old output first, so each tile is also a store object
 (kind ``tile``: the sorted content keys of its rows and columns, their similarities, the method
@@ -43,9 +48,16 @@ log = logging.getLogger(__name__)
 TILE_KIND = "tile"
 
 
+def tile_group(label: str) -> str:
+    """What decides the block of the RDM labelled ``label``: its model (``model/layer``), or the
+    whole label of an external RDM (``external/name``), which stands alone."""
+    model = label.split("/", 1)[0]
+    return label if model == "external" else model
+
+
 def block_of(label: str, n_blocks: int) -> int:
-    """The block of the RDM labelled ``label``: int(sha256(label)[:16], 16) mod ``n_blocks``."""
-    return int(hashlib.sha256(label.encode()).hexdigest()[:16], 16) % n_blocks
+    """The block of the RDM labelled ``label``: int(sha256(tile_group(label))[:16], 16) mod ``n_blocks``."""
+    return int(hashlib.sha256(tile_group(label).encode()).hexdigest()[:16], 16) % n_blocks
 
 
 def tile_members(labels, n_blocks: int) -> list[list[int]]:
