@@ -161,4 +161,4 @@ def test_degenerate_and_invalid():
     for method in ("rho_a", "kendall_tau_a"):
         assert np.all(second_order(u, method)[2, :2] == 1.0)
     assert set(ALL_METHODS) == {"spearman", "pearson", "cosine", "rho_a", "kendall_tau_a", "cka", "cka_debiased",
-                                "cka_rbf", "shape", "bures", "cosine_cov", "corr_cov"}
+                                "cka_rbf", "cka_rbf_debiased", "shape", "bures", "cosine_cov", "corr_cov"}

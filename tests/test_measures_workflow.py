@@ -22,6 +22,7 @@ BRANCHES = [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "featur
 ANALYSES = {
     "debiased": {"method": "cka_debiased"},
     "rbf": {"method": "cka_rbf", "sigma_frac": 0.5},
+    "rbf_debiased": {"method": "cka_rbf_debiased", "sigma_frac": 0.5},
     "shape": {"method": "shape", "alpha": 0.5},
     "bures": {"method": "bures"},
     "procrustes": {"method": "shape"},  # alpha 1: the same per-layer artifacts as bures
@@ -72,6 +73,7 @@ def result(wf, name):
 REFERENCES = {
     "debiased": lambda k, l: 1 - measures.cka_debiased(k, l),
     "rbf": lambda k, l: 1 - measures.cka_rbf(k, l, sigma_frac=0.5),
+    "rbf_debiased": lambda k, l: 1 - measures.cka_rbf(k, l, sigma_frac=0.5, debiased=True),
     "shape": lambda k, l: measures.shape_distance(k, l, alpha=0.5),
     "bures": lambda k, l: 1 - measures.bures_similarity(k, l),
     "procrustes": lambda k, l: measures.shape_distance(k, l, alpha=1.0),
@@ -92,7 +94,8 @@ def test_activation_measures_against_measures_on_the_activation_files(done, name
 def test_each_parameter_set_has_its_own_per_layer_artifacts_and_bures_shares_procrustes(done):
     wf, _ = done
     folders = sorted(p.name for p in wf.path("results/kernels").iterdir())
-    assert folders == ["cka_debiased", "cka_rbf_sigma_frac-0.5", "shape_alpha-0.5", "shape_alpha-1.0"]
+    assert folders == ["cka_debiased", "cka_rbf_debiased_sigma_frac-0.5", "cka_rbf_sigma_frac-0.5", "shape_alpha-0.5",
+                       "shape_alpha-1.0"]
     for m, l in BRANCHES:
         log = wf.path(f"results/logs/kernel/shape_alpha-1.0/{m}/{l}.log").read_text()
         assert "computed shape " in log
@@ -145,7 +148,8 @@ def test_adding_a_layer_costs_one_artifact_per_parameter_set(done):
     wf, config = done
     more = copy.deepcopy(config)
     more["models"]["squeeze"]["layers"]["early"] = "features.3"
-    names = ("cka_debiased", "cka_rbf_sigma_frac-0.5", "shape_alpha-0.5", "shape_alpha-1.0")
+    names = ("cka_debiased", "cka_rbf_sigma_frac-0.5", "cka_rbf_debiased_sigma_frac-0.5", "shape_alpha-0.5",
+             "shape_alpha-1.0")
     wf.write_config(more)
     try:
         wf.run("--until", "second_order")
@@ -170,7 +174,7 @@ def normalised_analyses(compare=None, analyses=None):
     return rsacfg.analyses(config)
 
 
-@pytest.mark.parametrize("method", ["cka", "cka_debiased", "cka_rbf", "shape", "bures"])
+@pytest.mark.parametrize("method", ["cka", "cka_debiased", "cka_rbf", "cka_rbf_debiased", "shape", "bures"])
 @pytest.mark.parametrize("key", ["bootstrap", "permutations"])
 def test_inference_on_activation_measures_is_a_one_line_error_naming_the_key(method, key):
     with pytest.raises(ConfigError) as err:

@@ -54,6 +54,7 @@ METHODS: dict[str, MethodInfo] = {
     "cka": MethodInfo("activation", "cka", False, False),
     "cka_debiased": MethodInfo("activation", "cka", False, False),
     "cka_rbf": MethodInfo("activation", "cka", False, False, ("sigma_frac",)),
+    "cka_rbf_debiased": MethodInfo("activation", "cka", False, False, ("sigma_frac",)),
     "shape": MethodInfo("activation", "shape", False, False, ("alpha",)),
     "bures": MethodInfo("activation", "shape", False, False),
     "cosine_cov": MethodInfo("whole", "rdm", True, True),
@@ -97,8 +98,8 @@ def artifact_spec(method: str, params: dict) -> dict:
     info = method_info(method)
     value = {k: float(params.get(k, PARAM_DEFAULTS[k])) for k in info.params}
     if info.artifact == "cka":
-        kernel = "rbf" if method == "cka_rbf" else "linear"
-        return {"kind": "cka", "kernel": kernel, "debiased": method == "cka_debiased", **value}
+        kernel = "rbf" if method.startswith("cka_rbf") else "linear"
+        return {"kind": "cka", "kernel": kernel, "debiased": method.endswith("_debiased"), **value}
     if info.artifact == "shape":
         return {"kind": "shape", "alpha": value.get("alpha", 1.0)}
     raise ValueError(f"{method} reads RDM files, not a per-layer activation artifact")
@@ -106,8 +107,9 @@ def artifact_spec(method: str, params: dict) -> dict:
 
 def artifact_name(spec: dict) -> str:
     """The folder name of a per-layer artifact spec (:func:`artifact_spec`): readable and unique,
-    e.g. ``cka``, ``cka_debiased``, ``cka_rbf_sigma_frac-0.8``, ``shape_alpha-1.0``. The workflow
-    maps names back to specs through a table built from the config, never by parsing them."""
+    e.g. ``cka``, ``cka_debiased``, ``cka_rbf_sigma_frac-0.8``, ``cka_rbf_debiased_sigma_frac-0.8``,
+    ``shape_alpha-1.0``. The workflow maps names back to specs through a table built from the
+    config, never by parsing them."""
     if spec["kind"] == "shape":
         return f"shape_alpha-{spec['alpha']!r}"
     name = "cka" if spec["kernel"] == "linear" else "cka_rbf"

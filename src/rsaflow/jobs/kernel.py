@@ -6,9 +6,9 @@ an analysis's second order reads K of them. From the column-centred Gram Kc = (H
 activations X (N x M; columns read ``block`` at a time, rsaflow.compare.centered_gram_unit; every
 measure here is invariant to centring and to scaling the Gram):
 
-- ``cka`` artifacts (cka, cka_debiased, cka_rbf): ``gram_unit``, rsaflow.measures.cka_vector
-  (kernel, debiased, sigma_frac), N^2 float64; a pair is a dot product, streamed by the second
-  order in chunks;
+- ``cka`` artifacts (cka, cka_debiased, cka_rbf, cka_rbf_debiased): ``gram_unit``,
+  rsaflow.measures.cka_vector (kernel, debiased, sigma_frac), N^2 float64; a pair is a dot
+  product, streamed by the second order in chunks;
 - ``shape`` artifacts (shape with alpha, bures = alpha 1): ``factor_w`` (r) and ``factor_u``
   (N x r), rsaflow.measures.shape_factor, r <= N - 1 the rank; a pair is one r x r SVD.
 

@@ -2,7 +2,7 @@
 
 Streaming. The K x K similarities are accumulated chunk by chunk of pairs: each chunk reads
 pairs ``lo:hi`` of every RDM file (rsaflow.rdmfile.vector_chunk; ``gram_unit`` of the per-layer
-``cka`` artifacts for cka, cka_debiased, cka_rbf), so the job never holds whole vectors. The chunk
+``cka`` artifacts for the CKA family), so the job never holds whole vectors. The chunk
 is sized by the byte budget ``chunk_mb`` of the analysis (config ``compare.chunk_mb``). Three
 kinds of method cannot be streamed across pairs: kendall_tau_a (a sort per pair), shape and bures
 (an SVD per pair of the per-layer ``shape`` factors, rsaflow.measures.fidelity_factors) and
