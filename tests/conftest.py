@@ -41,6 +41,19 @@ def write_cifar10(root: Path, per_class: int = 12, seed: int = 0, n_classes: int
     return root
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Order for two xdist workers taking whole files (``.ci/run``: ``--dist loadfile
+    --no-loadscope-reorder`` keeps this order): the SLURM cluster tests first (their run mostly
+    waits on the scheduler, ~2.5 min, so it overlaps CPU-bound files instead of running alone at
+    the end), then the files with ``slow`` tests (workflow runs), then the quick files, which fill
+    the gaps at the end. Whole files move (a stable sort): the order of tests within a file is kept."""
+    rank: dict = {}
+    for item in items:
+        key = (item.get_closest_marker("slurm") is None, item.get_closest_marker("slow") is None)
+        rank[item.path] = min(rank.get(item.path, key), key)
+    items.sort(key=lambda item: rank[item.path])
+
+
 @pytest.fixture(autouse=True)
 def private_store(tmp_path, monkeypatch):
     """Jobs called in this process keep their content store in the test's temp dir, not results/store
