@@ -98,6 +98,11 @@ def dataset_sha256(dset, rows: int = 256) -> str:
     return h.hexdigest()
 
 
+def texts(values) -> list[str]:
+    """A string dataset's values (or attribute list) as Python str: h5py returns bytes or str."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
 def read_attrs(f: h5py.File) -> dict:
     """All attributes, JSON strings decoded where they parse as JSON objects or lists."""
     out = {}

@@ -23,15 +23,11 @@ from rsaflow import h5io
 from rsaflow.errors import InputFileError
 
 
-def _text(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
 def read_stimuli(path, images: bool = True) -> dict:
     """``images`` (N, 3, H, W) uint8 (left out with ``images=False``), ``labels``, ``indices`` (into
     the source), ``class_names``, ``digest`` (sha256 of the ordered set) and ``path``."""
     with h5io.open_artifact(path, "stimuli") as f:
-        out = {"labels": f["labels"][()], "indices": f["indices"][()], "class_names": _text(f["class_names"][()]),
+        out = {"labels": f["labels"][()], "indices": f["indices"][()], "class_names": h5io.texts(f["class_names"][()]),
                "digest": f.attrs["digest"], "path": str(path)}
         if images:
             out["images"] = f["images"][()]
@@ -135,8 +131,8 @@ def read_second_order(path) -> dict:
     """
     with h5io.open_artifact(path, "second_order") as f:
         out = {name: f[name][()] for name in f}
-        out["labels"] = _text(out["labels"])
-        out["models"] = _text(out["models"])
+        out["labels"] = h5io.texts(out["labels"])
+        out["models"] = h5io.texts(out["models"])
         out["method"] = str(f.attrs["method"])
     return out
 

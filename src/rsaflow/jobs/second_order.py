@@ -156,16 +156,16 @@ class RunFiles:
         if e is not None and e["identity"] == _identity(path):
             if record and e["record"] is None:
                 if e["handle"] is not None:
-                    e["record"] = dict(rdm_record(e["handle"], path), kind=self.kind)
+                    e["record"] = self._record(e["handle"], path)
                 else:
                     with h5io.open_artifact(path, self.kind) as f:
-                        e["record"] = dict(rdm_record(f, path), kind=self.kind)
+                        e["record"] = self._record(f, path)
             return e
         stack = contextlib.ExitStack()
         f = stack.enter_context(h5io.open_artifact(path, self.kind))
         try:
             length, params = _describe_open(f, self.method)
-            e = {"record": dict(rdm_record(f, path), kind=self.kind) if record else None, "length": length,
+            e = {"record": self._record(f, path) if record else None, "length": length,
                  "params": params, "identity": _identity(path), "handle": None}
         except BaseException:
             stack.close()
@@ -178,6 +178,9 @@ class RunFiles:
             stack.close()
         self._entries[path] = e
         return e
+
+    def _record(self, f, path) -> dict:
+        return dict(rdm_record(f, path), kind=self.kind)
 
     def record(self, path) -> dict:
         """rsaflow.results.read_meta's record of ``path`` (with ``kind``), from the run's one open."""
@@ -415,7 +418,7 @@ def _index_unindexed(root) -> None:
         try:
             with h5io.open_artifact(obj, PAIRS_KIND) as f:
                 method, code = f.attrs.get("method"), f.attrs.get("code_sha256")
-                theirs = [x.decode() if isinstance(x, bytes) else str(x) for x in f["content_keys"][()]]
+                theirs = h5io.texts(f["content_keys"][()])
         except (InputFileError, OSError):
             continue
         if isinstance(method, str) and isinstance(code, str):
@@ -457,7 +460,7 @@ def _stored_similarities(keys: list[str], method: str, code: str, root) -> tuple
             continue
         try:
             with h5io.open_artifact(obj, PAIRS_KIND) as f:
-                stored = [x.decode() if isinstance(x, bytes) else str(x) for x in f["content_keys"][()]]
+                stored = h5io.texts(f["content_keys"][()])
                 if stored != list(theirs) or f["similarity"].shape != (len(theirs), len(theirs)):
                     continue  # not what the index says: never trust it over the object
                 block = f["similarity"][()][np.ix_(shared, shared)]

@@ -68,10 +68,6 @@ def tile_members(labels, n_blocks: int) -> list[list[int]]:
     return blocks
 
 
-def _text(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
 def _stored_entries(row_keys, col_keys, method: str, code: str, root) -> tuple[np.ndarray, np.ndarray]:
     """(similarity, known) of rows x cols filled from every stored tile of ``method`` and ``code``
     (either orientation: s(a, b) = s(b, a))."""
@@ -84,7 +80,7 @@ def _stored_entries(row_keys, col_keys, method: str, code: str, root) -> tuple[n
             with h5io.open_artifact(obj, TILE_KIND) as f:
                 if f.attrs.get("method") != method or f.attrs.get("code_sha256") != code:
                     continue
-                rk, ck = _text(f["row_keys"][()]), _text(f["col_keys"][()])
+                rk, ck = h5io.texts(f["row_keys"][()]), h5io.texts(f["col_keys"][()])
                 for theirs_r, theirs_c, transpose in ((rk, ck, False), (ck, rk, True)):
                     a = [(i, rpos[k]) for i, k in enumerate(theirs_r) if k in rpos]
                     b = [(j, cpos[k]) for j, k in enumerate(theirs_c) if k in cpos]
@@ -185,8 +181,8 @@ def assemble(records: list[dict], tile_paths, method: str, digest: str) -> np.nd
             if f.attrs["method"] != method or f.attrs["stimulus_digest"] != digest:
                 raise InputFileError(path, f"tile of method {f.attrs['method']!r} on stimuli "
                                            f"{f.attrs['stimulus_digest']}, not {method!r} on {digest}")
-            labels = [_text(f[f"{side}_labels"][()]) for side in ("row", "col")]
-            tile_keys = [_text(f[f"{side}_keys"][()]) for side in ("row", "col")]
+            labels = [h5io.texts(f[f"{side}_labels"][()]) for side in ("row", "col")]
+            tile_keys = [h5io.texts(f[f"{side}_keys"][()]) for side in ("row", "col")]
             block = f["similarity"][()]
         idx = []
         for side_labels, side_keys in zip(labels, tile_keys):
