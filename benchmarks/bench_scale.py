@@ -201,9 +201,10 @@ def measure(paths, store, method="spearman", chunk_mb=256, threads=2, stacked=Fa
         return res
 
 
-def run_child(extra: list[str], threads: int) -> dict:
-    """Run this script as a child with ``extra`` arguments; its last stdout line as JSON (+ stderr)."""
-    cmd = [sys.executable, __file__, *extra, "--threads", str(threads)]
+def run_child(extra: list[str], threads: int, script: str = __file__) -> dict:
+    """Run ``script`` (this one by default) as a child with ``extra`` arguments; its last stdout
+    line as JSON (+ stderr)."""
+    cmd = [sys.executable, script, *extra, "--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from _common import REPO, limit_threads, machine, print_grid, rsatoolbox_or_none, versions
-from bench_scale import make_activations, vm_hwm
+from _common import limit_threads, machine, print_grid, rsatoolbox_or_none, versions
+from bench_scale import make_activations, run_child, vm_hwm
 
 WIDTHS = (2048, 512, 4096, 1024)  # most layers reach rank N - 1, as wide conv layers do
 
@@ -78,11 +77,7 @@ def rsatoolbox_child(args) -> None:
 
 
 def run(extra: list[str], threads: int) -> dict:
-    cmd = [sys.executable, __file__, *extra, "--threads", str(threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(extra, threads, script=__file__)
 
 
 def main() -> int:
