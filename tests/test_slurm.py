@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Workflow, tiny_config, write_cifar10
+from conftest import Workflow, tiny_config, write_cifar10
 from slurm_cluster import job_details, jobs_seen, pids_alive, slurm_cluster, slurm_unavailable_reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]

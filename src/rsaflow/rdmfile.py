@@ -24,7 +24,6 @@ of RDM files in rsaflow goes through :func:`rsaflow.results.read_rdm` or :func:`
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import squareform
 
 from rsaflow import h5io
 from rsaflow.compare import (
