@@ -10,7 +10,7 @@ min_version("9.0")
 # leak into a user's analysis. As a module (README), the module statement's config: is used instead.
 if not workflow.overwrite_configfiles:
 
-    configfile: f"{workflow.current_basedir}/config.yaml"
+    include: "workflow/rules/default_config.smk"
 
 
 include: "workflow/rules/common.smk"

@@ -6,4 +6,6 @@ from rsaflow.jobs.common import job
 from rsaflow.jobs.stimuli import write_stimuli
 
 with job(snakemake):
-    write_stimuli(snakemake.output[0], json.loads(snakemake.params.spec), snakemake.params.code)
+    write_stimuli(
+        snakemake.output.stimuli, json.loads(snakemake.params.spec), snakemake.params.code, snakemake.output.order
+    )

@@ -32,7 +32,7 @@ def analyses_config(cifar_root, external):
         "tiled": {"method": "spearman", "tiles": TILES},  # compare.tiles: equal to the main analysis
         "tiled_cka": {"method": "cka", "tiles": TILES},
     }
-    config["external_rdms"] = {"brain": {"path": str(external)}}
+    config["external_rdms"] = {"brain": {"path": str(external), "order": "stimuli"}}
     return config
 
 
@@ -139,7 +139,7 @@ def test_adding_an_external_rdm(done, tmp_path):
     wf, config, brain = done
     np.save(tmp_path / "v1.npy", brain[::-1, ::-1].copy())
     more = copy.deepcopy(config)
-    more["external_rdms"]["v1"] = {"path": str(tmp_path / "v1.npy")}
+    more["external_rdms"]["v1"] = {"path": str(tmp_path / "v1.npy"), "order": "stimuli"}
     jobs = wf.planned_with(more)
     rules = {rule for rule, _ in jobs}
     assert ("external_rdm", "results/external/v1.h5") in jobs
@@ -152,7 +152,7 @@ def test_adding_an_external_rdm(done, tmp_path):
 def test_external_rdm_of_wrong_size_is_refused(workflow, cifar_root, tmp_path):
     np.save(tmp_path / "small.npy", squareform(np.arange(1.0, 11.0)))  # 5 x 5, the stimuli are 30
     config = tiny_config(cifar_root)
-    config["external_rdms"] = {"small": {"path": str(tmp_path / "small.npy")}}
+    config["external_rdms"] = {"small": {"path": str(tmp_path / "small.npy"), "order": "stimuli"}}
     workflow.write_config(config)
     proc = workflow.run("results/external/small.h5", check=False)
     assert proc.returncode != 0

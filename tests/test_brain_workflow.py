@@ -41,8 +41,9 @@ def done(tmp_path_factory):
             "squeeze": {"arch": "squeezenet1_1", "weights": "none", "layers": {"features": "features.12"}},
         },
         "extraction": {"batch_size": 16, "device": "cpu", "threads": 1, "gpu": False},
-        "external_rdms": {"IT": {"paths": paths}, "V4": {"path": str(root / "v4.npy")},
-                          "single": {"path": str(root / "single.npy")}},
+        "external_rdms": {"IT": {"paths": paths, "order": "stimuli"},
+                          "V4": {"path": str(root / "v4.npy"), "order": "stimuli"},
+                          "single": {"path": str(root / "single.npy"), "order": "stimuli"}},
         "analyses": {"corr": {"method": "pearson", "bootstrap": 20, "seed": 1}, "cka": {"method": "cka"}},
     }
     wf = Workflow(root)

@@ -40,7 +40,7 @@ def measures_config(brain_path):
         },
         "extraction": {"batch_size": 8, "device": "cpu", "threads": 1, "gpu": False},
         "analyses": copy.deepcopy(ANALYSES),
-        "external_rdms": {"brain": {"path": str(brain_path)}},
+        "external_rdms": {"brain": {"path": str(brain_path), "order": "stimuli"}},
     }
 
 

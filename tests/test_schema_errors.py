@@ -59,7 +59,7 @@ MISTAKES = {
     "layer-list-bad-name": (lambda c: c["models"]["alexnet"].update(layers=["features/0"]),
                             "models.alexnet.layers[0]", "'features/0'", "a name of letters, digits"),
     "external-rdm-misspelt": (lambda c: c.update(external_rdms={"brain": {"paht": "it.npy"}}),
-                              "external_rdms.brain.paht", "'paht'", "allowed: path, paths; close matches: path, paths"),
+                              "external_rdms.brain.paht", "'paht'", "allowed: path, paths, ids, order; close matches: path, paths"),
     "external-rdm-plain-path": (lambda c: c.update(external_rdms={"brain": "it.npy"}),
                                 "external_rdms.brain", "'it.npy'", "a mapping {path: <file>}"),
     "external-group-of-one": (lambda c: c.update(external_rdms={"IT": {"paths": ["s1.npy"]}}),

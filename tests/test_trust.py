@@ -33,7 +33,7 @@ def done(tmp_path_factory):
     wf = Workflow(root)
     config = tiny_config(write_cifar10(root / "cifar"))
     config["models"]["resnet18"] = {"weights": save_resnet18(root / "a.pt", 1), "layers": {"avgpool": "avgpool"}}
-    config["external_rdms"] = {"brain": {"path": save_rdm(root / "brain.npy", 0)}}
+    config["external_rdms"] = {"brain": {"path": save_rdm(root / "brain.npy", 0), "order": "stimuli"}}
     wf.write_config(config)
     wf.run()
     return wf, config, root

@@ -1,4 +1,4 @@
-"""Command line: ``rsaflow layers ARCH`` lists a model's graph nodes with their output shapes.
+"""Command line of rsaflow: list a model's layers, check a config, manage the store and stale results.
 
 Usage::
 
@@ -10,6 +10,8 @@ Usage::
     rsaflow store --prune [--dry-run]         # remove objects no file under results/ links to
     rsaflow store --prune --older-than 30     # ... or not used for 30 days (stores that had to copy)
     rsaflow stale [--remove] [-- SNAKEMAKE ARGS]  # results the current config no longer produces
+    rsaflow check my.yaml [-- SNAKEMAKE ARGS]  # YAML syntax (file:line:column), schema, paths: one line each
+    rsaflow bind data/it.npy                  # confirm an order: stimuli file follows the current stimuli
 
 (``python -m rsaflow.cli`` works without installing the entry point.)
 The model is built untrained (no download); shapes do not depend on weights.
@@ -65,8 +67,9 @@ def layer_table(arch: str, size: int = 224, pattern: str | None = None) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rsaflow", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="rsaflow", description=__doc__.split("\n\n")[0],
+                                     epilog="Each command has its own --help, e.g. rsaflow layers --help.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{layers,store,stale,check,bind}")
     p_layers = sub.add_parser("layers", help="list a model's graph nodes (layer names) and output shapes")
     p_layers.add_argument("arch", nargs="?", help="torchvision architecture, e.g. resnet50")
     p_layers.add_argument("--size", type=int, default=224, help="input image size (default 224)")
@@ -83,11 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     p_stale.add_argument("--remove", action="store_true", help="delete them (then: rsaflow store --prune)")
     p_stale.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                          help="after --: the arguments you run snakemake with (-s, -d, --configfile, ...)")
+    p_check = sub.add_parser("check", help="check a config file as the workflow would, one line per problem")
+    p_check.add_argument("configfile", help="the config file (YAML or JSON)")
+    p_check.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                         help="after --: further snakemake arguments (-s, -d, ...)")
+    p_bind = sub.add_parser("bind", help="confirm that id-less RDM files (order: stimuli) follow the current "
+                                         "stimulus order (results/stimuli/order.tsv)")
+    p_bind.add_argument("files", nargs="+", help="the RDM files (as named in the config)")
+    p_bind.add_argument("--stimuli", default="results/stimuli/stimuli.h5",
+                        help="the stimulus set they follow (default results/stimuli/stimuli.h5)")
     args = parser.parse_args(argv)
-    if args.command == "store":
-        return store_command(args)
-    if args.command == "stale":
-        return stale_command(args)
+    commands = {"store": store_command, "stale": stale_command, "check": check_command, "bind": bind_command}
+    if args.command in commands:
+        return commands[args.command](args)
 
     from rsaflow.errors import RsaflowError
 
@@ -125,22 +136,59 @@ def current_files(summary: str) -> tuple[set[str], set[str]]:
     return files, {f.rstrip("/") + "/" for f in files}
 
 
+def tracked_files(workdir) -> set[str]:
+    """Paths (relative to ``workdir``, POSIX) under ``workdir``/results that git tracks; empty
+    outside a git checkout or without git."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(workdir), "ls-files", "-z", "--full-name", "--", "results"],
+                              capture_output=True, text=True, check=False)
+        top = subprocess.run(["git", "-C", str(workdir), "rev-parse", "--show-prefix"],
+                             capture_output=True, text=True, check=False)
+    except OSError:
+        return set()
+    if proc.returncode != 0 or top.returncode != 0:
+        return set()
+    prefix = top.stdout.strip()
+    return {p[len(prefix):] for p in proc.stdout.split("\0") if p and p.startswith(prefix)}
+
+
 def stale_files(workdir, summary: str) -> list:
     """Files under ``workdir``/results that no job of the current DAG writes (outputs, directory
-    outputs, logs), leaving out the store and run-time benchmarks."""
+    outputs, logs), leaving out the store, run-time benchmarks and every file git tracks
+    (``results/.gitkeep``). Nothing outside ``results/`` is ever listed."""
     from pathlib import Path
 
     workdir = Path(workdir)
     files, folders = current_files(summary)
+    keep = tracked_files(workdir)
     out = []
     for path in sorted((workdir / "results").rglob("*")):
         rel = path.relative_to(workdir).as_posix()
-        if not path.is_file() or rel.startswith(("results/store/", "results/benchmarks/")):
+        if not path.is_file() or path.is_symlink() or rel.startswith(("results/store/", "results/benchmarks/")):
             continue
-        if rel in files or any(rel.startswith(d) for d in folders) or path.name == ".snakemake_timestamp":
+        if rel in files or rel in keep or any(rel.startswith(d) for d in folders) \
+                or path.name == ".snakemake_timestamp":
             continue
         out.append(path)
     return out
+
+
+#: Lines Snakemake prints before its own work, never the cause of a failure.
+SNAKEMAKE_CHATTER = ("Using workflow specific profile", "Using profile", "Building DAG", "Assuming unrestricted",
+                     "Config file ", "host:")
+
+
+def failure_cause(stderr: str) -> str:
+    """The line of a failed Snakemake run that says why: rsaflow's one-line config error, else the
+    first line that is not Snakemake's chatter or a traceback's ``File ...`` line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith("config error at ") or ": YAML syntax error:" in line:
+            return line
+    rest = [ln for ln in lines if not ln.startswith(SNAKEMAKE_CHATTER) and not ln.startswith('File "')]
+    return rest[0] if rest else "no message"
 
 
 def stale_command(args) -> int:
@@ -154,8 +202,8 @@ def stale_command(args) -> int:
             workdir = extra[extra.index(flag) + 1]
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--summary", *extra], capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.startswith("output_file"):
-        print(f"rsaflow: snakemake --summary failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}",
-              file=sys.stderr)
+        print(f"rsaflow: the workflow did not load ({failure_cause(proc.stderr)}); pass the arguments you run "
+              "snakemake with after --, e.g. rsaflow stale -- --configfile my.yaml", file=sys.stderr)
         return 2
     stale = stale_files(workdir, proc.stdout)
     for path in stale:
@@ -164,6 +212,52 @@ def stale_command(args) -> int:
             path.unlink()
     verb = "removed" if args.remove else "stale (rsaflow stale --remove deletes them)"
     print(f"# {len(stale)} files {verb}; then rsaflow store --prune frees products no result links to")
+    return 0
+
+
+def check_command(args) -> int:
+    """``rsaflow check FILE``: the YAML syntax (file, line, column), then the workflow's own checks
+    (schema, architectures and layers, paths, stimulus ids) through a dry run, one line each."""
+    import subprocess
+
+    from rsaflow.errors import RsaflowError
+    from rsaflow.schema import load_config_file
+
+    try:
+        load_config_file(args.configfile)
+    except RsaflowError as exc:
+        print(f"rsaflow: {exc}", file=sys.stderr)
+        return 2
+    extra = [a for a in args.snakemake_args if a != "--"]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--quiet", "rules",
+                           "--configfile", args.configfile, *extra], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"rsaflow: {failure_cause(proc.stderr)}", file=sys.stderr)
+        return 2
+    print(f"{args.configfile}: ok")
+    return 0
+
+
+def bind_command(args) -> int:
+    """``rsaflow bind FILE ...``: bind each file's bytes to the stimulus set (rsaflow.binding)."""
+    from pathlib import Path
+
+    from rsaflow import binding, h5io
+    from rsaflow.errors import RsaflowError
+    from rsaflow.filedigest import file_sha256
+
+    try:
+        with h5io.open_artifact(args.stimuli, "stimuli") as f:
+            digest, n = str(f.attrs["digest"]), f["images"].shape[0]
+    except RsaflowError as exc:
+        print(f"rsaflow: {exc} (run the workflow's stimuli step first, or pass --stimuli)", file=sys.stderr)
+        return 2
+    for name in args.files:
+        if not Path(name).is_file():
+            print(f"rsaflow: {name}: file not found", file=sys.stderr)
+            return 2
+        binding.bind(name, file_sha256(name), digest)
+        print(f"bound {name} to the stimulus set {digest[:12]} ({n} stimuli, as in results/stimuli/order.tsv)")
     return 0
 
 

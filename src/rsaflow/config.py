@@ -232,19 +232,8 @@ def check_paths(config: dict, norm: dict) -> None:
                 existing_path(f"external_rdms.{name}.paths[{i}]", path)
         else:
             existing_path(f"external_rdms.{name}.path", spec["path"])
+        if spec.get("ids"):
+            existing_path(f"external_rdms.{name}.ids", spec["ids"])
     for path in cifar10_files(config["stimuli"]):
         existing_path("stimuli.root", path, "put CIFAR10's extracted cifar-10-batches-py/ folder under stimuli.root, "
                                             "or set stimuli.download: true where the network is available")
-
-
-def files_digest(paths) -> str:
-    """sha256 over (path, size, modification time) of ``paths``: changes when a file is edited,
-    added, removed or renamed, without reading the files."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        st = Path(path).stat()
-        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-

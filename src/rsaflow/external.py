@@ -15,9 +15,16 @@ Accepted files, all one RDM of N stimuli:
 Checks, each an InputFileError naming the file: finite; square; N equal to ``n_stimuli``;
 symmetric within 1e-8 relative (|d_ij - d_ji| <= 1e-8 max|d|); zero diagonal within the same
 tolerance. The result is made exactly symmetric ((D + D^T) / 2) with an exact zero diagonal.
-When the file carries stimulus ids and ``stimulus_ids`` is given, rows and columns are reordered
-to follow ``stimulus_ids``; ids are compared as strings (``str(3) == '3'``) and must match as
-sets. Without ids in the file, its order is taken to be the workflow's stimulus order.
+
+Stimulus ids say which stimulus each row is; they come from the file (CSV/TSV header or first
+column, HDF5 ``stimulus_ids``) or from an ids file beside it (config ``ids:``, read by
+:func:`read_ids`: one id per line, or a table with an ``id`` column such as the workflow's own
+``results/stimuli/order.tsv``). With ids and ``stimulus_ids`` given, rows and columns are
+reordered to follow ``stimulus_ids``; ids are compared as strings (``str(3) == '3'``) and must
+match as sets. A file without ids is refused (:class:`MissingIdsError`) where ``require_ids``
+is set, as the workflow sets it unless the config entry states ``order: stimuli`` (the file
+follows ``results/stimuli/order.tsv`` exactly; :mod:`rsaflow.binding` then ties the file to the
+stimulus set it was first used with).
 
 Groups (several subjects' RDMs of one brain region; :func:`load_external_group`): config
 ``paths: [f1, f2, ...]`` (each file one RDM, as above), or ``path:`` to one file holding a
@@ -35,13 +42,37 @@ from pathlib import Path
 import numpy as np
 
 from rsaflow.compare import n_from_pairs
-from rsaflow.errors import InputFileError
+from rsaflow.errors import ConfigError, InputFileError
 from rsaflow.finite import check_finite
 
 #: Relative tolerance of the symmetry and zero-diagonal checks.
 RTOL = 1e-8
 #: Dataset of an .h5 group file: the subjects' RDMs, (S, N, N) or (S, P).
 GROUP_DATASET = "rdms"
+
+
+class MissingIdsError(InputFileError):
+    """An RDM file (and its entry) gives no stimulus ids, and the rows' order was not stated."""
+
+
+def read_ids(path) -> list[str]:
+    """Stimulus ids from a text file: one id per line (blank lines ignored), or a tab-separated
+    table whose header row has a column ``id`` (e.g. ``results/stimuli/order.tsv``)."""
+    path = Path(path)
+    try:
+        lines = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read stimulus ids: {exc}") from None
+    lines = [line for line in lines if line.strip()]
+    header = lines[0].split("\t") if lines else []
+    if "id" in header and len(header) > 1:
+        col = header.index("id")
+        rows = [line.split("\t") for line in lines[1:]]
+        bad = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
+        if bad is not None:
+            raise InputFileError(path, f"row {bad + 2} has {len(rows[bad])} cells, the header {len(header)}")
+        return [r[col].strip() for r in rows]
+    return [line.strip() for line in lines]
 
 
 def _is_number(cell: str) -> bool:
@@ -198,8 +229,6 @@ def n_from_condensed(path, p: int) -> int:
 
 def _checked(path: Path, matrix: np.ndarray, ids, n_stimuli: int, stimulus_ids) -> np.ndarray:
     """One RDM (square or condensed) checked, made exactly symmetric and put in the workflow's order."""
-    if matrix.ndim == 1 and ids is not None:
-        raise InputFileError(path, "stimulus_ids given with a condensed RDM: store the square matrix")
     rdm = _symmetrised(path, _as_square(path, matrix, n_stimuli))
     if ids is not None and len(ids) != n_stimuli:
         raise InputFileError(path, f"{len(ids)} stimulus ids for an RDM of {n_stimuli} stimuli")
@@ -208,10 +237,25 @@ def _checked(path: Path, matrix: np.ndarray, ids, n_stimuli: int, stimulus_ids) 
     return rdm
 
 
-def _read_checked_finite(path: Path) -> tuple[np.ndarray, list | None]:
+#: How a file without stimulus ids can be given them (the end of :class:`MissingIdsError`'s message).
+IDS_HELP = ("add stimulus ids (a CSV/TSV header row, an .h5 dataset 'stimulus_ids', or ids: <file> in the "
+            "entry naming a text file of one id per line, in the file's row order), or, if its rows follow "
+            "results/stimuli/order.tsv exactly, state it with order: stimuli in the entry")
+
+
+def _read_checked_finite(path: Path, ids=None, require_ids: bool = False) -> tuple[np.ndarray, list | None]:
+    """The file's matrix (checked finite) and its ids: the file's own, else ``ids`` (an ids file's);
+    MissingIdsError where there are none and ``require_ids`` is set."""
     if not path.exists():
         raise InputFileError(path, "file not found")
-    matrix, ids = _read_matrix(path)
+    matrix, own = _read_matrix(path)
+    if own is not None and ids is not None and list(own) != [str(i) for i in ids]:
+        raise InputFileError(path, "the file names its stimulus ids and the entry's ids: file lists others; "
+                                   "keep one of them")
+    ids = own if own is not None else (None if ids is None else [str(i) for i in ids])
+    if ids is None and require_ids:
+        raise MissingIdsError(path, f"carries no stimulus ids, so which stimulus each row is cannot be checked: "
+                                    f"{IDS_HELP}")
     try:
         check_finite(matrix, "entries")
     except ValueError as exc:
@@ -219,15 +263,16 @@ def _read_checked_finite(path: Path) -> tuple[np.ndarray, list | None]:
     return matrix, ids
 
 
-def load_external_rdm(path, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
+def load_external_rdm(path, n_stimuli: int, stimulus_ids=None, ids=None, require_ids: bool = False) -> np.ndarray:
     """Read an external RDM (see the module docstring for formats and checks) as (N, N) float64.
 
     ``stimulus_ids``: the workflow's stimulus ids in its order; used to reorder the file's
-    stimuli when the file names them. Raises InputFileError naming the file on any problem,
-    also when the file holds a group (use :func:`load_external_group`).
+    stimuli when the file (or ``ids``, the ids of an ids file) names them. ``require_ids``:
+    refuse a file without ids (MissingIdsError). Raises InputFileError naming the file on any
+    problem, also when the file holds a group (use :func:`load_external_group`).
     """
     path = Path(path)
-    matrix, ids = _read_checked_finite(path)
+    matrix, ids = _read_checked_finite(path, ids, require_ids)
     if matrix.ndim == 3:
         raise InputFileError(path, f"holds {matrix.shape[0]} subjects' RDMs (shape {matrix.shape}), not one RDM: "
                                    "read it as a group (load_external_group)")
@@ -251,13 +296,51 @@ def is_group_file(path) -> bool:
     return False
 
 
+def carries_ids(path, parse_text: bool = True) -> bool | None:
+    """Whether the RDM file names its stimuli: never a .npy; an .h5 with dataset ``stimulus_ids``;
+    a CSV/TSV with a header row or first column of ids (parsed; None with ``parse_text=False``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return False
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                return "stimulus_ids" in f
+        except OSError:
+            return None
+    if suffix in (".csv", ".tsv") and parse_text:
+        try:
+            return _read_text(path, "," if suffix == ".csv" else "\t")[1] is not None
+        except InputFileError:
+            return None
+    return None
+
+
+def check_ids(entries: dict) -> None:
+    """DAG-time: ConfigError for the first ``external_rdms`` file that carries no stimulus ids while
+    its entry gives neither ``ids:`` nor ``order: stimuli`` (.npy and .h5 files, read from their
+    headers; CSV/TSV files are checked by the job, which parses them)."""
+    for name, spec in entries.items():
+        if spec.get("order") == "stimuli" or spec.get("ids"):
+            continue
+        files = [("path", spec["path"])] if "path" in spec else [(f"paths[{i}]", p) for i, p in enumerate(spec["paths"])]
+        for key, path in files:
+            if carries_ids(path, parse_text=False) is False:
+                raise ConfigError(f"external_rdms.{name}.{key}", f"{path} carries no stimulus ids, so which stimulus "
+                                                                  f"each row is cannot be checked: {IDS_HELP}")
+
+
 def is_group(spec: dict) -> bool:
     """Whether an ``external_rdms`` entry is a group: ``paths:``, or ``path:`` to a group file."""
     return "paths" in spec or is_group_file(spec["path"])
 
 
-def load_external_group(paths, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
-    """Several subjects' RDMs of one region as (S, N, N) float64, each checked as :func:`load_external_rdm`.
+def load_external_group(paths, n_stimuli: int, stimulus_ids=None, ids=None, require_ids: bool = False) -> np.ndarray:
+    """Several subjects' RDMs of one region as (S, N, N) float64, each checked as :func:`load_external_rdm`
+    (``ids`` and ``require_ids`` as there, for every file).
 
     ``paths``: a list of files, one RDM each, or one path (str / Path) to a group file (a 3-D
     .npy, or an .h5 with dataset ``rdms``; a file of one RDM is a group of 1). Raises
@@ -265,12 +348,12 @@ def load_external_group(paths, n_stimuli: int, stimulus_ids=None) -> np.ndarray:
     """
     if isinstance(paths, (str, Path)):
         path = Path(paths)
-        matrix, ids = _read_checked_finite(path)
+        matrix, ids = _read_checked_finite(path, ids, require_ids)
         stack = matrix if matrix.ndim == 3 else matrix[None]
         rdms = [_checked(path, m, ids, n_stimuli, stimulus_ids) for m in stack]
         where = path
     else:
-        rdms = [load_external_rdm(p, n_stimuli, stimulus_ids) for p in paths]
+        rdms = [load_external_rdm(p, n_stimuli, stimulus_ids, ids, require_ids) for p in paths]
         where = Path(paths[0]) if len(paths) else Path("<no files>")
     if len(rdms) < 2:
         raise InputFileError(where, f"a group of {len(rdms)} subject RDM: a group needs at least 2 subjects "

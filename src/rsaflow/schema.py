@@ -31,6 +31,31 @@ def load_schema(path) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
+def load_config_file(path) -> dict:
+    """A config file (YAML or JSON) as a dict; a syntax error is one RsaflowError naming the file,
+    the line and the column (1-based), e.g. ``my.yaml:4:3: YAML syntax error: ...``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RsaflowError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = "; ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        raise RsaflowError(f"{where}: YAML syntax error: {what or exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RsaflowError(f"{path}: a config must be a mapping of sections (stimuli:, models:, ...), "
+                           f"got {type(data).__name__}")
+    return data
+
+
 def _validator_class():
     """Draft 2020-12 validator whose ``properties`` first fills missing keys from their ``default``.
 

@@ -1,17 +1,26 @@
-"""Stimulus sets: selection, loading, and the digest that ties every artifact to its stimuli.
+"""Stimulus sets: selection, loading, order, and the digest that ties every artifact to its stimuli.
 
-Sources (config ``stimuli.source``):
+Sources (config ``stimuli.source``; one :class:`StimulusSource` record each in :data:`SOURCES`):
 
 - ``cifar10``: the CIFAR10 test split read from torchvision's on-disk layout
   (``<root>/cifar-10-batches-py/test_batch`` and ``batches.meta``, Python pickles);
   torchvision downloads it only when ``download: true``.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (offline), scaled 0..16 -> 0..255.
-- ``folder``: one subfolder per class under ``root`` (classes in sorted name order), any image
-  format Pillow reads, files in sorted name order.
+- ``folder``: one subfolder per class under ``root``, any image format Pillow reads.
 
-All sources use the tutorial's per-class selection (:func:`select_per_class`). Images are
-stored as uint8 arrays of shape (N, 3, H, W). This module never imports torch (torchvision is
-imported only to download CIFAR10 on request).
+Selection is the tutorial's for every source (:func:`select_per_class`: a seeded shuffle decides
+*which* ``per_class`` images of each class are kept). The *order* of the kept stimuli is grouped
+by class (ascending label) and, within a class, the source's ``order``:
+
+- ``cifar10`` and ``digits``: ``selection``, the order the shuffle met them (the tutorial's order
+  exactly);
+- ``folder``: ``sorted``, sorted path order (classes sorted by folder name, files by file name),
+  so that a person can predict the order without running anything; ``per_class`` only decides
+  which files are kept.
+
+The stimuli job writes that order as ``results/stimuli/order.tsv`` (:func:`order_table`). Images
+are stored as uint8 arrays of shape (N, 3, H, W). This module never imports torch (torchvision
+is imported only to download CIFAR10 on request).
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ import hashlib
 import json
 import pickle
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -173,26 +184,53 @@ def load_folder(root: str | Path, size: list[int] | None = None) -> tuple[np.nda
     return np.stack(arrays), np.asarray(labels, dtype=np.int64), classes, {"root": str(root.resolve()), "files": files}
 
 
+@dataclass(frozen=True)
+class StimulusSource:
+    """One ``stimuli.source``: how its images are loaded and in which order the kept ones come."""
+
+    name: str
+    #: spec -> (images (N, 3, H, W) uint8, labels, class names, provenance); the source's own order
+    load: Callable[[dict], tuple]
+    #: ``"selection"``: within a class, the order the seeded shuffle met the kept images (the
+    #: tutorial's); ``"sorted"``: the source's own order (sorted paths for a folder)
+    order: str
+
+
+SOURCES = {
+    s.name: s
+    for s in (
+        StimulusSource("cifar10", lambda spec: load_cifar10(spec["root"], spec.get("download", False)), "selection"),
+        StimulusSource("digits", lambda spec: load_digits_set(), "selection"),
+        StimulusSource("folder", lambda spec: load_folder(spec["root"], spec.get("size")), "sorted"),
+    )
+}
+
+
+def ordered(indices: np.ndarray, labels: np.ndarray, order: str) -> np.ndarray:
+    """The kept ``indices`` (grouped by class, as :func:`select_per_class` returns them) in the
+    source's ``order``: unchanged for ``selection``; ascending source index within each class for
+    ``sorted`` (classes stay in ascending label order)."""
+    if order == "selection":
+        return indices
+    return indices[np.lexsort((indices, labels[indices]))]
+
+
 def build_stimulus_set(spec: dict) -> dict:
-    """Load the source named in ``spec`` (the config's ``stimuli`` slice) and select from it.
+    """Load the source named in ``spec`` (the config's ``stimuli`` slice), select from it and order it.
 
     Returns a dict with ``images`` (N, 3, H, W) uint8, ``labels``, ``indices`` (into the source),
     ``class_names``, ``digest`` and ``provenance``.
     """
-    source = spec["source"]
-    if source == "cifar10":
-        images, labels, class_names, prov = load_cifar10(spec["root"], spec.get("download", False))
-    elif source == "digits":
-        images, labels, class_names, prov = load_digits_set()
-    elif source == "folder":
-        images, labels, class_names, prov = load_folder(spec["root"], spec.get("size"))
-    else:
-        raise ConfigError("stimuli.source", f"unknown source {source!r}; choose cifar10, digits or folder")
+    source = SOURCES.get(spec["source"])
+    if source is None:
+        raise ConfigError("stimuli.source", f"unknown source {spec['source']!r}; choose {', '.join(SOURCES)}")
+    images, labels, class_names, prov = source.load(spec)
     try:
         indices = select_per_class(labels, spec.get("per_class"), spec["seed"])
     except ValueError as exc:
         counts = {class_names[int(c)]: int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
-        raise ConfigError("stimuli.per_class", f"{exc}; images per class in {source}: {counts}") from None
+        raise ConfigError("stimuli.per_class", f"{exc}; images per class in {source.name}: {counts}") from None
+    indices = ordered(indices, labels, source.order)
     if "files" in prov:
         prov["files"] = [prov["files"][i] for i in indices]
     selected = images[indices]
@@ -205,3 +243,17 @@ def build_stimulus_set(spec: dict) -> dict:
         "digest": stimulus_digest(selected, sel_labels, indices, class_names),
         "provenance": prov,
     }
+
+
+#: Columns of ``results/stimuli/order.tsv``.
+ORDER_COLUMNS = ("position", "id", "class")
+
+
+def order_table(ids: list[str], labels, class_names: list[str]) -> str:
+    """The stimulus order as tab-separated text: a header ``position  id  class``, then one row per
+    stimulus in the workflow's order; ``position`` counts from 0 (the row and column of an RDM),
+    ``id`` is what external RDMs and responses are matched on (the file path relative to the root
+    for a folder source, else the index into the source)."""
+    rows = ["\t".join(ORDER_COLUMNS)]
+    rows += [f"{i}\t{sid}\t{class_names[int(lab)]}" for i, (sid, lab) in enumerate(zip(ids, labels))]
+    return "\n".join(rows) + "\n"

@@ -14,7 +14,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 )
 
-from rsaflow import catalog, deps, modelspec, provenance  # noqa: E402
+from rsaflow import catalog, deps, filedigest, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
@@ -44,8 +44,12 @@ try:
         )
     NORM = rsacfg.normalise(config, _CATALOG["nodes"] if _CATALOG else None)
     STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
-    # The folder's images as one digest of (path, size, mtime): a param, not thousands of inputs.
-    STIMULUS_LIST = rsacfg.files_digest(STIMULUS_FILES)
+    # The folder's images as one digest of their paths and bytes: a param, not thousands of
+    # inputs. Per-file sha256s are cached by (path, size, mtime, ctime, inode) under
+    # .snakemake/rsaflow/, so a dry run reads only the files that changed (rsaflow.filedigest).
+    STIMULUS_CONTENT = filedigest.content_digest(
+        STIMULUS_FILES, config["stimuli"].get("root"), Path(".snakemake") / "rsaflow"
+    )
     if _CATALOG is not None:
         catalog.check_models(NORM["models"], _CATALOG)
     # Every path of the config, before the DAG is built (an input function cannot do it: Snakemake
@@ -53,8 +57,12 @@ try:
     # --lint reads no data, so it checks none (the default config's CIFAR10 may not be there yet).
     if "--lint" not in sys.argv:
         rsacfg.check_paths(config, NORM)
+        rsaexternal.check_ids(config["external_rdms"])
 except RsaflowError as exc:
-    raise WorkflowError(str(exc)) from None
+    # One line where a person reads it: a WorkflowError would be printed with two more lines
+    # pointing into this file. (SystemExit ends Snakemake with status 1 and nothing else printed.)
+    print(exc, file=sys.stderr)
+    raise SystemExit(1)
 
 BRANCHES = NORM["branches"]
 ANALYSES = NORM["analyses"]
@@ -83,6 +91,8 @@ wildcard_constraints:
 # Each artifact's path is written once, here: rules name it in output: with its wildcards, the
 # functions below expand it. (Plain strings, so a module statement's path prefix applies once.)
 STIMULI = "results/stimuli/stimuli.h5"
+# The stimulus order as a table (position, id, class) that users build their brain files from.
+STIMULUS_ORDER = "results/stimuli/order.tsv"
 EXPORT = "results/export/rdms_rsatoolbox.h5"
 EFFECTIVE_CONFIG = "results/config.yaml"
 
@@ -190,7 +200,7 @@ def checkpoint_input(wildcards):
 
 
 def stimulus_inputs(wildcards):
-    """CIFAR10's files (unless downloading); a folder's images are tracked by STIMULUS_LIST."""
+    """CIFAR10's files (unless downloading); a folder's images are tracked by STIMULUS_CONTENT."""
     return [local(str(p)) for p in rsacfg.cifar10_files(config["stimuli"])]
 
 
@@ -199,6 +209,12 @@ def external_path(wildcards):
     if "paths" in spec:  # a group of subjects' RDM files
         return [local(p) for p in spec["paths"]]
     return local(spec["path"])
+
+
+def external_ids(wildcards):
+    """The entry's ids file (``ids:``), if it names one."""
+    ids = EXTERNAL[wildcards.name].get("ids")
+    return [local(ids)] if ids else []
 
 
 def external_files():

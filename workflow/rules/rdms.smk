@@ -44,6 +44,7 @@ rule kernel:
 rule external_rdm:
     input:
         rdm=external_path,
+        ids=external_ids,
         stimuli=STIMULI,
     output:
         external_rdm_path(),

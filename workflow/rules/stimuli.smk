@@ -2,7 +2,8 @@ rule stimuli:
     input:
         stimulus_inputs,
     output:
-        STIMULI,
+        stimuli=STIMULI,
+        order=STIMULUS_ORDER,
     log:
         "results/logs/stimuli/stimuli.log",
     benchmark:
@@ -12,7 +13,7 @@ rule stimuli:
     threads: 1
     params:
         spec=stimuli_spec,
-        images=STIMULUS_LIST,
+        images=STIMULUS_CONTENT,
         code=code_digest("stimuli"),
     script:
         "../../scripts/stimuli.py"

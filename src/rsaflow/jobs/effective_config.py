@@ -7,7 +7,8 @@ rerun this job, and editing this job's formatting does not touch the DAG-time co
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from rsaflow import atomic
 
 
 def write_effective_config(path, config_json: str) -> None:
@@ -16,6 +17,4 @@ def write_effective_config(path, config_json: str) -> None:
 
     text = "# The configuration of this run, schema defaults filled in (written by rsaflow).\n"
     text += yaml.safe_dump(json.loads(config_json), sort_keys=True, default_flow_style=False)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic.write_text(path, text)

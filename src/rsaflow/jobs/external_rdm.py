@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 
 import numpy as np
 
-from rsaflow import h5io, rdmfile, store
+from rsaflow import binding, h5io, rdmfile, store
 from rsaflow.compare import DegenerateRDMError
-from rsaflow.errors import InputFileError
-from rsaflow.external import group_mean, is_group_file, load_external_group, load_external_rdm
+from rsaflow.errors import ConfigError, InputFileError
+from rsaflow.external import (
+    MissingIdsError,
+    carries_ids,
+    group_mean,
+    is_group_file,
+    load_external_group,
+    load_external_rdm,
+    read_ids,
+)
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.provenance import base_attrs, file_sha256
 from rsaflow.results import stimulus_ids
+
+log = logging.getLogger(__name__)
 
 
 def _sources(rdm_paths, spec: dict) -> tuple[list[str], bool]:
@@ -40,9 +51,26 @@ def _write_group(out_path, subjects: np.ndarray, attrs: dict, source) -> None:
         raise InputFileError(source, f"the group's mean RDM: {exc}") from None
 
 
+def _entry_key(name: str, spec: dict, files: list[str], path) -> str:
+    """The config key of one file of an entry: ``external_rdms.<name>.path`` or ``.paths[i]``."""
+    if "paths" not in spec:
+        return f"external_rdms.{name}.path"
+    return f"external_rdms.{name}.paths[{files.index(str(path)) if str(path) in files else 0}]"
+
+
+def _bind_unlabelled(name: str, spec: dict, files: list[str], shas: list[str], digest: str) -> None:
+    """``order: stimuli``: tie each file without ids to the stimulus set (rsaflow.binding)."""
+    for path, sha in zip(files, shas):
+        if not carries_ids(path):
+            if binding.check_or_bind(_entry_key(name, spec, files, path), path, sha, digest):
+                log.info("%s: no stimulus ids, order: stimuli; bound to stimulus set %s (rsaflow.binding)", path,
+                         digest[:12])
+
+
 def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, code) -> bool:
     """Check an external RDM (or group) against the stimulus set and store it as an rsaflow RDM
-    ``external/<name>`` (a group: its mean RDM and dataset ``subjects``)."""
+    ``external/<name>`` (a group: its mean RDM and dataset ``subjects``). A file without stimulus
+    ids needs ``ids:`` or ``order: stimuli`` in ``spec`` (then it is bound to the stimulus set)."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         n = f["images"].shape[0]
         digest = f.attrs["digest"]
@@ -59,13 +87,23 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
         "external_path": files[0] if len(files) == 1 else json.dumps(files),
         "external_sha256": shas[0] if len(shas) == 1 else hashlib.sha256("\n".join(shas).encode()).hexdigest(),
     }
+    row_ids = read_ids(spec["ids"]) if spec.get("ids") else None
+    if row_ids is not None:
+        attrs["ids_sha256"] = file_sha256(spec["ids"])
+    require = spec.get("order") != "stimuli"
+    if not require and row_ids is None:
+        _bind_unlabelled(name, spec, files, shas, digest)
     key = store.make_key("external", {"file": attrs["external_sha256"], "stimuli_ids": ids, "group": group}, attrs)
 
     def compute():
         if group:
-            _write_group(out_path, load_external_group(files if "paths" in spec else files[0], n, ids),
-                         {**attrs, "content_key": key}, files[0])
+            rdms = load_external_group(files if "paths" in spec else files[0], n, ids, row_ids, require)
+            _write_group(out_path, rdms, {**attrs, "content_key": key}, files[0])
         else:
-            write_rdm_file(out_path, load_external_rdm(files[0], n, ids), {**attrs, "content_key": key}, files[0])
+            rdm = load_external_rdm(files[0], n, ids, row_ids, require)
+            write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, files[0])
 
-    return store.produce("external", key, out_path, compute)
+    try:
+        return store.produce("external", key, out_path, compute)
+    except MissingIdsError as exc:
+        raise ConfigError(_entry_key(name, spec, files, exc.path), str(exc)) from None

@@ -6,15 +6,17 @@ import logging
 
 import numpy as np
 
-from rsaflow import h5io
+from rsaflow import atomic, h5io
 from rsaflow.provenance import base_attrs
-from rsaflow.stimuli import build_stimulus_set
+from rsaflow.results import stimulus_ids
+from rsaflow.stimuli import build_stimulus_set, order_table
 
 log = logging.getLogger(__name__)
 
 
-def write_stimuli(out_path, spec: dict, code_files) -> dict:
-    """Build the stimulus set of ``spec`` (the config's ``stimuli`` slice) and write it atomically.
+def write_stimuli(out_path, spec: dict, code_files, order_path=None) -> dict:
+    """Build the stimulus set of ``spec`` (the config's ``stimuli`` slice) and write it atomically,
+    and its order as a table at ``order_path`` (:func:`rsaflow.stimuli.order_table`).
 
     Datasets: ``images`` (N, 3, H, W) uint8, ``labels`` and ``indices`` int64, ``class_names``.
     Attributes: ``digest`` (see :func:`rsaflow.stimuli.stimulus_digest`), ``source`` provenance.
@@ -36,4 +38,7 @@ def write_stimuli(out_path, spec: dict, code_files) -> dict:
         },
         {**base_attrs(spec, code_files), "digest": s["digest"], "source": s["provenance"]},
     )
+    if order_path is not None:
+        atomic.write_text(order_path, order_table(stimulus_ids(out_path), s["labels"], s["class_names"]))
+        log.info("stimulus order (position, id, class) written to %s", order_path)
     return s
