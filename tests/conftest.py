@@ -46,10 +46,11 @@ def pytest_collection_modifyitems(session, config, items):
     --no-loadscope-reorder`` keeps this order): the SLURM cluster tests first (their run mostly
     waits on the scheduler, ~2.5 min, so it overlaps CPU-bound files instead of running alone at
     the end), then the files with ``slow`` tests (workflow runs), then the quick files, which fill
-    the gaps at the end. Whole files move (a stable sort): the order of tests within a file is kept."""
+    the gaps at the end; ``long`` tests (a fresh venv: minutes of install) go first with SLURM's. Whole files move (a stable sort): the order of tests within a file is kept."""
     rank: dict = {}
     for item in items:
-        key = (item.get_closest_marker("slurm") is None, item.get_closest_marker("slow") is None)
+        key = (item.get_closest_marker("slurm") is None and item.get_closest_marker("long") is None,
+               item.get_closest_marker("slow") is None)
         rank[item.path] = min(rank.get(item.path, key), key)
     items.sort(key=lambda item: rank[item.path])
 

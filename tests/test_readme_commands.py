@@ -40,6 +40,7 @@ def test_readme_line_installs_the_package_and_the_report_extra():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_readme_run_then_report_in_a_fresh_venv(tmp_path):
     repo = fresh_copy(tmp_path / "rsaflow")
     run = subprocess.run(["bash", "-c", readme_run_command()], cwd=repo, capture_output=True, text=True,

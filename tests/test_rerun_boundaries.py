@@ -5,9 +5,9 @@ Each rule gets the sha256 of the rsaflow files its script imports, directly or n
 so a module boundary is a rerun boundary. :data:`RERUNS` says, for every module of the package,
 which rules' code digests change when it is edited; it is reviewed as intent (DAG-time code reruns
 no job, the extraction's closure holds nothing but what extracts, ...), the code is cut to satisfy
-it, and the README's table "edit a module: reruns" is rendered from it (:func:`readme_table`;
+it, and the table "Edit a module: what reruns" of docs/development.md is rendered from it (:func:`readme_table`;
 ``python tests/test_rerun_boundaries.py`` prints it). When a module is added, renamed or moved,
-edit the entries here and paste the printed table into the README.
+edit the entries here and paste the printed table into docs/development.md.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ RERUNS: dict[str, frozenset] = {
     "catalog.py": NONE,
     "deps.py": NONE,
     "cli.py": NONE,
+    # The folder's image digest (per-file sha256 cache): DAG-time only.
+    "filedigest.py": NONE,
+    # Atomic text files: the stimulus order table, the effective config, bindings (and DAG-time caches).
+    "atomic.py": rules("stimuli", "external_rdm", "effective_config"),
+    # Id-less external RDMs bound to the stimulus set they were first used with.
+    "binding.py": rules("external_rdm"),
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
     "modelspec.py": rules("activations"),
     "extract.py": rules("activations"),
@@ -78,7 +84,7 @@ RERUNS: dict[str, frozenset] = {
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
-    "results.py": READERS | {"external_rdm"},
+    "results.py": READERS | {"external_rdm", "stimuli"},  # the stimuli job writes order.tsv from its ids
     # One jobs module per rule, and what some of them share.
     "jobs/stimuli.py": rules("stimuli"),
     "jobs/stimulus_grid.py": rules("stimulus_grid"),
@@ -124,7 +130,7 @@ def _rule_list(found: frozenset) -> str:
 
 
 def readme_table() -> str:
-    """The README's "edit a module: reruns" table: modules with the same rules share a row."""
+    """docs/development.md's "edit a module: what reruns" table: modules with the same rules share a row."""
     rows: dict[frozenset, list[str]] = {}
     for module, found in RERUNS.items():
         rows.setdefault(found, []).append(module)
@@ -150,8 +156,8 @@ def test_editing_a_module_changes_the_code_digest_of_exactly_its_rules(module):
     assert reruns(module) == RERUNS[module]
 
 
-def test_readme_shows_the_table():
-    assert readme_table() in (REPO / "README.md").read_text()
+def test_development_docs_show_the_table():
+    assert readme_table() in (REPO / "docs" / "development.md").read_text()
 
 
 @pytest.mark.slow

@@ -196,9 +196,9 @@ def test_report_embeds_every_figure_with_its_caption(done):
 
 
 def _rerun_rows():
-    """The first cells of the README's rerun table."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = text.split("## Reruns: what triggers what", 1)[1].split("\n\n")
+    """The first cells of the rerun table of docs/reruns.md."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reruns.md").read_text()
+    table = text.split("\n\n")
     rows = next(block for block in table if block.startswith("| change |")).splitlines()[2:]
     return [row.split(" | ")[0].lstrip("| ").strip() for row in rows]
 
@@ -242,8 +242,10 @@ RERUN_ROWS = {
                       [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]}),
     "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
     "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),
-    "an external RDM's `path` or `paths` (another existing file)":
+    "an external RDM's `path` or `paths` (another existing file), its `ids` file or `order`":
         "tests/test_trust.py::test_another_external_file_reruns_exactly_that_rdm",
+    "an image's bytes (a folder source); `touch` alone reruns nothing":
+        "tests/test_stimulus_identity.py::test_workflow_reruns_on_new_bytes_and_not_on_touch",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
     "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
     "edit `src/rsaflow/figures.py`": "test_editing_a_figure_module_reruns_figures_only",
