@@ -180,7 +180,7 @@ def test_editing_the_extraction_reruns_extraction_only_upstream(done):
 
 def test_editing_a_figure_module_reruns_figures_only(done):
     wf, _ = done
-    assert rules_of(wf.edited("figures.py")) == {
+    assert rules_of(wf.edited("figure_data.py")) == {
         "stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure"}
     assert wf.planned() == set()  # the restored mtime leaves nothing to do
 
@@ -246,7 +246,7 @@ RERUN_ROWS = {
         "tests/test_trust.py::test_another_external_file_reruns_exactly_that_rdm",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
     "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
-    "edit `src/rsaflow/figures.py`": "test_editing_a_figure_module_reruns_figures_only",
+    "edit `src/rsaflow/figure_data.py`": "test_editing_a_figure_module_reruns_figures_only",
     "back to an earlier config": "tests/test_reuse.py::test_going_back_reuses_everything",
 }
 
