@@ -384,3 +384,25 @@ def test_mds_labels_an_eight_layer_sweep_legibly(n_models, step, max_leaders):
         assert f"net{m}" in key
     for d in range(8):
         assert f"{d + 1}\u00a0layer{d}" in key
+
+
+def test_class_blocks_are_the_runs_of_equal_labels():
+    labels = np.array([2, 2, 0, 0, 0, 1, 2, 2])
+    runs = [(int(k), len(list(g))) for k, g in itertools.groupby(labels)]  # reference: itertools
+    starts = np.cumsum([0] + [n for _, n in runs])
+    assert figure_data.class_blocks(labels) == [(c, int(a), int(a) + n) for (c, n), a in zip(runs, starts)]
+    assert figure_data.class_blocks(np.array([], dtype=int)) == []
+
+
+def test_layer_numbers_count_depth_within_each_model_and_the_key_names_them():
+    r = figure_data.ordered_result(result_of({"b": 3, "a": 2, "c": 3}, ["V1"]))
+    numbers = figure_data.layer_numbers(r["labels"], r["models"])
+    assert numbers == ["1", "2", "1", "2", "3", "1", "2", "3", "V1"]  # a, b, c by name, then the external RDM
+    entries, total = figure_data.layer_key(r["labels"], r["models"], shown=range(9))
+    # b and c have the same layers: one shared entry
+    assert entries == [(["a"], [("1", "layer0"), ("2", "layer1")]),
+                       (["b", "c"], [("1", "layer0"), ("2", "layer1"), ("3", "layer2")])] and total == 2
+    entries, _ = figure_data.layer_key(r["labels"], r["models"], shown=[0, 2, 4, 8])  # only the labelled layers
+    assert entries == [(["a"], [("1", "layer0")]), (["b"], [("1", "layer0"), ("3", "layer2")])]
+    capped = figure_data.layer_key(r["labels"], r["models"], shown=range(9), cap=1)
+    assert capped == ([(["a"], [("1", "layer0"), ("2", "layer1")])], 2)  # the first in model order, of 2
