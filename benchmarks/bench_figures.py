@@ -15,7 +15,7 @@ Each figure runs in a fresh child process (``multiprocessing``, spawn), so its p
 iterative sklearn MDS of one N=3,000 RDM (the old first-order MDS ran one per RDM) with
 ``--reference``.
 
-Also renders the figures at small K for looking at them: ``--look DIR`` writes K = 4, 25 and 60.
+Also renders the figures at small K for looking at them: ``--look DIR`` writes K = 4, 12, 25 and 60.
 
     python benchmarks/bench_figures.py [--quick] [--threads 2] [--look /tmp/figs] [--reference]
 """
@@ -94,27 +94,27 @@ def synthetic_second_order(records: list[dict], seed: int = 0) -> dict:
             "ci_lower": lo, "ci_upper": hi, "p_values": p, "boot_std": np.full((k, k), 0.02)}
 
 
-LOOK = {4: (2, 1, 2), 25: (3, 7, 4), 60: (5, 11, 5)}
+LOOK = {4: (2, 1, 2), 12: (2, 5, 2), 25: (3, 7, 4), 60: (5, 11, 5)}
 
 
 def look(folder: Path, n: int = 200) -> None:
-    """Render every figure at K = 4, 25 and 60 (generated data) into ``folder`` for inspection."""
-    from rsaflow import figures
+    """Render every figure at K = 4, 12, 25 and 60 (generated data) into ``folder`` for inspection."""
+    from rsaflow.plots import mds, second_order, stimuli
 
     folder.mkdir(parents=True, exist_ok=True)
     labels = stimulus_labels(n)
     names = [f"class{c}" for c in range(10)]
     images = np.random.default_rng(0).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
-    figures.stimulus_grid(images, labels, names, folder / "stimuli.png")
+    stimuli.stimulus_grid(images, labels, names, folder / "stimuli.png")
     for k, shape in LOOK.items():
         records = design(*shape)
         assert len(records) == k, (k, len(records))
         load = lambda r: synthetic_rdm(r, labels)  # noqa: E731
-        figures.rdm_panel(records, labels, folder / f"rdms_k{k}.png", load=load)
-        figures.stimulus_mds_panel(records, labels, names, folder / f"stimulus_mds_k{k}.png", load=load)
+        stimuli.rdm_panel(records, labels, names, folder / f"rdms_k{k}.png", load=load)
+        stimuli.stimulus_mds_panel(records, labels, names, folder / f"stimulus_mds_k{k}.png", load=load)
         result = synthetic_second_order(records)
-        figures.second_order_heatmap(result, folder / f"heatmap_k{k}.png")
-        figures.mds_plot(result, 0, folder / f"mds_k{k}.png")
+        second_order.second_order_heatmap(result, folder / f"heatmap_k{k}.png")
+        mds.mds_plot(result, 0, folder / f"mds_k{k}.png")
     print(f"figures written to {folder}")
 
 
@@ -176,12 +176,11 @@ def write_second_order(path: Path, records: list[dict]) -> Path:
 
 def _array_rdm_figure(kind: str, n: int, shape: tuple, out: str) -> None:
     """RDM figures at K = prod(shape) without files: ``load`` generates what read_rdm would return."""
-    from rsaflow import figures
+    from rsaflow.plots import stimuli
 
     labels = stimulus_labels(n)
-    draw = figures.rdm_panel if kind == "rdms" else figures.stimulus_mds_panel
-    extra = () if kind == "rdms" else ([f"class{c}" for c in range(10)],)
-    draw(design(*shape), labels, *extra, out, load=lambda r: synthetic_rdm(r, labels))
+    draw = stimuli.rdm_panel if kind == "rdms" else stimuli.stimulus_mds_panel
+    draw(design(*shape), labels, [f"class{c}" for c in range(10)], out, load=lambda r: synthetic_rdm(r, labels))
 
 
 def _figure_jobs():
@@ -240,7 +239,7 @@ def reference(n: int, threads: int) -> None:
     """The old first-order MDS (sklearn SMACOF, 4 random starts) vs classical MDS on one RDM of N stimuli."""
     from sklearn.manifold import MDS
 
-    from rsaflow.figures import classical_mds
+    from rsaflow.figure_data import classical_mds
 
     _common.limit_threads(threads)
     rdm = synthetic_rdm(design(1, 1, 0)[0], stimulus_labels(n))
@@ -255,7 +254,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--look", type=Path, help="also render K = 4, 25, 60 into this folder")
+    ap.add_argument("--look", type=Path, help="also render K = 4, 12, 25, 60 into this folder")
     ap.add_argument("--reference-n", type=int, default=1000, help="N of the old-vs-new MDS comparison (0: skip)")
     args = ap.parse_args()
     print(_common.machine(), "|", _common.versions("numpy", "scipy", "matplotlib", "scikit-learn", "h5py"))

@@ -39,5 +39,6 @@ def test_closures_are_specific():
     assert "extract.py" not in names(scripts / "rdm.py")
     assert {"rdm.py", "compare.py", "jobs/rdm.py"} <= names(scripts / "rdm.py")
     assert "external.py" not in names(scripts / "rdm.py")  # CSV parsing is the external_rdm rule's
-    assert "figures.py" not in names(scripts / "export_rsatoolbox.py")
+    assert "plots/base.py" not in names(scripts / "export_rsatoolbox.py")
+    assert "plots/mds.py" not in names(scripts / "second_order_figure.py")  # one plotting module per figure
     assert "inference.py" in names(scripts / "second_order.py")  # imported inside a function

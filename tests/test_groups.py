@@ -163,7 +163,8 @@ def test_no_group_or_no_ceiling_method_writes_nothing(tmp_path):
 
 
 def test_brain_figure(tmp_path):
-    from rsaflow import figures
+    from rsaflow.figure_data import brain_bars, brain_groups
+    from rsaflow.plots.brain import brain_figure, brain_plot
 
     labels = ["external/IT", "external/V4", "external/x", "net/a", "net/b", "other/c"]
     k = len(labels)
@@ -174,18 +175,18 @@ def test_brain_figure(tmp_path):
               "n_subjects": np.array([3, 4, 0, 0, 0, 0]),
               "noise_ceiling_lower": np.r_[0.4, 0.5, nan[2:]], "noise_ceiling_upper": np.r_[0.6, 0.7, nan[2:]],
               "subject_similarity": rng.random((k, k)), "subject_similarity_sem": rng.random((k, k)) / 10}
-    assert figures.brain_groups(result) == [0, 1]
-    bars = figures.brain_bars(result, 1)
+    assert brain_groups(result) == [0, 1]
+    bars = brain_bars(result, 1)
     assert [labels[i] for i in bars["rows"]] == ["net/b", "net/a", "other/c"]  # model, then depth
     assert bars["x"].tolist() == [0.0, 1.0, 3.0]  # a gap between models
     np.testing.assert_array_equal(bars["value"], result["subject_similarity"][[4, 3, 5], 1])
     assert (bars["lower"], bars["upper"], bars["n_subjects"]) == (0.5, 0.7, 4)
-    fig = figures.brain_figure(result)
+    fig = brain_figure(result)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 2
-    figures.brain_plot(result, tmp_path / "brain.png")
+    brain_plot(result, tmp_path / "brain.png")
     assert (tmp_path / "brain.png").stat().st_size > 0 and (tmp_path / "brain.pdf").stat().st_size > 0
     with pytest.raises(ValueError, match="no external group"):
-        figures.brain_figure({**result, "n_subjects": np.zeros(k, dtype=int)})
+        brain_figure({**result, "n_subjects": np.zeros(k, dtype=int)})
     # error bars: value -+ s.e.m. without the bootstrap, the bootstrap interval itself with it
     sem = result["subject_similarity_sem"][[4, 3, 5], 1]
     assert bars["error_kind"] == "sem"
@@ -193,13 +194,13 @@ def test_brain_figure(tmp_path):
     np.testing.assert_array_equal(bars["high"], bars["value"] + sem)
     ci_lower, ci_upper = result["subject_similarity"] - 0.2, result["subject_similarity"] + 0.05
     boot = {**result, "subject_similarity_ci_lower": ci_lower, "subject_similarity_ci_upper": ci_upper}
-    bars = figures.brain_bars(boot, 1)
+    bars = brain_bars(boot, 1)
     assert bars["error_kind"] == "bootstrap"
     np.testing.assert_array_equal(bars["low"], ci_lower[[4, 3, 5], 1])
     np.testing.assert_array_equal(bars["high"], ci_upper[[4, 3, 5], 1])
-    fig = figures.brain_figure(boot)
+    fig = brain_figure(boot)
     drawn = [c for c in fig.axes[0].collections if c.get_label() == "bootstrap interval over stimuli"]
     assert len(drawn) == 1
     segments = np.array(drawn[0].get_segments())  # one vertical segment per bar, from low to high
     np.testing.assert_allclose(segments[:, :, 1], np.c_[ci_lower[[4, 3, 5], 0], ci_upper[[4, 3, 5], 0]])
-    assert "± s.e.m. over subjects" in [c.get_label() for c in figures.brain_figure(result).axes[0].collections]
+    assert "± s.e.m. over subjects" in [c.get_label() for c in brain_figure(result).axes[0].collections]

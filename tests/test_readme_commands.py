@@ -52,3 +52,8 @@ def test_readme_run_then_report_in_a_fresh_venv(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (repo / "report.html").read_text(encoding="utf-8", errors="replace")
     assert len(html) > 100_000 and "heatmap.png" in html and "stimuli.png" in html
+    # the notebook snippets of docs/outputs.md run on this demo run, in the README's venv
+    for block in re.findall(r"```python\n(.*?)```", (repo / "docs" / "outputs.md").read_text(), re.S):
+        snippet = subprocess.run([".venv/bin/python", "-c", block], cwd=repo, capture_output=True, text=True,
+                                 timeout=300)
+        assert snippet.returncode == 0, (block, snippet.stderr[-2000:])

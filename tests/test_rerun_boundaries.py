@@ -77,11 +77,19 @@ RERUNS: dict[str, frozenset] = {
     "rdm.py": rules("rdm"),
     "external.py": rules("external_rdm"),
     "compare.py": RDM_WRITERS,
-    "methods.py": RDM_WRITERS | FIGURES,  # the registry; figures label the matrix by it (dissimilarity_label)
+    "methods.py": RDM_WRITERS | rules("second_order_figure", "mds_figure"),  # figures label the matrix by it
     "rdmfile.py": RDM_WRITERS,
     "inference.py": SECOND_ORDER,
     "measures.py": rules("kernel") | SECOND_ORDER,  # kernels; the noise ceilings of external groups
-    "figures.py": FIGURES,
+    # The figures: what is drawn (pure numbers), then one plotting module per kind of figure.
+    "figure_data.py": FIGURES,
+    "label_boxes.py": rules("mds_figure"),
+    "plots/__init__.py": FIGURES,
+    "plots/base.py": FIGURES,
+    "plots/stimuli.py": rules("stimulus_grid", "rdm_figure", "stimulus_mds_figure"),
+    "plots/second_order.py": rules("second_order_figure"),
+    "plots/mds.py": rules("mds_figure"),
+    "plots/brain.py": rules("brain_figure"),
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
     "results.py": READERS | {"external_rdm", "stimuli"},  # the stimuli job writes order.tsv from its ids

@@ -180,7 +180,7 @@ def test_editing_the_extraction_reruns_extraction_only_upstream(done):
 
 def test_editing_a_figure_module_reruns_figures_only(done):
     wf, _ = done
-    assert rules_of(wf.edited("figures.py")) == {
+    assert rules_of(wf.edited("figure_data.py")) == {
         "stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure"}
     assert wf.planned() == set()  # the restored mtime leaves nothing to do
 
@@ -248,7 +248,7 @@ RERUN_ROWS = {
         "tests/test_stimulus_identity.py::test_workflow_reruns_on_new_bytes_and_not_on_touch",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
     "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
-    "edit `src/rsaflow/figures.py`": "test_editing_a_figure_module_reruns_figures_only",
+    "edit `src/rsaflow/figure_data.py` (or a module of `plots/`)": "test_editing_a_figure_module_reruns_figures_only",
     "back to an earlier config": "tests/test_reuse.py::test_going_back_reuses_everything",
 }
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rsaflow import figures
+from rsaflow.plots import brain
 from rsaflow.results import read_second_order
 
 
 def draw_brain(second_order_path, out_path) -> None:
-    """:func:`rsaflow.figures.brain_plot` of a second-order file that holds external groups."""
-    figures.brain_plot(read_second_order(second_order_path), out_path)
+    """:func:`rsaflow.plots.brain.brain_plot` of a second-order file that holds external groups."""
+    brain.brain_plot(read_second_order(second_order_path), out_path)

@@ -1,12 +1,12 @@
-"""Rule ``rdm_figure``: every RDM as a percentile heatmap (:func:`rsaflow.figures.rdm_panel`)."""
+"""Rule ``rdm_figure``: every RDM as a percentile heatmap (:func:`rsaflow.plots.stimuli.rdm_panel`)."""
 
 from __future__ import annotations
 
-from rsaflow import figures
 from rsaflow.jobs.figure_inputs import load_rdm, rdm_records, stimulus_meta
+from rsaflow.plots.stimuli import rdm_panel
 
 
 def draw_rdms(rdm_paths, stimuli_path, out_path) -> None:
     """The RDM panel; reads the matrix of each drawn RDM only (see :mod:`rsaflow.jobs.figure_inputs`)."""
     stimuli = stimulus_meta(stimuli_path)
-    figures.rdm_panel(rdm_records(rdm_paths, stimuli), stimuli["labels"], out_path, load=load_rdm)
+    rdm_panel(rdm_records(rdm_paths, stimuli), stimuli["labels"], stimuli["class_names"], out_path, load=load_rdm)

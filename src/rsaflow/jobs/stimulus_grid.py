@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from rsaflow import figures, h5io
+from rsaflow import h5io
+from rsaflow.plots import stimuli
 
 
 def draw_stimulus_grid(stimuli_path, out_path) -> None:
-    """The stimulus grid of a stimuli file (:func:`rsaflow.figures.stimulus_grid`)."""
+    """The stimulus grid of a stimuli file (:func:`rsaflow.plots.stimuli.stimulus_grid`)."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         names = [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]]
-        figures.stimulus_grid(f["images"], f["labels"][()], names, out_path)
+        stimuli.stimulus_grid(f["images"], f["labels"][()], names, out_path)
