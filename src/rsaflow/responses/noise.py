@@ -149,7 +149,7 @@ NOISE = {
 }
 
 
-def precision(name: str, residuals: np.ndarray | None, dof: int | None = None) -> Precision:
+def precision(name: str, residuals: np.ndarray | None = None, dof: int | None = None) -> Precision:
     """The precision of noise estimate ``name`` (a key of :data:`NOISE`) from ``residuals``."""
     record = NOISE[name]
     if record.needs_residuals and residuals is None:
