@@ -682,7 +682,7 @@ def brain_bars(result: dict, group: int) -> dict:
     not contain the value); otherwise ``"sem"`` and value -+ the s.e.m. over subjects
     (``subject_similarity_sem``)."""
     order = [int(i) for i in figure_order(result["models"], result["depth"], result["labels"])
-             if result["models"][i] != EXTERNAL]
+             if result["models"][i] not in (EXTERNAL, "brain")]
     models = [result["models"][i] for i in order]
     x = np.arange(len(order), dtype=float) + np.cumsum([0] + [m != p for p, m in zip(models, models[1:])])
     value = np.asarray(result["subject_similarity"])[order, group]

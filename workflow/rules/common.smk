@@ -62,6 +62,9 @@ EXTERNAL = config["external_rdms"]
 MAIN_METRIC = config["rdm"]["metric"]
 # External RDM groups (several subjects' RDMs of a region; rsaflow.external.is_group reads headers only).
 GROUPS = sorted(n for n, s in EXTERNAL.items() if rsaexternal.is_group(s))
+# Brain regions from measured responses (rules in brain.smk): each region is a group too.
+BRAIN = config["brain"]
+GROUPS += [f"brain/{region}" for region in sorted(BRAIN)]
 
 
 def one_of(names):
@@ -235,6 +238,7 @@ def labelled_inputs(analysis):
     out = [(f"{m}/{l}", rdm_path(spec["metric"], m, l)) for m, l in BRANCHES]
     if spec["joins_external"]:
         out += [(f"external/{n}", external_rdm_path(n)) for n in sorted(EXTERNAL)]
+        out += [(f"brain/{r}", brain_group_path(r)) for r in sorted(BRAIN)]
     return out
 
 
@@ -364,3 +368,52 @@ def all_outputs():
         if GROUPS and ceiling:
             outputs.append(figure_path(f"{name}/brain.png"))
     return outputs
+
+
+# --- Brain regions from measured responses (brain.smk; rsaflow.jobs.brain_rdm) ---
+def brain_rdm_path(region="{region}", subject="{subject}"):
+    return f"results/brain/{region}/{subject}.h5"
+
+
+def brain_group_path(region="{region}"):
+    return f"results/brain/{region}.h5"
+
+
+def brain_region(wildcards):
+    if wildcards.region not in BRAIN:
+        raise WorkflowError(f"no brain region {wildcards.region!r} in the config")
+    return BRAIN[wildcards.region]
+
+
+def brain_subject(wildcards):
+    subjects = brain_region(wildcards)["subjects"]
+    if wildcards.subject not in subjects:
+        raise WorkflowError(
+            f"no subject {wildcards.subject!r} in brain.{wildcards.region}.subjects"
+        )
+    return subjects[wildcards.subject]
+
+
+def brain_subject_inputs(wildcards):
+    """The subject's files (responses, mask, residuals) as named inputs."""
+    entry = brain_subject(wildcards)
+    return {
+        k: local(entry[k]) for k in ("responses", "mask", "residuals") if k in entry
+    }
+
+
+def brain_spec(wildcards):
+    """The region's settings a subject's RDM depends on (not the list of subjects)."""
+    region = brain_region(wildcards)
+    return rsacfg.dumps({k: v for k, v in region.items() if k != "subjects"})
+
+
+def brain_files_spec(wildcards):
+    return rsacfg.dumps(brain_subject(wildcards))
+
+
+def brain_subject_rdms(wildcards):
+    return [
+        brain_rdm_path(wildcards.region, s)
+        for s in sorted(brain_region(wildcards)["subjects"])
+    ]
