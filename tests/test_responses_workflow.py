@@ -2,10 +2,14 @@
 with stimulus ids, to subject RDMs equal to rsatoolbox's calc_rdm, a brain/<region> group in the second
 order with its noise ceiling, and the reruns adding a subject causes."""
 
+import zipfile
+
 import numpy as np
 import pytest
 
 from conftest import Workflow
+from rsaflow import evaluation
+from rsaflow.evaluation_figure import read_evaluation
 from rsaflow.results import read_rdm, read_second_order, stimulus_ids
 
 nibabel = pytest.importorskip("nibabel")
@@ -62,12 +66,14 @@ def done(tmp_path_factory):
     perm = rng.permutation(n)  # the file lists the stimuli in another order, with their ids
     np.savez(root / "s02.npz", responses=x2[:, perm], stimulus_ids=np.array(ids)[perm])
     np.save(root / "s02_res.npy", res2)
-    config["brain"] = {"V1": {"metric": "crossnobis", "noise": "shrinkage_diag", "subjects": {
+    config["brain"] = {"V1": {"metric": "crossnobis", "noise": "shrinkage_diag",
+                              "evaluate": {"bootstrap": "both", "samples": 20, "method": "spearman"}, "subjects": {
         "s01": {"responses": str(root / "s01_betas.nii.gz"), "mask": str(root / "v1_mask.nii.gz"),
                 "residuals": str(root / "s01_res.nii.gz"), "order": "stimuli"},
         "s02": {"responses": str(root / "s02.npz"), "residuals": str(root / "s02_res.npy")}}}}
     wf.write_config(config)
     wf.run()
+    wf.run("--report", str(root / "report.zip"))
     return wf, config, {"s01": (x1, res1), "s02": (x2, res2)}, root
 
 
@@ -93,6 +99,22 @@ def test_region_joins_the_second_order_as_a_group(done):
     assert wf.path("results/figures/corr/brain.png").stat().st_size > 0
 
 
+def test_evaluation_per_layer_and_the_figure_in_the_report(done):
+    wf, _, _, root = done
+    d = read_evaluation(wf.path("results/evaluation/V1/evaluation.h5"))
+    assert d["labels"] == ["resnet18/layer1", "resnet18/avgpool"]  # depth order
+    layers = np.stack([read_rdm(wf.path(f"results/rdms/euclidean/{lab}.h5"))["condensed"] for lab in d["labels"]])
+    subjects = np.stack([read_rdm(wf.path(f"results/brain/V1/{s}.h5"))["condensed"] for s in ("s01", "s02")])
+    evals, ceiling = evaluation.evaluate_fixed(layers, subjects, "spearman")  # tested against eval_fixed
+    np.testing.assert_allclose(d["evaluations"], evals, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(d["noise_ceiling"], ceiling, rtol=0, atol=1e-13)
+    assert d["samples"].shape == (20, 2)
+    lines = wf.path("results/evaluation/V1/layers.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:4] == ["label", "model", "depth", "estimate"] and len(lines) == 3
+    names = zipfile.ZipFile(root / "report.zip").namelist()
+    assert any(n.endswith("/V1.png") for n in names), names
+
+
 def test_adding_a_subject_reruns_its_rdm_the_group_and_the_analysis_only(done):
     wf, config, _, root = done
     np.save(root / "s03.npy", np.random.default_rng(3).normal(size=(R, 20, 6)))
@@ -100,9 +122,11 @@ def test_adding_a_subject_reruns_its_rdm_the_group_and_the_analysis_only(done):
     more = {**config, "brain": {"V1": {**config["brain"]["V1"], "subjects": {
         **config["brain"]["V1"]["subjects"],
         "s03": {"responses": str(root / "s03.npy"), "residuals": str(root / "s03_res.npy"), "order": "stimuli"}}}}}
-    planned = {rule for rule, _ in wf.planned_with(more)}
-    rdms = {out for rule, out in wf.planned_with(more) if rule == "brain_rdm"}
+    jobs = wf.planned_with(more)
+    planned = {rule for rule, _ in jobs}
+    rdms = {out for rule, out in jobs if rule == "brain_rdm"}
     assert rdms == {"results/brain/V1/s03.h5"}
     assert planned <= {"brain_rdm", "brain_group", "second_order", "brain_figure", "second_order_figure",
-                       "mds_figure", "effective_config"}, planned
+                       "mds_figure", "effective_config", "brain_eval", "evaluation_figure"}, planned
+    assert {"brain_eval", "brain_group"} <= planned
     assert {"rdm", "activations", "kernel"}.isdisjoint(planned)

@@ -65,6 +65,18 @@ GROUPS = sorted(n for n, s in EXTERNAL.items() if rsaexternal.is_group(s))
 # Brain regions from measured responses (rules in brain.smk): each region is a group too.
 BRAIN = config["brain"]
 GROUPS += [f"brain/{region}" for region in sorted(BRAIN)]
+for _region, _spec in BRAIN.items():
+    _ev = _spec["evaluate"]
+    if _ev["rdm_metric"] not in (None, *METRICS):
+        raise WorkflowError(
+            f"config error at brain.{_region}.evaluate.rdm_metric: {_ev['rdm_metric']!r} is no RDM "
+            f"metric; allowed: {', '.join(sorted(METRICS))} (or null for rdm.metric)"
+        )
+    if _ev["test"] == "bootstrap" and _ev["bootstrap"] == "none":
+        raise WorkflowError(
+            f"config error at brain.{_region}.evaluate.test: 'bootstrap' needs "
+            "evaluate.bootstrap subjects, stimuli or both (or test: t-test)"
+        )
 
 
 def one_of(names):
@@ -367,7 +379,7 @@ def all_outputs():
         ceiling = spec["joins_external"] and spec["method"] in NOISE_CEILING_METHODS
         if GROUPS and ceiling:
             outputs.append(figure_path(f"{name}/brain.png"))
-    return outputs
+    return outputs + brain_outputs()
 
 
 # --- Brain regions from measured responses (brain.smk; rsaflow.jobs.brain_rdm) ---
@@ -417,3 +429,29 @@ def brain_subject_rdms(wildcards):
         brain_rdm_path(wildcards.region, s)
         for s in sorted(brain_region(wildcards)["subjects"])
     ]
+
+
+def evaluation_path(file, region="{region}"):
+    """A region's evaluation: evaluation.h5, layers.tsv or pairs.tsv."""
+    return f"results/evaluation/{region}/{file}"
+
+
+def brain_eval_spec(wildcards):
+    """The region's evaluate: slice, the layers' RDM metric filled in."""
+    spec = dict(brain_region(wildcards)["evaluate"])
+    spec["rdm_metric"] = spec["rdm_metric"] or MAIN_METRIC
+    return rsacfg.dumps(spec)
+
+
+def brain_eval_layers(wildcards):
+    metric = brain_region(wildcards)["evaluate"]["rdm_metric"] or MAIN_METRIC
+    return rdm_files(metric)
+
+
+def brain_outputs():
+    """Each region's evaluation tables and model-comparison figure."""
+    out = []
+    for region in sorted(BRAIN):
+        out += [evaluation_path(f, region) for f in ("layers.tsv", "pairs.tsv")]
+        out.append(figure_path(f"evaluation/{region}.png"))
+    return out
