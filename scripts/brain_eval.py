@@ -12,6 +12,7 @@ with job(snakemake):
         snakemake.output.h5,
         snakemake.output.layers,
         snakemake.output.pairs,
+        snakemake.output.commitment,
         snakemake.wildcards.region,
         json.loads(snakemake.params.spec),
         snakemake.params.code,

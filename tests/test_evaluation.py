@@ -115,3 +115,29 @@ def test_bootstrap_reproducible_and_planted_winner():
     assert p["zero"][2] > 0.05  # the noise layer does not beat zero
     pb = ev.tests(est, ceiling[0], var, "bootstrap", a)
     assert pb["zero"][0] == pytest.approx(1 / 100) and pb["zero"][2] > 0.05
+
+
+def test_subset_pairs_equal_the_square_submatrix():
+    from scipy.spatial.distance import squareform
+
+    d = pdist(np.random.default_rng(0).normal(size=(N, 3)))
+    sub = np.array([1, 4, 5, 9, 13])
+    np.testing.assert_array_equal(d[ev.subset_pairs(sub, N)], squareform(squareform(d)[np.ix_(sub, sub)]))
+
+
+@pytest.mark.parametrize("split", ["stimuli", "subjects"])
+def test_commitment_picks_the_signal_layer_and_reports_the_other_half(split):
+    layers, subjects = planted(6)
+    models = ["net", "net", "noise"]
+    rows = ev.commit_layers(layers, subjects, models, "pearson", split, seed=3)
+    assert [r["model"] for r in rows] == ["net", "noise"] and rows[0]["layer"] == 0 and rows[1]["layer"] == 2
+    # the reported score is the chosen layer's score on the other half, recomputed independently
+    rng = np.random.default_rng(3)
+    if split == "stimuli":
+        perm = rng.permutation(N)
+        other = ev.subset_pairs(np.sort(perm[N // 2 :]), N)
+        expect = ev.evaluate_fixed(layers[:1, other], subjects[:, other], "pearson")[0].mean()
+    else:
+        perm = rng.permutation(S)
+        expect = ev.evaluate_fixed(layers[:1], subjects[np.sort(perm[S // 2 :])], "pearson")[0].mean()
+    assert rows[0]["reported"] == pytest.approx(expect, abs=1e-12)

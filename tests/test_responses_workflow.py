@@ -67,7 +67,8 @@ def done(tmp_path_factory):
     np.savez(root / "s02.npz", responses=x2[:, perm], stimulus_ids=np.array(ids)[perm])
     np.save(root / "s02_res.npy", res2)
     config["brain"] = {"V1": {"metric": "crossnobis", "noise": "shrinkage_diag",
-                              "evaluate": {"bootstrap": "both", "samples": 20, "method": "spearman"}, "subjects": {
+                              "evaluate": {"bootstrap": "both", "samples": 20, "method": "spearman",
+                                           "commit": "stimuli"}, "subjects": {
         "s01": {"responses": str(root / "s01_betas.nii.gz"), "mask": str(root / "v1_mask.nii.gz"),
                 "residuals": str(root / "s01_res.nii.gz"), "order": "stimuli"},
         "s02": {"responses": str(root / "s02.npz"), "residuals": str(root / "s02_res.npy")}}}}
@@ -111,6 +112,9 @@ def test_evaluation_per_layer_and_the_figure_in_the_report(done):
     assert d["samples"].shape == (20, 2)
     lines = wf.path("results/evaluation/V1/layers.tsv").read_text().splitlines()
     assert lines[0].split("\t")[:4] == ["label", "model", "depth", "estimate"] and len(lines) == 3
+    commit = wf.path("results/evaluation/V1/commitment.tsv").read_text().splitlines()
+    assert len(commit) == 2 and commit[1].split("\t")[:3] == ["resnet18", commit[1].split("\t")[1], "stimuli"]
+    assert commit[1].split("\t")[1] in d["labels"]
     names = zipfile.ZipFile(root / "report.zip").namelist()
     assert any(n.endswith("/V1.png") for n in names), names
 

@@ -280,3 +280,38 @@ def correct(p: np.ndarray, method: str) -> np.ndarray:
     if method == "fdr":
         return stats.false_discovery_control(p, method="bh")
     return np.minimum(1.0, p * p.size)
+
+
+def subset_pairs(stimuli: np.ndarray, n: int) -> np.ndarray:
+    """Condensed positions of the pairs of ``stimuli`` (sorted indices), in squareform order of the subset."""
+    a, b = np.triu_indices(stimuli.size, k=1)
+    i, j = stimuli[a], stimuli[b]
+    return i * (2 * n - i - 1) // 2 + (j - i - 1)
+
+
+def commit_layers(layers: np.ndarray, subjects: np.ndarray, models: list[str], method: str, split: str,
+                  seed: int = 0) -> list[dict]:
+    """Brain-Score's layer commitment: per model, the layer with the best mean evaluation on one half
+    (``split`` ``stimuli``: a seeded random half of the stimuli, the RDMs restricted to their pairs;
+    ``subjects``: half of the subjects), and its evaluation on the other half, so that choosing the best
+    of many layers does not inflate the reported score. Returns one dict per model (first-seen order):
+    ``model``, ``layer`` (row index), ``selection`` (its score on the selection half), ``reported`` (on
+    the other half) and ``best_reported`` (the best layer's score on the report half, for comparison)."""
+    n = n_from_pairs(layers.shape[1])
+    rng = np.random.default_rng(seed)
+    if split == "stimuli":
+        perm = rng.permutation(n)
+        halves = [subset_pairs(np.sort(perm[: n // 2]), n), subset_pairs(np.sort(perm[n // 2 :]), n)]
+        scores = [evaluate_fixed(layers[:, h], subjects[:, h], method)[0].mean(axis=1) for h in halves]
+    else:
+        perm = rng.permutation(subjects.shape[0])
+        half = subjects.shape[0] // 2
+        evals = evaluate_fixed(layers, subjects, method)[0]
+        scores = [evals[:, np.sort(perm[:half])].mean(axis=1), evals[:, np.sort(perm[half:])].mean(axis=1)]
+    out = []
+    for model in dict.fromkeys(models):
+        rows = np.array([k for k, m in enumerate(models) if m == model])
+        chosen = int(rows[np.argmax(scores[0][rows])])
+        out.append({"model": model, "layer": chosen, "selection": float(scores[0][chosen]),
+                    "reported": float(scores[1][chosen]), "best_reported": float(scores[1][rows].max())})
+    return out

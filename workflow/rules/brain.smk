@@ -51,6 +51,7 @@ rule brain_eval:
         h5=evaluation_path("evaluation.h5"),
         layers=evaluation_path("layers.tsv"),
         pairs=evaluation_path("pairs.tsv"),
+        commitment=evaluation_path("commitment.tsv"),
     log:
         "results/logs/brain_eval/{region}.log",
     benchmark:

@@ -8,6 +8,9 @@ Inputs: the layers' RDM files (the region's ``evaluate.rdm_metric``) and the reg
   ``noise_ceiling`` (2,) lower, upper; ``var_model`` (K,), ``var_pair`` (K(K-1)/2,), ``var_ceiling`` (K, 2);
   ``p_zero``, ``p_ceiling``, ``p_pair`` and ``p_*_adjusted`` (correction per family); with a bootstrap,
   ``samples`` (B, K) and ``samples_ceiling`` (B, 2). Settings as attributes (JSON ``config``).
+- ``commitment.tsv`` (``evaluate.commit``; header only when ``none``): per model the layer chosen on one
+  half of the stimuli or subjects, its score there (``selection``), on the other half (``reported``), and the
+  best layer's score on that other half (``best_reported``, what picking on the same data would claim).
 - ``layers.tsv``: one line per layer: label, model, depth, estimate, sem (sqrt of var_model), p_zero,
   p_zero_adjusted, p_ceiling, p_ceiling_adjusted; ``pairs.tsv``: label_a, label_b, difference, p, p_adjusted.
 
@@ -68,6 +71,9 @@ def evaluate_region(layer_paths, group_path, spec: dict) -> dict:
         out[f"p_{family}_adjusted"] = evaluation.correct(values, spec["correction"])
     if boot is not None:
         out["samples"], out["samples_ceiling"] = boot["samples"], boot["ceiling"]
+    if spec["commit"] != "none":
+        out["commitment"] = evaluation.commit_layers(layers, subjects, [r["model"] for r in records], method,
+                                                     spec["commit"], spec["seed"])
     return out
 
 
@@ -77,11 +83,16 @@ def _tsv(path, header: list[str], rows: list[list]) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-def write_evaluation(layer_paths, group_path, out_h5, out_layers, out_pairs, region: str, spec: dict, code) -> None:
-    """Evaluate, then write ``evaluation.h5``, ``layers.tsv`` and ``pairs.tsv``."""
+def write_evaluation(layer_paths, group_path, out_h5, out_layers, out_pairs, out_commit, region: str, spec: dict,
+                     code) -> None:
+    """Evaluate, then write ``evaluation.h5``, ``layers.tsv``, ``pairs.tsv`` and ``commitment.tsv``."""
     d = evaluate_region(layer_paths, group_path, spec)
+    commitment = d.pop("commitment", [])
     h5io.write_h5(out_h5, "evaluation", d, {**base_attrs(spec, code), "region": region})
     labels = [str(s) for s in d["labels"]]
+    _tsv(out_commit, ["model", "layer", "split", "selection", "reported", "best_reported"],
+         [[c["model"], labels[c["layer"]], spec["commit"], c["selection"], c["reported"], c["best_reported"]]
+          for c in commitment])
     sem = np.sqrt(np.maximum(d["var_model"], 0))
     _tsv(out_layers, ["label", "model", "depth", "estimate", "sem", "p_zero", "p_zero_adjusted", "p_ceiling",
                       "p_ceiling_adjusted"],
