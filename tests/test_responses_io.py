@@ -90,3 +90,32 @@ def test_bad_inputs_one_line_nothing_written(stimuli, tmp_path):
             run(stimuli, tmp_path, files)
         assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
         assert not (tmp_path / "out" / "s01.h5").exists()
+
+
+def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
+    """The same files and settings are reused from the store; a changed dof (or prior) computes anew."""
+    import logging
+
+    from rsaflow import store
+
+    x, res = arrays(len(stimulus_ids(stimuli)))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "res.npy", res)
+    files = {"responses": tmp_path / "x.npy", "residuals": tmp_path / "res.npy", "order": "stimuli"}
+    store_dir = tmp_path / "store"
+    old = store.STORE_DIR
+    store.STORE_DIR = store_dir
+    try:
+        with caplog.at_level(logging.INFO, logger="rsaflow.store"):
+            run(stimuli, tmp_path, files)
+            (tmp_path / "out" / "s01.h5").unlink()
+            run(stimuli, tmp_path, files)
+            first = read_rdm(tmp_path / "out" / "s01.h5")["condensed"]
+            (tmp_path / "out" / "s01.h5").unlink()
+            run(stimuli, tmp_path, files, {**REGION, "dof": 10})
+        kinds = [r.getMessage().split()[0] for r in caplog.records if "brain_rdm" in r.getMessage()]
+        assert kinds == ["computed", "reused", "computed"], kinds
+        # dof scales the diag precision by 10 / 19: the RDM changes by that factor
+        np.testing.assert_allclose(read_rdm(tmp_path / "out" / "s01.h5")["condensed"], first * 10 / 19, rtol=1e-12)
+    finally:
+        store.STORE_DIR = old

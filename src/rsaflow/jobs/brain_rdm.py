@@ -87,8 +87,10 @@ def write_brain_rdm(files: dict, stimuli_path, out_path, region_name: str, subje
     attrs = {**base_attrs({**spec, "files": files}, code), "model": BRAIN, "layer": f"{region_name}/{subject}",
              "node_index": -1, "stimulus_digest": digest, "metric": spec["metric"], "noise": spec["noise"],
              "sources": files}
+    # By content: the files' bytes, not their paths or the subject's name; every setting of the region.
     key = store.make_key("brain_rdm", {"files": shas, "stimuli_ids": ids, "order": files.get("order")},
-                         {k: v for k, v in attrs.items() if k not in ("config", "sources", "layer")})
+                         {**{k: v for k, v in attrs.items() if k not in ("config", "sources", "layer")},
+                          "region_settings": spec})
 
     def compute():
         write_rdm_file(out_path, _subject_rdm(files, spec, ids, where), {**attrs, "content_key": key},
