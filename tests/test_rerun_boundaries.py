@@ -25,7 +25,7 @@ PACKAGE = SRC / "rsaflow"
 #: The rules that run library code, in pipeline order (each has scripts/<rule>.py).
 RULES = ("stimuli", "stimulus_grid", "activations", "rdm", "kernel", "external_rdm", "second_order", "second_order_tile",
          "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure", "brain_figure",
-         "export_rsatoolbox", "effective_config")
+         "export_rsatoolbox", "effective_config", "brain_rdm", "brain_group", "brain_eval", "evaluation_figure")
 ALL = frozenset(RULES)
 NONE: frozenset = frozenset()
 FIGURES = frozenset({"stimulus_grid", "rdm_figure", "stimulus_mds_figure", "second_order_figure", "mds_figure",
@@ -61,42 +61,42 @@ RERUNS: dict[str, frozenset] = {
     # The folder's image digest (per-file sha256 cache): DAG-time only.
     "filedigest.py": NONE,
     # Atomic text files: the stimulus order table, the effective config, bindings (and DAG-time caches).
-    "atomic.py": rules("stimuli", "external_rdm", "effective_config"),
+    "atomic.py": (rules("stimuli", "external_rdm", "effective_config")) | rules("brain_group", "brain_rdm"),
     # Id-less external RDMs bound to the stimulus set they were first used with.
-    "binding.py": rules("external_rdm"),
+    "binding.py": (rules("external_rdm")) | rules("brain_group", "brain_rdm"),
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
     "modelspec.py": rules("activations"),
     "extract.py": rules("activations"),
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
-    "provenance.py": rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER,
-    "finite.py": rules("activations", "rdm", "external_rdm", "export_rsatoolbox") | SECOND_ORDER,
-    "store.py": RDM_WRITERS,
+    "provenance.py": (rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),
+    "finite.py": (rules("activations", "rdm", "external_rdm", "export_rsatoolbox") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),
+    "store.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
     # The science, each with the rules that compute with it.
     "stimuli.py": rules("stimuli"),
     "rdm.py": rules("rdm"),
-    "external.py": rules("external_rdm"),
-    "compare.py": RDM_WRITERS,
-    "methods.py": RDM_WRITERS | rules("second_order_figure", "mds_figure"),  # figures label the matrix by it
-    "rdmfile.py": RDM_WRITERS,
-    "inference.py": SECOND_ORDER,
-    "measures.py": rules("kernel") | SECOND_ORDER,  # kernels; the noise ceilings of external groups
+    "external.py": (rules("external_rdm")) | rules("brain_group", "brain_rdm"),
+    "compare.py": (RDM_WRITERS) | rules("brain_eval", "brain_group", "brain_rdm"),
+    "methods.py": (RDM_WRITERS | rules("second_order_figure", "mds_figure")) | rules("brain_eval", "brain_group", "brain_rdm"),  # figures label the matrix by it
+    "rdmfile.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
+    "inference.py": (SECOND_ORDER) | rules("brain_eval"),
+    "measures.py": (rules("kernel") | SECOND_ORDER) | rules("brain_eval"),  # kernels; the noise ceilings of external groups
     # The figures: what is drawn (pure numbers), then one plotting module per kind of figure.
-    "figure_data.py": FIGURES,
+    "figure_data.py": (FIGURES) | rules("brain_eval", "evaluation_figure"),
     "label_boxes.py": rules("mds_figure"),
-    "plots/__init__.py": FIGURES,
-    "plots/base.py": FIGURES,
+    "plots/__init__.py": (FIGURES) | rules("evaluation_figure"),
+    "plots/base.py": (FIGURES) | rules("evaluation_figure"),
     "plots/stimuli.py": rules("stimulus_grid", "rdm_figure", "stimulus_mds_figure"),
     "plots/second_order.py": rules("second_order_figure"),
     "plots/mds.py": rules("mds_figure"),
     "plots/brain.py": rules("brain_figure"),
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
-    "results.py": READERS | {"external_rdm", "stimuli"},  # the stimuli job writes order.tsv from its ids
+    "results.py": (READERS | {"external_rdm", "stimuli"}) | rules("brain_eval", "brain_group", "brain_rdm"),  # the stimuli job writes order.tsv from its ids
     # One jobs module per rule, and what some of them share.
     "jobs/stimuli.py": rules("stimuli"),
     "jobs/stimulus_grid.py": rules("stimulus_grid"),
-    "jobs/per_layer.py": PER_LAYER,
+    "jobs/per_layer.py": (PER_LAYER) | rules("brain_group", "brain_rdm"),
     "jobs/rdm.py": rules("rdm"),
     "jobs/kernel.py": rules("kernel"),
     "jobs/external_rdm.py": rules("external_rdm"),
@@ -110,6 +110,15 @@ RERUNS: dict[str, frozenset] = {
     "jobs/brain_figure.py": rules("brain_figure"),
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
+    # Brain responses: the subjects' RDMs and the region's group (one jobs module), the evaluation.
+    "evaluation.py": rules("brain_eval"),
+    "jobs/brain_eval.py": rules("brain_eval"),
+    "jobs/brain_rdm.py": rules("brain_group", "brain_rdm"),
+    "plots/evaluation.py": rules("evaluation_figure"),
+    "responses/__init__.py": rules("brain_group", "brain_rdm"),
+    "responses/io.py": rules("brain_group", "brain_rdm"),
+    "responses/noise.py": rules("brain_group", "brain_rdm"),
+    "responses/rdms.py": rules("brain_group", "brain_rdm"),
 }
 
 def modules() -> list[str]:

@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 
 EXTERNAL = "external"
+#: The "models" of RDMs that are not network layers: external RDMs and brain regions (responses).
+NOT_LAYERS = (EXTERNAL, "brain")
 
 #: At most this many RDMs drawn as panels (RDM panel, first-order MDS), evenly spaced in figure order.
 MAX_PANELS = 16
@@ -64,7 +66,7 @@ def figure_order(models: Sequence[str], depths: Sequence[int], labels: Sequence[
 
     External RDMs (model ``'external'``) follow every model, ordered by label.
     """
-    keys = [(m == EXTERNAL, m, int(d), lab) for m, d, lab in zip(models, depths, labels)]
+    keys = [(m in NOT_LAYERS, m, int(d), lab) for m, d, lab in zip(models, depths, labels)]
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
 
@@ -73,7 +75,7 @@ def model_style(model: str) -> tuple[str, str]:
 
     colour = MODEL_COLOURS[h % 12], marker = MODEL_MARKERS[(h // 12) % 6], h = the digest as integer.
     """
-    if model == EXTERNAL:
+    if model in NOT_LAYERS:
         return EXTERNAL_STYLE
     h = int.from_bytes(hashlib.sha256(model.encode()).digest()[:8], "big")
     return MODEL_COLOURS[h % len(MODEL_COLOURS)], MODEL_MARKERS[(h // len(MODEL_COLOURS)) % len(MODEL_MARKERS)]
@@ -125,7 +127,7 @@ def pair_selection(models: Sequence[str], cap: int = MAX_PAIRS) -> tuple[list[tu
     k = len(models)
 
     def group(i, j):
-        ext = (models[i] == EXTERNAL) + (models[j] == EXTERNAL)
+        ext = (models[i] in NOT_LAYERS) + (models[j] in NOT_LAYERS)
         return {1: 0, 2: 3}.get(ext, 1 if models[i] != models[j] else 2)
 
     groups: list[list] = [[], [], [], []]
@@ -217,7 +219,7 @@ def label_subset(models: Sequence[str], depths: Sequence[int], cap: int = MAX_PO
     first = set()
     for model in set(models):
         idx = [i for i in range(k) if models[i] == model]
-        first.update(idx if model == EXTERNAL else (min(idx, key=lambda i: depths[i]),
+        first.update(idx if model in NOT_LAYERS else (min(idx, key=lambda i: depths[i]),
                                                     max(idx, key=lambda i: depths[i])))
     first = np.array(sorted(first))
     if first.size >= cap:
@@ -266,7 +268,7 @@ def brain_bars(result: dict, group: int) -> dict:
     not contain the value); otherwise ``"sem"`` and value -+ the s.e.m. over subjects
     (``subject_similarity_sem``)."""
     order = [int(i) for i in figure_order(result["models"], result["depth"], result["labels"])
-             if result["models"][i] != EXTERNAL]
+             if result["models"][i] not in NOT_LAYERS]
     models = [result["models"][i] for i in order]
     x = np.arange(len(order), dtype=float) + np.cumsum([0] + [m != p for p, m in zip(models, models[1:])])
     value = np.asarray(result["subject_similarity"])[order, group]
@@ -311,7 +313,7 @@ def layer_numbers(labels: Sequence[str], models: Sequence[str]) -> list[str]:
     ``external/`` (:func:`layer_key` names the numbered layers)."""
     out = []
     for model, a, b in model_blocks(models):
-        out += ([lab.split("/", 1)[-1] for lab in labels[a:b]] if model == EXTERNAL
+        out += ([lab.split("/", 1)[-1] for lab in labels[a:b]] if model in NOT_LAYERS
                 else [str(i + 1) for i in range(b - a)])
     return out
 
@@ -327,7 +329,7 @@ def layer_key(labels: Sequence[str], models: Sequence[str], shown: Sequence[int]
     numbers, shown = layer_numbers(labels, models), set(int(i) for i in shown)
     entries: dict[tuple, list[str]] = {}
     for model, a, b in model_blocks(models):
-        if model == EXTERNAL:
+        if model in NOT_LAYERS:
             continue
         pairs = tuple((numbers[i], labels[i].split("/", 1)[-1]) for i in range(a, b) if i in shown)
         if pairs:

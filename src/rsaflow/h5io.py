@@ -29,6 +29,7 @@ LAYOUTS = {
     "shape": {"factor_w": 1, "factor_u": 2},  # rsaflow.jobs.kernel
     "pairs": {"content_keys": 1, "similarity": 2},  # rsaflow.jobs.second_order
     "tile": {"row_keys": 1, "col_keys": 1, "row_labels": 1, "col_labels": 1, "similarity": 2},  # .second_order_tile
+    "evaluation": {"evaluations": 2, "estimate": 1, "labels": 1},  # rsaflow.jobs.brain_eval
 }
 
 _STRING = h5py.string_dtype(encoding="utf-8")

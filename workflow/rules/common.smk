@@ -70,6 +70,21 @@ EXTERNAL = config["external_rdms"]
 MAIN_METRIC = config["rdm"]["metric"]
 # External RDM groups (several subjects' RDMs of a region; rsaflow.external.is_group reads headers only).
 GROUPS = sorted(n for n, s in EXTERNAL.items() if rsaexternal.is_group(s))
+# Brain regions from measured responses (rules in brain.smk): each region is a group too.
+BRAIN = config["brain"]
+GROUPS += [f"brain/{region}" for region in sorted(BRAIN)]
+for _region, _spec in BRAIN.items():
+    _ev = _spec["evaluate"]
+    if _ev["rdm_metric"] not in (None, *METRICS):
+        raise SystemExit(  # one line, as every config error (no traceback into this file)
+            f"config error at brain.{_region}.evaluate.rdm_metric: {_ev['rdm_metric']!r} is no RDM "
+            f"metric; allowed: {', '.join(sorted(METRICS))} (or null for rdm.metric)"
+        )
+    if _ev["test"] == "bootstrap" and _ev["bootstrap"] == "none":
+        raise SystemExit(
+            f"config error at brain.{_region}.evaluate.test: 'bootstrap' needs "
+            "evaluate.bootstrap subjects, stimuli or both (or test: t-test)"
+        )
 
 
 def one_of(names):
@@ -251,6 +266,7 @@ def labelled_inputs(analysis):
     out = [(f"{m}/{l}", rdm_path(spec["metric"], m, l)) for m, l in BRANCHES]
     if spec["joins_external"]:
         out += [(f"external/{n}", external_rdm_path(n)) for n in sorted(EXTERNAL)]
+        out += [(f"brain/{r}", brain_group_path(r)) for r in sorted(BRAIN)]
     return out
 
 
@@ -379,4 +395,79 @@ def all_outputs():
         ceiling = spec["joins_external"] and spec["method"] in NOISE_CEILING_METHODS
         if GROUPS and ceiling:
             outputs.append(figure_path(f"{name}/brain.png"))
-    return outputs
+    return outputs + brain_outputs()
+
+
+# --- Brain regions from measured responses (brain.smk; rsaflow.jobs.brain_rdm) ---
+def brain_rdm_path(region="{region}", subject="{subject}"):
+    return f"results/brain/{region}/{subject}.h5"
+
+
+def brain_group_path(region="{region}"):
+    return f"results/brain/{region}.h5"
+
+
+def brain_region(wildcards):
+    if wildcards.region not in BRAIN:
+        raise WorkflowError(f"no brain region {wildcards.region!r} in the config")
+    return BRAIN[wildcards.region]
+
+
+def brain_subject(wildcards):
+    subjects = brain_region(wildcards)["subjects"]
+    if wildcards.subject not in subjects:
+        raise WorkflowError(
+            f"no subject {wildcards.subject!r} in brain.{wildcards.region}.subjects"
+        )
+    return subjects[wildcards.subject]
+
+
+def brain_subject_inputs(wildcards):
+    """The subject's files (responses, mask, residuals) as named inputs."""
+    entry = brain_subject(wildcards)
+    return {
+        k: local(entry[k]) for k in ("responses", "mask", "residuals") if k in entry
+    }
+
+
+def brain_spec(wildcards):
+    """The region's settings a subject's RDM depends on (not the list of subjects)."""
+    region = brain_region(wildcards)
+    return rsacfg.dumps({k: v for k, v in region.items() if k != "subjects"})
+
+
+def brain_files_spec(wildcards):
+    return rsacfg.dumps(brain_subject(wildcards))
+
+
+def brain_subject_rdms(wildcards):
+    return [
+        brain_rdm_path(wildcards.region, s)
+        for s in sorted(brain_region(wildcards)["subjects"])
+    ]
+
+
+def evaluation_path(file, region="{region}"):
+    """A region's evaluation: evaluation.h5, layers.tsv or pairs.tsv."""
+    return f"results/evaluation/{region}/{file}"
+
+
+def brain_eval_spec(wildcards):
+    """The region's evaluate: slice, the layers' RDM metric filled in."""
+    spec = dict(brain_region(wildcards)["evaluate"])
+    spec["rdm_metric"] = spec["rdm_metric"] or MAIN_METRIC
+    return rsacfg.dumps(spec)
+
+
+def brain_eval_layers(wildcards):
+    metric = brain_region(wildcards)["evaluate"]["rdm_metric"] or MAIN_METRIC
+    return rdm_files(metric)
+
+
+def brain_outputs():
+    """Each region's evaluation tables and model-comparison figure."""
+    out = []
+    for region in sorted(BRAIN):
+        out += [evaluation_path(f, region) for f in ("layers.tsv", "pairs.tsv")]
+        out.append(figure_path(f"evaluation/{region}.png"))
+    return out

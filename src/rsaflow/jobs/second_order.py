@@ -629,7 +629,7 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
 
     if method not in NOISE_CEILING_METHODS:
         return {}
-    groups = {g: read_subjects(r["path"]) for g, r in enumerate(records) if r["model"] == "external"}
+    groups = {g: read_subjects(r["path"]) for g, r in enumerate(records) if r["model"] in ("external", "brain")}
     groups = {g: u for g, u in groups.items() if u is not None}
     if not groups:
         return {}

@@ -52,7 +52,7 @@ def tile_group(label: str) -> str:
     """What decides the block of the RDM labelled ``label``: its model (``model/layer``), or the
     whole label of an external RDM (``external/name``), which stands alone."""
     model = label.split("/", 1)[0]
-    return label if model == "external" else model
+    return label if model in ("external", "brain") else model
 
 
 def block_of(label: str, n_blocks: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow.figure_data import (EXTERNAL, MAX_BAR_LABELS, MAX_BRAIN_PANELS, brain_bars, brain_groups,
+from rsaflow.figure_data import (EXTERNAL, NOT_LAYERS, MAX_BAR_LABELS, MAX_BRAIN_PANELS, brain_bars, brain_groups,
                                  model_blocks, model_style)
 from rsaflow.plots.base import figure_title, plt, save_figure
 
@@ -53,7 +53,7 @@ def brain_figure(result: dict):
     if not groups:
         raise ValueError("no external group with noise ceilings in this second-order file")
     shown = groups[:MAX_BRAIN_PANELS]
-    n_bars = int(sum(m != EXTERNAL for m in result["models"]))
+    n_bars = int(sum(m not in NOT_LAYERS for m in result["models"]))
     width = float(np.clip(0.22 * n_bars + 2.5, 5.0, 18.0))
     fig, axes = plt.subplots(len(shown), 1, figsize=(width, 3.4 * len(shown) + 0.9), squeeze=False)
     notes = [_brain_panel(ax, result, g) for ax, g in zip(axes[:, 0], shown)]

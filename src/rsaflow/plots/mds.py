@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rsaflow.figure_data import (EXTERNAL, label_subset, layer_key, layer_numbers, mds_embedding, model_blocks,
+from rsaflow.figure_data import (NOT_LAYERS, label_subset, layer_key, layer_numbers, mds_embedding, model_blocks,
                                  model_style, ordered_result, selection_note)
 from rsaflow.methods import dissimilarity_label
 from rsaflow.label_boxes import free_box, segment_boxes
@@ -67,7 +67,7 @@ def _draw_points(ax, pos: np.ndarray, models: Sequence[str]) -> None:
     big = len(models) > 100  # smaller markers in a crowd
     for model, a, b in model_blocks(models):
         colour, marker = model_style(model)
-        if model == EXTERNAL:
+        if model in NOT_LAYERS:
             ax.scatter(pos[a:b, 0], pos[a:b, 1], color=colour, marker=marker, s=60 if big else 120, zorder=3,
                        linewidths=0)
             handles.append(Line2D([], [], color=colour, marker=marker, ls="", ms=11, label="external RDMs (no line)"))
@@ -137,7 +137,7 @@ def mds_figure(result: dict, seed: int):
     _draw_points(ax, pos, models)
     _set_limits(ax, pos, margin=0.08)
     idx = label_subset(models, r["depth"])
-    segments = np.array([pos[[i, i + 1]] for m, a, b in model_blocks(models) if m != EXTERNAL
+    segments = np.array([pos[[i, i + 1]] for m, a, b in model_blocks(models) if m not in NOT_LAYERS
                          for i in range(a, b - 1)])
     short = layer_numbers(names, models)
     placed = place_labels(ax, [short[i] for i in idx], pos[idx], colours=[model_style(models[i])[0] for i in idx],

@@ -1,0 +1,125 @@
+"""Brain responses: crossnobis RDMs and model evaluation (issue 20), against rsatoolbox in the same run.
+
+Cases (2 BLAS threads):
+
+- a: crossnobis, 6 runs x 200 stimuli x 5,000 channels, shrinkage_diag noise from 200 x 5,000 residuals:
+  rsaflow (rsaflow.responses.noise.precision + rdms.response_rdm) vs rsatoolbox
+  (data.noise.prec_from_residuals + rdm.calc_rdm with cv_descriptor=run), one run each (rsatoolbox takes
+  minutes); the two RDMs' largest difference. Target: >= 3x faster, same values (1e-10).
+- b: crossnobis, 6 x 1,000 x 20,000 with diag noise, the responses a memory-mapped .npy on disk, in a
+  fresh child: its peak RSS (VmHWM, /proc) against the data's 960 MB. Target: <= 2x the data.
+- c: evaluation (rsaflow.evaluation) of 100 layers x 10 subjects x 500 stimuli, pearson, 1,000 dual
+  bootstrap samples (subjects and stimuli, three sample sets), variances and tests. Target: < 2 minutes.
+
+Usage: PYTHONPATH=src python benchmarks/bench_responses.py [a b c]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import limit_threads, machine, print_grid, rsatoolbox_or_none, versions
+
+HERE = Path(__file__).resolve()
+
+
+def case_a() -> list[str]:
+    from rsaflow.responses.noise import precision
+    from rsaflow.responses.rdms import response_rdm
+
+    rng = np.random.default_rng(0)
+    r, n, c, t = 6, 200, 5000, 200
+    x = rng.normal(size=(n, c))[None] + rng.normal(size=(r, n, c))
+    res = rng.normal(size=(t, c))
+    t0 = time.perf_counter()
+    ours = response_rdm(x, "crossnobis", precision("shrinkage_diag", res))
+    t_ours = time.perf_counter() - t0
+    rsa = rsatoolbox_or_none()
+    if rsa is None:
+        return ["a", f"{t_ours:.1f} s", "-", "-", "-"]
+    import rsatoolbox.data.noise
+
+    t0 = time.perf_counter()
+    prec = rsatoolbox.data.noise.prec_from_residuals(res, method="shrinkage_diag")
+    ds = rsa.data.Dataset(x.reshape(r * n, c), obs_descriptors={"stimulus": np.tile(np.arange(n), r),
+                                                                "run": np.repeat(np.arange(r), n)})
+    ref = rsa.rdm.calc_rdm(ds, method="crossnobis", descriptor="stimulus", noise=prec, cv_descriptor="run")
+    t_ref = time.perf_counter() - t0
+    diff = float(np.abs(ref.get_vectors()[0] - ours).max())
+    return ["a", f"{t_ours:.1f} s", f"{t_ref:.1f} s", f"{t_ref / t_ours:.1f}x", f"{diff:.1e}"]
+
+
+def child_b(path: str) -> None:
+    from rsaflow.responses.noise import precision
+    from rsaflow.responses.rdms import response_rdm
+
+    x = np.load(path, mmap_mode="r")
+    res = np.random.default_rng(1).normal(size=(200, x.shape[2]))
+    t0 = time.perf_counter()
+    rdm = response_rdm(x, "crossnobis", precision("diag", res))
+    took = time.perf_counter() - t0
+    hwm = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))
+    print(f"{hwm} {took} {rdm.size}")
+
+
+def case_b() -> list[str]:
+    r, n, c = 6, 1000, 20000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.npy"
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(r, n, c))
+        rng = np.random.default_rng(0)
+        for lo in range(0, c, 2000):
+            out[:, :, lo : lo + 2000] = rng.normal(size=(r, n, min(2000, c - lo)))
+        out.flush()
+        del out
+        proc = subprocess.run([sys.executable, str(HERE), "child-b", str(path)], capture_output=True, text=True,
+                              check=True)
+    hwm, took, _ = proc.stdout.split()
+    data = r * n * c * 8
+    return ["b", f"{float(took):.1f} s", f"peak {int(hwm) / 1e6:.0f} MB", f"{int(hwm) / data:.2f}x data",
+            f"data {data / 1e6:.0f} MB"]
+
+
+def case_c() -> list[str]:
+    from scipy.spatial.distance import pdist
+
+    from rsaflow import evaluation as ev
+
+    rng = np.random.default_rng(0)
+    n, k, s = 500, 100, 10
+    true = pdist(rng.normal(size=(n, 8)))
+    layers = true + rng.normal(size=(k, true.size)) * true.std() * np.linspace(0.2, 3, k)[:, None]
+    subjects = true + rng.normal(size=(s, true.size)) * true.std()
+    t0 = time.perf_counter()
+    evals, ceiling = ev.evaluate_fixed(layers, subjects, "pearson")
+    boot = ev.bootstrap(layers, subjects, "pearson", "both", 1000, seed=0)
+    var = ev.variances(evals, boot, "both", n)
+    ev.tests(evals.mean(axis=1), ceiling[0], var, "t-test")
+    took = time.perf_counter() - t0
+    return ["c", f"{took:.0f} s", "1000 dual samples", f"target < 120 s: {'met' if took < 120 else 'NOT met'}", ""]
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["child-b"]:
+        limit_threads(2)
+        child_b(argv[1])
+        return
+    limit_threads(2)
+    cases = argv or ["a", "b", "c"]
+    rows = []
+    for name in cases:
+        rows.append({"a": case_a, "b": case_b, "c": case_c}[name]())
+        print("  ".join(rows[-1]), flush=True)
+    print(machine(), versions("numpy", "scipy", "rsatoolbox"))
+    print_grid("bench_responses", ["case", "rsaflow", "reference / peak", "ratio", "note"], rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,121 @@
+"""Bad response inputs: one line naming the file, nothing written (rsaflow.responses.io, rsaflow.jobs.brain_rdm)."""
+
+import numpy as np
+import pytest
+
+from rsaflow.errors import InputFileError
+from rsaflow.jobs.brain_rdm import write_brain_rdm
+from rsaflow.jobs.stimuli import write_stimuli
+from rsaflow.results import read_rdm, stimulus_ids
+from rsaflow.responses.noise import precision
+from rsaflow.responses.rdms import response_rdm
+
+nibabel = pytest.importorskip("nibabel")
+
+R, C, T = 3, 8, 20
+REGION = {"metric": "crossnobis", "noise": "diag", "dof": None, "prior_lambda": 1.0, "prior_weight": 0.1,
+          "block_mb": 1}
+
+
+@pytest.fixture(scope="module")
+def stimuli(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stim") / "stimuli.h5"
+    write_stimuli(path, {"source": "digits", "per_class": 1, "seed": 0}, [])
+    return path
+
+
+def run(stimuli, tmp_path, files, region=REGION):
+    out = tmp_path / "out" / "s01.h5"
+    out.parent.mkdir(exist_ok=True)
+    write_brain_rdm({k: str(v) if k != "order" else v for k, v in files.items()}, stimuli, out, "V1", "s01",
+                    region, "code")
+    return out
+
+
+def arrays(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(R, n, C)), rng.normal(size=(T, C))
+
+
+def test_ids_reorder_and_equal_the_direct_rdm(stimuli, tmp_path):
+    ids = stimulus_ids(stimuli)
+    x, res = arrays(len(ids))
+    perm = np.random.default_rng(1).permutation(len(ids))
+    np.savez(tmp_path / "r.npz", responses=x[:, perm], stimulus_ids=np.array(ids)[perm])
+    np.save(tmp_path / "res.npy", res)
+    out = run(stimuli, tmp_path, {"responses": tmp_path / "r.npz", "residuals": tmp_path / "res.npy"})
+    direct = response_rdm(x, "crossnobis", precision("diag", res))
+    # the same Gram products, only the stimuli permuted: equal to rounding
+    np.testing.assert_allclose(read_rdm(out)["condensed"], direct, rtol=0, atol=1e-13)
+
+
+def save_nifti(path, data):
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), str(path))
+
+
+def bad_cases(tmp_path, n, ids):
+    x, res = arrays(n)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "res.npy", res)
+    np.save(tmp_path / "res_wide.npy", np.hstack([res, res[:, :2]]))
+    missing = x.copy()
+    missing[1, 3] = np.nan
+    np.save(tmp_path / "missing.npy", missing)
+    voxel = x.copy()
+    voxel[0, 2, 5] = np.nan
+    np.save(tmp_path / "voxel.npy", voxel)
+    np.savez(tmp_path / "foreign.npz", responses=x, stimulus_ids=np.array(ids[:-1] + ["nope"]))
+    save_nifti(tmp_path / "betas.nii.gz", np.random.default_rng(2).normal(size=(2, 2, 2, R * n)))
+    save_nifti(tmp_path / "mask.nii.gz", np.ones((2, 2, 3), dtype=np.uint8))
+    ok = {"residuals": tmp_path / "res.npy", "order": "stimuli"}
+    return [
+        ({"responses": tmp_path / "betas.nii.gz", "mask": tmp_path / "mask.nii.gz", "order": "stimuli"},
+         "mask.nii.gz: mask of shape (2, 2, 3) but the image's volumes are (2, 2, 2)"),
+        ({"responses": tmp_path / "missing.npy", **ok}, "missing.npy: run 1 has no response for stimulus"),
+        ({"responses": tmp_path / "voxel.npy", **ok}, "voxel.npy: 1 channels (voxels) are NaN or Inf"),
+        ({"responses": tmp_path / "x.npy", "residuals": tmp_path / "res_wide.npy", "order": "stimuli"},
+         "res_wide.npy: residuals have 10 channels but the responses have 8"),
+        ({"responses": tmp_path / "foreign.npz", "residuals": tmp_path / "res.npy"},
+         "foreign.npz: 1 stimulus ids are not in the stimulus set (first: ['nope'])"),
+        ({"responses": tmp_path / "x.npy", "residuals": tmp_path / "res.npy"},
+         "set 'order: stimuli' at brain.V1.subjects.s01"),
+        ({"responses": tmp_path / "x.npy", "order": "stimuli"}, "noise 'diag' needs residuals"),
+    ]
+
+
+def test_bad_inputs_one_line_nothing_written(stimuli, tmp_path):
+    ids = stimulus_ids(stimuli)
+    for files, expected in bad_cases(tmp_path, len(ids), ids):
+        with pytest.raises(InputFileError) as err:
+            run(stimuli, tmp_path, files)
+        assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert not (tmp_path / "out" / "s01.h5").exists()
+
+
+def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
+    """The same files and settings are reused from the store; a changed dof (or prior) computes anew."""
+    import logging
+
+    from rsaflow import store
+
+    x, res = arrays(len(stimulus_ids(stimuli)))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "res.npy", res)
+    files = {"responses": tmp_path / "x.npy", "residuals": tmp_path / "res.npy", "order": "stimuli"}
+    store_dir = tmp_path / "store"
+    old = store.STORE_DIR
+    store.STORE_DIR = store_dir
+    try:
+        with caplog.at_level(logging.INFO, logger="rsaflow.store"):
+            run(stimuli, tmp_path, files)
+            (tmp_path / "out" / "s01.h5").unlink()
+            run(stimuli, tmp_path, files)
+            first = read_rdm(tmp_path / "out" / "s01.h5")["condensed"]
+            (tmp_path / "out" / "s01.h5").unlink()
+            run(stimuli, tmp_path, files, {**REGION, "dof": 10})
+        kinds = [r.getMessage().split()[0] for r in caplog.records if "brain_rdm" in r.getMessage()]
+        assert kinds == ["computed", "reused", "computed"], kinds
+        # dof scales the diag precision by 10 / 19: the RDM changes by that factor
+        np.testing.assert_allclose(read_rdm(tmp_path / "out" / "s01.h5")["condensed"], first * 10 / 19, rtol=1e-12)
+    finally:
+        store.STORE_DIR = old
