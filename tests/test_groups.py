@@ -10,7 +10,7 @@ from rsaflow import rdmfile
 from rsaflow.config import check_paths
 from rsaflow.errors import ConfigError, InputFileError
 from rsaflow.external import group_mean, is_group, is_group_file, load_external_group, load_external_rdm
-from rsaflow.jobs.second_order import group_ceilings
+from rsaflow.second_order.ceilings import group_ceilings
 from rsaflow.results import read_meta, read_rdm
 
 N, S = 8, 3

@@ -19,7 +19,7 @@ from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
-from rsaflow.jobs.second_order_tile import tile_members  # noqa: E402
+from rsaflow.second_order.tiling import tile_members  # noqa: E402
 from rsaflow.measures import NOISE_CEILING_METHODS  # noqa: E402
 from rsaflow.methods import METRICS  # noqa: E402
 
@@ -243,7 +243,7 @@ def second_order_inputs(wildcards):
 
 
 # compare.tiles: B >= 1 splits an analysis's K x K matrix into tile jobs over B blocks of inputs,
-# each input's block a hash of its model (rsaflow.jobs.second_order_tile.block_of; an external RDM
+# each input's block a hash of its model (rsaflow.second_order.tiling.block_of; an external RDM
 # stands alone), so adding an input, a layer or a model changes the inputs of one block's tiles only.
 def tile_blocks(analysis):
     """Each block's input files, in block order (empty blocks stay empty)."""
