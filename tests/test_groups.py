@@ -98,7 +98,7 @@ METHODS = ("spearman", "pearson", "cosine", "rho_a", "kendall_tau_a", "cosine_co
 @pytest.mark.parametrize("method", METHODS)
 def test_group_ceilings_equal_rsatoolbox(tmp_path, method, seed):
     rsatoolbox = pytest.importorskip("rsatoolbox")
-    from rsaflow.measures import RSATOOLBOX_NAMES
+    from rsaflow.methods import METHODS
 
     rng = np.random.default_rng(seed)
     subs = subjects(seed, s=4)
@@ -110,7 +110,7 @@ def test_group_ceilings_equal_rsatoolbox(tmp_path, method, seed):
     records = sorted((read_meta(p) for p in paths), key=lambda r: r["label"])
     out = group_ceilings(records, method)
     g = [r["label"] for r in records].index("external/IT")
-    name = RSATOOLBOX_NAMES[method]
+    name = METHODS[method].rsatoolbox
     data = rsatoolbox.rdm.RDMs(uppers)
     lower, upper = rsatoolbox.inference.boot_noise_ceiling(data, method=name, rdm_descriptor="index")
     np.testing.assert_allclose([out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g]], [lower, upper],

@@ -74,7 +74,10 @@ RERUNS: dict[str, frozenset] = {
     "methods.py": RDM_WRITERS | FIGURES,  # the registry; figures label the matrix by it (dissimilarity_label)
     "rdmfile.py": RDM_WRITERS,
     "inference.py": rules("second_order"),  # a tile computes similarities only
-    "measures.py": rules("kernel") | SECOND_ORDER,  # kernels; the noise ceilings of external groups
+    "resampling.py": rules("second_order"),
+    "subject_bootstrap.py": rules("second_order"),
+    "measures.py": rules("kernel") | SECOND_ORDER,  # kernels; shape factors and whole-RDM vectors
+    "ceiling.py": rules("second_order"),  # the noise ceilings of external groups
     "figures.py": FIGURES,
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).

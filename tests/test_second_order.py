@@ -11,7 +11,8 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, rankdata
 
 from rsaflow import h5io, rdmfile, results
-from rsaflow.compare import VECTOR_METHODS, aggregate, centered_gram_unit, per_rdm_vector
+from rsaflow.compare import VECTOR_METHODS, aggregate, per_rdm_vector
+from rsaflow.measures import centered_gram_unit
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.jobs.second_order import write_second_order
 from rsaflow.results import read_second_order

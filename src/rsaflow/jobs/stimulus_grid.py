@@ -8,5 +8,5 @@ from rsaflow import figures, h5io
 def draw_stimulus_grid(stimuli_path, out_path) -> None:
     """The stimulus grid of a stimuli file (:func:`rsaflow.figures.stimulus_grid`)."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
-        names = [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]]
+        names = h5io.texts(f["class_names"][()])
         figures.stimulus_grid(f["images"], f["labels"][()], names, out_path)

@@ -1,7 +1,7 @@
 """Noise ceilings of the external groups of an analysis, and every input's similarity to their subjects.
 
 A group is an external RDM file with dataset ``subjects`` (S, P) (rsaflow.jobs.external_rdm);
-the ceilings are rsatoolbox's (rsaflow.measures.noise_ceiling), the subject similarities and
+the ceilings are rsatoolbox's (rsaflow.ceiling.noise_ceiling), the subject similarities and
 their bootstrap intervals those its ``eval_fixed`` reports (:func:`group_ceilings`).
 """
 
@@ -12,6 +12,7 @@ import logging
 import numpy as np
 
 from rsaflow import h5io
+from rsaflow.methods import METHODS
 from rsaflow.second_order.inputs import vector_length
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ def _subject_vectors(uppers: np.ndarray, method: str):
     from rsaflow.compare import per_rdm_vectors
     from rsaflow.measures import cov_vector
 
-    if method in ("spearman", "pearson", "cosine", "rho_a"):
+    kind = METHODS[method].kind
+    if kind == "vector":
         return per_rdm_vectors(uppers, method)
-    if method in ("cosine_cov", "corr_cov"):
+    if kind == "whole":
         return np.stack([cov_vector(u, method) for u in uppers])
     return None
 
@@ -44,26 +46,26 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
 
     A group is an external RDM file with dataset ``subjects`` (S, P) (rsaflow.jobs.external_rdm).
     For group g and each RDM i (``records`` order, that of ``labels``): ``noise_ceiling_lower[g]``,
-    ``noise_ceiling_upper[g]`` = rsaflow.measures.noise_ceiling(subjects, method) (exactly
+    ``noise_ceiling_upper[g]`` = rsaflow.ceiling.noise_ceiling(subjects, method) (exactly
     rsatoolbox's ``boot_noise_ceiling``), ``n_subjects[g]`` = S, ``subject_similarity[i, g]`` =
     mean_s sim(RDM_i, RDM_s) and ``subject_similarity_sem[i, g]`` = std_s (ddof 0) / sqrt(S): the
     quantity the ceiling bounds and its error, as rsatoolbox's ``eval_fixed``. NaN (0 for
     n_subjects) elsewhere. Empty (nothing written) when no group joined, or for a method without
-    a noise ceiling (rsaflow.measures.NOISE_CEILING_METHODS; the activation measures: externals do not join).
+    a noise ceiling (Method.pool, rsaflow.methods; the activation measures: externals do not join).
     Memory: the groups' subjects (8 sum S P) plus one RDM's vector at a time; O(K sum S P) work.
 
     With ``n_boot`` > 0 (config ``bootstrap``), also ``subject_similarity_ci_lower`` and
     ``subject_similarity_ci_upper`` (K, K, NaN outside group columns): the percentile interval
     ``ci`` of subject_similarity[i, g] over ``n_boot`` resamples of the stimuli,
-    rsaflow.inference.bootstrap_subject_similarity, with the same draws (``seed``) as the matrix's
+    rsaflow.subject_bootstrap.bootstrap_subject_similarity, with the same draws (``seed``) as the matrix's
     ``ci_lower``/``ci_upper``. Adds the K condensed RDMs (8 K P, as the matrix bootstrap holds;
     ``stack``, when the caller has read them, is used instead of reading them again) and
     (G + 3) x 8 P of vectors; O((K + sum S) P log P) work per resample.
     """
-    from rsaflow.measures import NOISE_CEILING_METHODS, noise_ceiling
+    from rsaflow.ceiling import noise_ceiling
     from rsaflow.results import read_subjects
 
-    if method not in NOISE_CEILING_METHODS:
+    if not METHODS[method].ceiling:
         return {}
     groups = {g: read_subjects(r["path"]) for g, r in enumerate(records) if r["model"] == "external"}
     groups = {g: u for g, u in groups.items() if u is not None}
@@ -89,7 +91,7 @@ def group_ceilings(records: list[dict], method: str, n_boot: int = 0, seed: int 
 def _subject_similarities(records: list[dict], groups: dict, method: str, out: dict, stack=None) -> None:
     """Fill ``subject_similarity`` and ``subject_similarity_sem`` (see :func:`group_ceilings`);
     each RDM from ``stack`` (K, P) when the caller holds it, else read one at a time."""
-    from rsaflow.measures import rdm_similarity
+    from rsaflow.ceiling import rdm_similarity
     from rsaflow.results import read_rdm
 
     vectors = {g: _subject_vectors(uppers, method) for g, uppers in groups.items()}
@@ -108,7 +110,7 @@ def _subject_similarities(records: list[dict], groups: dict, method: str, out: d
 def _subject_bootstrap(records: list[dict], groups: dict, method: str, n_boot: int, seed: int, ci: float,
                        stack: np.ndarray) -> dict:
     """``subject_similarity_ci_lower`` / ``_ci_upper`` (see :func:`group_ceilings`)."""
-    from rsaflow.inference import bootstrap_subject_similarity
+    from rsaflow.subject_bootstrap import bootstrap_subject_similarity
 
     k, cols = len(records), list(groups)
     log.info("bootstrap of the subject similarities: %d resamples of the stimuli", n_boot)
