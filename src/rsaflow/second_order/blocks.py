@@ -112,7 +112,7 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
         if n != length:
             raise InputFileError(p, f"vector of length {n} differs from {length} of {union[0]}: "
                                     "RDMs of different stimulus counts")
-    if method == "kendall_tau_a":
+    if method_info(method).kind == "raw":
         return _kendall_block(rows, cols)
     if artifact_of(method) == "shape":
         return _shape_block(rows, cols)
