@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from _common import fmt_s, limit_threads, machine, print_table, rsatoolbox_or_none, timeit_interleaved, versions
 
+from rsaflow import ceiling
 from rsaflow import measures as ms
+from rsaflow.methods import METHODS
 
 
 def vmhwm_mib() -> float:
@@ -72,13 +74,13 @@ def bench_ceiling(n: int, s: int, repeats: int, rsa, rows: list) -> None:
     rng = np.random.default_rng(s)
     subs = np.abs(rng.random(n * (n - 1) // 2) + rng.normal(0, 0.5, (s, n * (n - 1) // 2)))
     for method in ("spearman", "cosine_cov"):
-        funcs = {"ours": lambda m=method: ms.noise_ceiling(subs, m)}
+        funcs = {"ours": lambda m=method: ceiling.noise_ceiling(subs, m)}
         if rsa is not None:
             import rsatoolbox.inference
 
             rd = rsa.rdm.RDMs(subs)
             funcs["rsatoolbox"] = lambda m=method: rsatoolbox.inference.boot_noise_ceiling(
-                rd, method=ms.RSATOOLBOX_NAMES[m])
+                rd, method=METHODS[m].rsatoolbox)
         t = timeit_interleaved(funcs, repeats)
         row = {"what": f"noise ceiling {method}, S={s}, N={n}", "ours": fmt_s(t["ours"][0])}
         if rsa is not None:

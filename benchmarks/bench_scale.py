@@ -152,7 +152,7 @@ def run_tiles(paths, labels, n_blocks, folder: Path, store, args, block=None) ->
     others are kept."""
     import re
 
-    from rsaflow.jobs.second_order_tile import tile_members
+    from rsaflow.second_order.tiling import tile_members
 
     members = tile_members(labels, n_blocks)
     full = [i for i, m in enumerate(members) if m]
@@ -540,7 +540,7 @@ def main() -> int:
             (d / "t2").mkdir()
             for t in (d / "t1").glob("*.h5"):  # the tiles of the earlier run, as Snakemake would keep them
                 shutil.copy(t, d / "t2" / t.name)
-            from rsaflow.jobs.second_order_tile import block_of
+            from rsaflow.second_order.tiling import block_of
 
             added = run_tiles(paths, labels, args.blocks, d / "t2", store, args, block_of(labels[-1], args.blocks))
             print(f"tiles B={args.blocks}, N={n2}: K={kf} one job {one['seconds']:.2f} s / {one['peak'] / GB:.3f} GB; "

@@ -191,7 +191,7 @@ def test_only_configured_analyses_and_registered_metrics_are_targets(workflow, c
 
 @pytest.mark.parametrize("tiled, single", [("tiled", "main"), ("tiled_cka", "cka")])
 def test_tiled_second_order_equals_one_job(done, tiled, single):
-    from rsaflow.jobs.second_order_tile import tile_members
+    from rsaflow.second_order.tiling import tile_members
 
     wf, _, _ = done
     a, labels = second_order(wf, tiled)
@@ -208,7 +208,7 @@ def test_tiled_second_order_equals_one_job(done, tiled, single):
 def planned_tiles(wf, config, new_labels):
     """(planned second_order_tile outputs of the tiled analysis, the tiles of the row of the block of
     ``new_labels``) under ``config``."""
-    from rsaflow.jobs.second_order_tile import block_of, tile_members
+    from rsaflow.second_order.tiling import block_of, tile_members
 
     _, labels = second_order(wf, "tiled")
     labels = sorted(set(labels) | set(new_labels))

@@ -9,7 +9,8 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 
 from conftest import Workflow
-from rsaflow.measures import RSATOOLBOX_NAMES, rdm_similarity
+from rsaflow.ceiling import rdm_similarity
+from rsaflow.methods import METHODS
 from rsaflow.results import read_rdm, read_second_order
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def test_noise_ceilings_and_rows_equal_direct_computations(done, folder, method)
         data = rsatoolbox.rdm.RDMs(np.stack([squareform(r) for r in rdms]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lower, upper = rsatoolbox.inference.boot_noise_ceiling(data, method=RSATOOLBOX_NAMES[method],
+            lower, upper = rsatoolbox.inference.boot_noise_ceiling(data, method=METHODS[method].rsatoolbox,
                                                                    rdm_descriptor="index")
         assert so["n_subjects"][g] == 3
         np.testing.assert_allclose([so["noise_ceiling_lower"][g], so["noise_ceiling_upper"][g]], [lower, upper],

@@ -99,3 +99,19 @@ def test_schema_enums_are_the_registry():
     assert rdm.METRICS == tuple(METRICS) and compare.ALL_METHODS == tuple(METHODS)
     kinds = compare.VECTOR_METHODS + compare.WHOLE_METHODS + compare.RAW_METHODS + compare.ACTIVATION_METHODS
     assert sorted(kinds) == sorted(METHODS)
+
+
+def test_readme_measure_table_is_the_registry():
+    """The measure table (docs/measures.md) has one row per metric and method of the registry, and each
+    method's row names its rsatoolbox equivalent (rsaflow.methods.Method.rsatoolbox)."""
+    import re
+
+    from conftest import REPO
+    from rsaflow.methods import METHODS, METRICS
+
+    rows = re.findall(r"^\| `(rdm\.metric|compare\.method): (\w+)`[^|]*\|([^\n]*)$", (REPO / "docs" / "measures.md").read_text(), re.M)
+    assert [name for key, name, _ in rows if key == "rdm.metric"] == list(METRICS)
+    assert sorted(name for key, name, _ in rows if key == "compare.method") == sorted(METHODS)
+    for key, name, rest in rows:
+        if key == "compare.method" and METHODS[name].rsatoolbox:
+            assert f"'{METHODS[name].rsatoolbox}'" in rest, (name, rest)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from rsaflow import inference, measures
+from rsaflow import ceiling, inference, measures
 
 
 def rdms(k=4, n=11, seed=0):
@@ -17,7 +17,7 @@ def brute(uppers, method, index):
     """K x K 1 - similarity of the RDMs D[index][:, index] (a repeated stimulus: 0 to its copy)."""
     sub = [squareform(squareform(u)[np.ix_(index, index)], checks=False) for u in uppers]
     k = len(sub)
-    out = np.array([[0.0 if a == b else 1 - measures.rdm_similarity(sub[a], sub[b], method) for b in range(k)]
+    out = np.array([[0.0 if a == b else 1 - ceiling.rdm_similarity(sub[a], sub[b], method) for b in range(k)]
                     for a in range(k)])
     return np.clip(out, 0, 2)
 
@@ -50,7 +50,7 @@ def test_permutations_relabel_the_stimuli_of_one_rdm(method):
         moved = [squareform(squareform(x)[np.ix_(perm, perm)], checks=False) for x in u]
         for a in range(3):
             for b in range(a + 1, 3):
-                count[a, b] += measures.rdm_similarity(moved[a], u[b], method) >= observed[a, b] - inference.PERM_ATOL
+                count[a, b] += ceiling.rdm_similarity(moved[a], u[b], method) >= observed[a, b] - inference.PERM_ATOL
     expected = (1 + count) / (1 + n_perm)
     iu = np.triu_indices(3, 1)
     np.testing.assert_allclose(res.p_values[iu], expected[iu], rtol=0, atol=0)

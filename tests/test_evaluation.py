@@ -6,7 +6,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from rsaflow import evaluation as ev
-from rsaflow.inference import _draw
+from rsaflow.resampling import draw
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
 RSA = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
@@ -70,7 +70,7 @@ def test_one_resample_equals_rsatoolbox(method):
     resample's noise ceiling its boot_noise_ceiling on the subsampled RDMs."""
     layers, subjects = planted(2)
     rng = np.random.default_rng(5)
-    counts = _draw(rng, N, whole=False)
+    counts = draw(rng, N, whole=False)
     idx = np.repeat(np.arange(N), counts)
     subj = np.array([0, 0, 1, 3, 3, 5])
     mult = np.bincount(subj, minlength=S)

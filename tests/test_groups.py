@@ -10,7 +10,7 @@ from rsaflow import rdmfile
 from rsaflow.config import check_paths
 from rsaflow.errors import ConfigError, InputFileError
 from rsaflow.external import group_mean, is_group, is_group_file, load_external_group, load_external_rdm
-from rsaflow.jobs.second_order import group_ceilings
+from rsaflow.second_order.ceilings import group_ceilings
 from rsaflow.results import read_meta, read_rdm
 
 N, S = 8, 3
@@ -98,7 +98,7 @@ METHODS = ("spearman", "pearson", "cosine", "rho_a", "kendall_tau_a", "cosine_co
 @pytest.mark.parametrize("method", METHODS)
 def test_group_ceilings_equal_rsatoolbox(tmp_path, method, seed):
     rsatoolbox = pytest.importorskip("rsatoolbox")
-    from rsaflow.measures import RSATOOLBOX_NAMES
+    from rsaflow.methods import METHODS
 
     rng = np.random.default_rng(seed)
     subs = subjects(seed, s=4)
@@ -110,7 +110,7 @@ def test_group_ceilings_equal_rsatoolbox(tmp_path, method, seed):
     records = sorted((read_meta(p) for p in paths), key=lambda r: r["label"])
     out = group_ceilings(records, method)
     g = [r["label"] for r in records].index("external/IT")
-    name = RSATOOLBOX_NAMES[method]
+    name = METHODS[method].rsatoolbox
     data = rsatoolbox.rdm.RDMs(uppers)
     lower, upper = rsatoolbox.inference.boot_noise_ceiling(data, method=name, rdm_descriptor="index")
     np.testing.assert_allclose([out["noise_ceiling_lower"][g], out["noise_ceiling_upper"][g]], [lower, upper],

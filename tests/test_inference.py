@@ -265,7 +265,7 @@ def test_permutation_equals_reference(method, chunk_bytes, ties):
 
 
 def test_condensed_input_checks():
-    from rsaflow.inference import condensed_rdms
+    from rsaflow.resampling import condensed_rdms
 
     rdms = related_rdms(0, 6, k=2)
     iu = np.triu_indices(6, k=1)
@@ -280,7 +280,7 @@ def test_condensed_input_checks():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_input_is_not_modified(method):
-    from rsaflow.inference import condensed_rdms
+    from rsaflow.resampling import condensed_rdms
 
     uppers = condensed_rdms(related_rdms(7, 9, k=3))
     before = uppers.copy()

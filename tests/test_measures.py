@@ -10,12 +10,12 @@ from rsaflow.compare import (
     ALL_METHODS,
     DegenerateRDMError,
     aggregate,
-    centered_gram_unit,
     kendall_tau_a,
     per_rdm_vector,
     per_rdm_vectors,
     second_order,
 )
+from rsaflow.measures import centered_gram_unit
 
 N = 12  # stimuli -> 66 upper-triangle entries
 

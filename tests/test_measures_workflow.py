@@ -12,7 +12,7 @@ from scipy.spatial.distance import squareform
 
 from conftest import REPO, Workflow
 from rsaflow import config as rsacfg
-from rsaflow import inference, measures, schema
+from rsaflow import ceiling, inference, measures, schema
 from rsaflow.errors import ConfigError
 from rsaflow.results import read_rdm
 
@@ -112,7 +112,7 @@ def test_whitened_rdm_measures_against_rsatoolbox_and_inference(done, name, meth
     assert labels == ["external/brain"] + [f"{m}/{l}" for m, l in BRANCHES]
     paths = [wf.path("results/external/brain.h5")] + [wf.path(f"results/{folder}/{m}/{l}.h5") for m, l in BRANCHES]
     uppers = np.stack([read_rdm(p)["condensed"] for p in paths])
-    ref = np.array([[0.0 if a == b else 1 - measures.rdm_similarity(x, y, method) for b, y in enumerate(uppers)]
+    ref = np.array([[0.0 if a == b else 1 - ceiling.rdm_similarity(x, y, method) for b, y in enumerate(uppers)]
                     for a, x in enumerate(uppers)])
     np.testing.assert_allclose(res["matrix"], ref, rtol=0, atol=1e-8)
     rsatoolbox = pytest.importorskip("rsatoolbox")

@@ -34,7 +34,7 @@ RDM_FIGURES = frozenset({"rdm_figure", "stimulus_mds_figure"})
 SECOND_ORDER_FIGURES = frozenset({"second_order_figure", "mds_figure", "brain_figure"})
 PER_LAYER = frozenset({"rdm", "kernel", "external_rdm"})
 #: Rules that read RDM or second-order files (through rsaflow.results, the one reader module).
-#: The second order and its tiles: one closure (the job assembles tiles, a tile runs the job's block code).
+#: The second order and its tiles: they share the engine's inputs, blocks and tiles (rsaflow.second_order).
 SECOND_ORDER = frozenset({"second_order", "second_order_tile"})
 READERS = SECOND_ORDER | {"export_rsatoolbox"} | RDM_FIGURES | SECOND_ORDER_FIGURES
 #: Rules that write RDM files or compare them (rsaflow.rdmfile: the file format and its vectors).
@@ -70,7 +70,7 @@ RERUNS: dict[str, frozenset] = {
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
     "provenance.py": (rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),
-    "finite.py": (rules("activations", "rdm", "external_rdm", "export_rsatoolbox") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),
+    "finite.py": rules("activations", "rdm", "external_rdm", "second_order", "export_rsatoolbox", "brain_rdm", "brain_group", "brain_eval"),
     "store.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
     # The science, each with the rules that compute with it.
     "stimuli.py": rules("stimuli"),
@@ -79,7 +79,7 @@ RERUNS: dict[str, frozenset] = {
     "compare.py": (RDM_WRITERS) | rules("brain_eval", "brain_group", "brain_rdm"),
     "methods.py": (RDM_WRITERS | rules("second_order_figure", "mds_figure")) | rules("brain_eval", "brain_group", "brain_rdm"),  # figures label the matrix by it
     "rdmfile.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
-    "inference.py": (SECOND_ORDER) | rules("brain_eval"),
+    "inference.py": rules("second_order"),
     "measures.py": (rules("kernel") | SECOND_ORDER) | rules("brain_eval"),  # kernels; the noise ceilings of external groups
     # The figures: what is drawn (pure numbers), then one plotting module per kind of figure.
     "figure_data.py": (FIGURES) | rules("brain_eval", "evaluation_figure"),
@@ -100,8 +100,17 @@ RERUNS: dict[str, frozenset] = {
     "jobs/rdm.py": rules("rdm"),
     "jobs/kernel.py": rules("kernel"),
     "jobs/external_rdm.py": rules("external_rdm"),
-    "jobs/second_order.py": SECOND_ORDER,
-    "jobs/second_order_tile.py": SECOND_ORDER,
+    "jobs/second_order.py": rules("second_order"),
+    "jobs/second_order_tile.py": rules("second_order_tile"),
+    # The second-order engine (rsaflow.second_order): tile membership is DAG-time code too.
+    "second_order/__init__.py": SECOND_ORDER,
+    "second_order/blocks.py": SECOND_ORDER,
+    "second_order/ceilings.py": rules("second_order"),
+    "second_order/inputs.py": SECOND_ORDER,
+    "second_order/outputs.py": rules("second_order"),
+    "second_order/pairs.py": rules("second_order"),
+    "second_order/tiles.py": SECOND_ORDER,
+    "second_order/tiling.py": NONE,
     "jobs/figure_inputs.py": RDM_FIGURES,
     "jobs/rdm_figure.py": rules("rdm_figure"),
     "jobs/stimulus_mds_figure.py": rules("stimulus_mds_figure"),
@@ -111,6 +120,9 @@ RERUNS: dict[str, frozenset] = {
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
     # Brain responses: the subjects' RDMs and the region's group (one jobs module), the evaluation.
+    "ceiling.py": rules("second_order", "brain_eval"),
+    "resampling.py": rules("second_order", "brain_eval"),
+    "subject_bootstrap.py": rules("second_order"),
     "evaluation.py": rules("brain_eval"),
     "jobs/brain_eval.py": rules("brain_eval"),
     "jobs/brain_rdm.py": rules("brain_group", "brain_rdm"),

@@ -11,10 +11,12 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, rankdata
 
 from rsaflow import h5io, rdmfile, results
-from rsaflow.compare import VECTOR_METHODS, aggregate, centered_gram_unit, per_rdm_vector
+from rsaflow.compare import VECTOR_METHODS, aggregate, per_rdm_vector
+from rsaflow.measures import centered_gram_unit
 from rsaflow.jobs.per_layer import write_rdm_file
-from rsaflow.jobs.second_order import similarity_block, write_second_order
+from rsaflow.jobs.second_order import write_second_order
 from rsaflow.results import read_second_order
+from rsaflow.second_order.blocks import similarity_block
 
 N = 24
 METHODS_RDM = VECTOR_METHODS + ("kendall_tau_a",)
@@ -230,7 +232,7 @@ def test_each_rdm_file_is_opened_once_per_run(tmp_path, monkeypatch, caplog, lim
     CountingFile.opened = []
     monkeypatch.setattr(h5py, "File", CountingFile)
     if limit is not None:
-        monkeypatch.setattr("rsaflow.jobs.second_order._max_open", lambda: limit)
+        monkeypatch.setattr("rsaflow.second_order.inputs.max_open", lambda: limit)
     added, _ = write_second_order(paths, tmp_path / "b.h5", tmp_path / "b.tsv", spec, "c", store_root=root)
     assert counts(caplog) == (21, 7)
     np.testing.assert_allclose(added, cold, rtol=0, atol=1e-12)

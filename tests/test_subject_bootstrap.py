@@ -1,14 +1,17 @@
 """Bootstrap of the model-versus-brain bars (rsaflow.inference.bootstrap_subject_similarity) against a
 brute-force loop: the same stimulus draws, each resampled triangle built explicitly, every subject
-similarity computed directly (rsaflow.measures.rdm_similarity, rsatoolbox's compare; scipy inside),
+similarity computed directly (rsaflow.ceiling.rdm_similarity, rsatoolbox's compare; scipy inside),
 averaged over subjects, percentiles."""
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from rsaflow.inference import bootstrap_second_order, bootstrap_subject_similarity
-from rsaflow.measures import NOISE_CEILING_METHODS, DegenerateInputError, rdm_similarity
+from rsaflow.inference import bootstrap_second_order
+from rsaflow.subject_bootstrap import bootstrap_subject_similarity
+from rsaflow.ceiling import rdm_similarity
+from rsaflow.measures import DegenerateInputError
+from rsaflow.methods import NOISE_CEILING_METHODS
 
 WHOLE = ("cosine_cov", "corr_cov")
 

@@ -10,8 +10,9 @@ import pytest
 
 from rsaflow.errors import InputFileError
 from rsaflow.jobs.second_order import write_second_order
-from rsaflow.jobs.second_order_tile import block_of, tile_members, write_tile
+from rsaflow.jobs.second_order_tile import write_tile
 from rsaflow.results import read_second_order
+from rsaflow.second_order.tiling import block_of, tile_members
 
 from test_second_order import METHODS_RDM, activations, write_rdms
 

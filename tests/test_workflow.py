@@ -232,7 +232,7 @@ RERUN_ROWS = {
                                                             model_jobs(*R18)),
     "`seed` of a model with trained weights or a checkpoint": "test_seed_of_a_trained_model_is_not_in_its_slice",
     "a checkpoint file's content, or `weights:` pointing at another existing file":
-        "tests/test_trust.py::test_another_checkpoint_reruns_exactly_its_model",
+        "tests/test_stale_inputs.py::test_another_checkpoint_reruns_exactly_its_model",
     "`extraction.batch_size`, `device`, `precision`, `channels_last`": (
         lambda c: _with(c, extraction__batch_size=5), ALL_ACT | model_jobs(*R18) | model_jobs("squeeze", "features")),
     "`extraction.threads`, `mem_mb`, `gpu`": (lambda c: _with(c, extraction__threads=2, extraction__mem_mb=999),
@@ -243,7 +243,7 @@ RERUN_ROWS = {
     "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
     "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),
     "an external RDM's `path` or `paths` (another existing file), its `ids` file or `order`":
-        "tests/test_trust.py::test_another_external_file_reruns_exactly_that_rdm",
+        "tests/test_stale_inputs.py::test_another_external_file_reruns_exactly_that_rdm",
     "an image's bytes (a folder source); `touch` alone reruns nothing":
         "tests/test_stimulus_identity.py::test_workflow_reruns_on_new_bytes_and_not_on_touch",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",

@@ -26,7 +26,7 @@ cka             linear CKA of the ACTIVATIONS X (N x M), Y (N x M'), not of RDMs
 ==============  =============================================================================
 
 Aggregation. Each RDM (layer, for cka) is reduced once by :func:`per_rdm_vector`
-(:func:`centered_gram_unit` for cka) so that the K x K similarity matrix is one matrix product
+(rsaflow.measures.centered_gram_unit for cka) so that the K x K similarity matrix is one matrix product
 V V^T (:func:`aggregate`); adding one RDM costs one reduction, not K comparisons. What is stored
 per RDM:
 
@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from rsaflow.methods import METHODS, methods_of
 
@@ -68,8 +67,8 @@ WHOLE_METHODS = methods_of("whole")
 #: Methods computed from activations, not RDMs.
 ACTIVATION_METHODS = methods_of("activation")
 ALL_METHODS = tuple(METHODS)
-
-_UNIT_METHODS = ("spearman", "pearson", "cosine")
+#: Vector methods whose per-RDM vector is a unit vector (Method.unit; rho_a's is not).
+UNIT_METHODS = tuple(m for m in VECTOR_METHODS if METHODS[m].unit)
 
 
 #: Sorted positions handled at a time by :func:`average_ranks` and :func:`tied_pairs` (their
@@ -179,28 +178,23 @@ def _check_values(values: np.ndarray, ndim: int = 1) -> np.ndarray:
     return values
 
 
-def unit_params(values: np.ndarray, method: str = "spearman") -> tuple[float, float]:
-    """``(centre, norm)`` with ``unit_vector(values, method) == (v - centre) / norm`` elementwise,
-    v the values (their average ranks for spearman).
-
-    centre is ``v.mean()`` (0.0 for cosine) and norm the Euclidean norm of ``v - centre``. Stored
-    per RDM file (rsaflow.rdmfile), so that any slice of the unit vector is derived from a slice of
-    the stored values with the same float64 operations, bit for bit. Raises DegenerateRDMError
-    when the values are constant (zero variance; all zero for cosine) and ValueError for NaN/Inf.
-    """
+def centre_norm(values: np.ndarray, centred: bool = True) -> tuple[float, float]:
+    """``(centre, norm)`` with ``(values - centre) / norm`` the unit vector of a vector method
+    (:func:`unit_vector`; ``values`` are the average ranks for a ranked method). Stored per RDM file
+    (rsaflow.rdmfile), so that any slice of the unit vector is derived from a slice of the stored
+    values with the same float64 operations, bit for bit. Centre ``values.mean()`` (0.0 when not ``centred``)
+    and norm the Euclidean norm of ``values - centre``. Raises DegenerateRDMError when that is 0
+    (or, centred, below 1e-12 of max |v|: zero variance up to rounding), ValueError for NaN/Inf."""
     values = _check_values(values)
-    _check_method(method, _UNIT_METHODS)
-    if method == "cosine":
+    if not centred:
         norm = float(np.sqrt(values @ values))
         if norm == 0:
             raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
         return 0.0, norm
-    if method == "spearman":
-        values = average_ranks(values)
     centre = values.mean()
-    centred = values - centre
-    norm = np.sqrt(np.einsum("i,i->", centred, centred))  # einsum: no BLAS thread start-up per call
-    del centred
+    centred_values = values - centre
+    norm = np.sqrt(np.einsum("i,i->", centred_values, centred_values))  # einsum: no BLAS thread start-up per call
+    del centred_values
     if norm == 0 or norm <= 1e-12 * max(values.max(), -values.min()):  # max |v| without an |v| copy
         raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
     return float(centre), float(norm)
@@ -214,10 +208,11 @@ def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
     cosine). Raises DegenerateRDMError when the values are constant (zero variance; all zero for
     cosine) and ValueError for NaN/Inf, so that NaN is never ranked as a number.
     """
-    centre, norm = unit_params(values, method)
-    values = np.asarray(values, dtype=np.float64)
-    if method == "spearman":
-        values = average_ranks(values)
+    values = _check_values(values)
+    _check_method(method, UNIT_METHODS)
+    info = METHODS[method]
+    values = average_ranks(values) if info.ranked else values
+    centre, norm = centre_norm(values, info.centred)
     return (values - centre) / norm
 
 
@@ -242,18 +237,19 @@ def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
     """:func:`per_rdm_vector` of each row of ``uppers`` (K x n), vectorised over rows."""
     uppers = _check_values(uppers, ndim=2)
     _check_method(method, VECTOR_METHODS + RAW_METHODS)
-    if method == "kendall_tau_a":
+    info = METHODS[method]
+    if info.kind == "raw":
         return uppers.copy()
     n = uppers.shape[1]
-    if method == "cosine":
+    if not info.centred:
         norms = np.sqrt(np.einsum("ij,ij->i", uppers, uppers))
         if np.any(norms == 0):
             raise DegenerateRDMError(f"rows {np.nonzero(norms == 0)[0][:5].tolist()}: all dissimilarities are zero: "
                                      "cosine undefined")
         return uppers / norms[:, None]
-    values = np.apply_along_axis(average_ranks, 1, uppers) if method in ("spearman", "rho_a") else uppers
+    values = np.apply_along_axis(average_ranks, 1, uppers) if info.ranked else uppers
     centred = values - values.mean(axis=1, keepdims=True)
-    if method == "rho_a":
+    if not info.unit:
         return centred * rho_a_scale(n)
     norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
     bad = (norms == 0) | (norms <= 1e-12 * np.abs(values).max(axis=1))
@@ -270,11 +266,9 @@ def per_rdm_vector(upper: np.ndarray, method: str) -> np.ndarray:
     upper triangle itself as float64 (checked finite).
     """
     _check_method(method, VECTOR_METHODS + RAW_METHODS)
-    if method in _UNIT_METHODS:
-        return unit_vector(upper, method)
-    if method == "rho_a":
-        return rho_a_vector(upper)
-    return _check_values(upper).copy()
+    if METHODS[method].kind == "raw":
+        return _check_values(upper).copy()
+    return unit_vector(upper, method) if METHODS[method].unit else rho_a_vector(upper)
 
 
 def tied_pairs(values: np.ndarray) -> int:
@@ -302,6 +296,8 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray, ties_x: int | None = None, ties_
     integer, so it is rounded to the nearest integer when n0 < 1e14 (where the float error is
     far below 0.5), which makes the result exact. Constant x or y gives 0.
     """
+    from scipy.stats import kendalltau  # here: scipy.stats takes ~0.5 s to import (the DAG build imports this module)
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size < 2:
@@ -319,40 +315,6 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray, ties_x: int | None = None, ties_
     return min(1.0, max(-1.0, c_minus_d / n0))
 
 
-def _check_columns(columns: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(columns)):
-        bad = np.unique(np.nonzero(~np.isfinite(columns))[0])
-        raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
-    return columns
-
-
-def centered_gram_unit(activations, block: int = 4096) -> np.ndarray:
-    """The centred Gram matrix HKH of ``activations`` X (N stimuli x M units), flattened
-    row-major (N^2 entries) and scaled to unit Frobenius norm; input for linear CKA.
-
-    K = X X^T and H = I - 11^T / N, so HKH = (HX)(HX)^T with HX the column-centred activations.
-    Columns are read in blocks of ``block`` (an h5py dataset works too, never read whole), each
-    centred by its own column means and accumulated in float64. For two layers,
-    ``centered_gram_unit(X) @ centered_gram_unit(Y)`` is linear CKA(X, Y). Raises
-    DegenerateRDMError when all stimuli have the same activations (HKH = 0), ValueError for
-    NaN/Inf.
-    """
-    shape = activations.shape
-    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
-        raise ValueError(f"activations must be 2-D (stimuli x units) with at least 2 stimuli, got shape {shape}")
-    n, m = shape
-    gram = np.zeros((n, n), dtype=np.float64)
-    for start in range(0, m, block):
-        cols = _check_columns(np.asarray(activations[:, start : start + block], dtype=np.float64))
-        cols = cols - cols.mean(axis=0, keepdims=True)
-        gram += cols @ cols.T
-    gram = np.triu(gram) + np.triu(gram, k=1).T  # exactly symmetric
-    norm = np.sqrt(np.einsum("ij,ij->", gram, gram))
-    if norm == 0:
-        raise DegenerateRDMError("all stimuli have the same activations (centred Gram matrix is zero): CKA undefined")
-    return (gram / norm).ravel()
-
-
 def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
     """K x K similarities s(a, b) (unclipped; diagonal as computed) from stored per-RDM vectors
     (per-layer, cka) or, for kendall_tau_a, raw upper triangles."""
@@ -362,7 +324,7 @@ def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
         raise ValueError(f"need a 2-D array, one row per RDM, got shape {vectors.shape}")
     if not np.all(np.isfinite(vectors)):
         raise ValueError(f"{np.count_nonzero(~np.isfinite(vectors))} stored values are NaN or Inf")
-    if method != "kendall_tau_a":
+    if METHODS[method].kind != "raw":
         return vectors @ vectors.T
     k = vectors.shape[0]
     ties = [tied_pairs(v) for v in vectors]
@@ -375,7 +337,7 @@ def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
 
 def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
     """K x K second-order dissimilarity 1 - s(a, b) from the rows of ``vectors``: what
-    :func:`per_rdm_vector` (:func:`centered_gram_unit` for cka) stored, or the raw upper triangles
+    :func:`per_rdm_vector` (rsaflow.measures.centered_gram_unit for cka) stored, or the raw upper triangles
     for kendall_tau_a.
 
     One matrix product, except kendall_tau_a (K (K - 1) / 2 O(n log n) comparisons). Clipped to
@@ -388,13 +350,9 @@ def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
     return dissimilarity(similarity_matrix(vectors, method), method)
 
 
-#: Methods whose similarity lies in [0, 1] (so 1 - s is clipped to [0, 1]).
-_UNIT_INTERVAL = ("cka", "cka_rbf", "bures")
-
-
 def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
     """K x K second-order dissimilarity from K x K similarities: 1 - s(a, b) from the upper
-    triangle, clipped to [0, 2] ([0, 1] for cka, cka_rbf, bures), mirrored (exactly symmetric),
+    triangle, clipped to [0, Method.bound] (2; 1 for cka, cka_rbf, bures), mirrored (exactly symmetric),
     diagonal exactly 0. For ``shape`` the similarity is the cosine of the shape angle
     (rsaflow.measures.fidelity_factors) and the dissimilarity is the angle arccos(s) in radians,
     in [0, pi/2] (rsaflow.measures.shape_distance, a metric).
@@ -402,11 +360,12 @@ def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
     The diagonal and lower triangle of ``similarity`` are not read.
     """
     _check_method(method)
+    info = METHODS[method]
     s = np.asarray(similarity, dtype=np.float64)
-    if method == "shape":
+    if info.angle:
         dis = np.arccos(np.clip(s, 0.0, 1.0))
     else:
-        dis = np.clip(1.0 - s, 0.0, 1.0 if method in _UNIT_INTERVAL else 2.0)
+        dis = np.clip(1.0 - s, 0.0, info.bound)
     upper = np.triu(dis, k=1)
     return upper + upper.T
 
@@ -414,8 +373,8 @@ def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
 def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") -> np.ndarray:
     """Second-order dissimilarity 1 - s(a, b) between the RDMs given by their upper triangles
     (any method but cka, which needs activations: use centered_gram_unit + aggregate)."""
-    if method == "cka":
-        raise ValueError("cka compares activations, not RDMs: "
+    if method in ACTIVATION_METHODS:
+        raise ValueError(f"{method} compares activations, not RDMs: "
                          "use aggregate(np.stack([centered_gram_unit(X) ...]), 'cka')")
     _check_method(method)
     sizes = {len(v) for v in upper_triangles}

@@ -5,11 +5,11 @@ N stimuli) and a comparison method (``pearson``, ``cosine``, ``spearman``: rsato
 ``cosine``, ``spearman``):
 
 - :func:`evaluate_fixed`: ``e[k, s] = sim(L_k, D_s)`` (rsatoolbox ``eval_fixed(...).evaluations[0]``),
-  with the noise ceiling of ``rsatoolbox.inference.boot_noise_ceiling`` (rsaflow.measures.noise_ceiling).
+  with the noise ceiling of ``rsatoolbox.inference.boot_noise_ceiling`` (rsaflow.ceiling.noise_ceiling).
 - :func:`bootstrap`: resamples of subjects (``subjects``: rsatoolbox ``eval_bootstrap_rdm``), of
   stimuli (``stimuli``: ``eval_bootstrap_pattern``) or both at once, with the dual bootstrap's
   three sample sets (``both``: ``eval_dual_bootstrap`` without cross-validation, Schütt et al. 2023):
-  each sample draws S subjects and N stimuli with replacement (rsaflow.inference._draw, one
+  each sample draws S subjects and N stimuli with replacement (rsaflow.resampling.draw, one
   generator) and evaluates on (subjects and stimuli), (subjects), (stimuli) resampled. A stimulus
   resample is the RDM of the drawn stimuli without the pairs of two draws of one stimulus (as
   rsatoolbox's ``subsample_pattern``), held as the distinct pairs with their counts as weights. The
@@ -30,8 +30,8 @@ import numpy as np
 from scipy import stats
 
 from rsaflow.compare import DegenerateRDMError, n_from_pairs
-from rsaflow.inference import _draw
-from rsaflow.measures import noise_ceiling
+from rsaflow.resampling import draw
+from rsaflow.ceiling import noise_ceiling
 
 EVAL_METHODS = ("pearson", "cosine", "spearman")
 KINDS = ("none", "subjects", "stimuli", "both")
@@ -183,7 +183,7 @@ def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, 
     ones = np.ones(s_n, dtype=np.int64)
     for b in range(n_boot):
         subj = np.bincount(rng.integers(0, s_n, s_n), minlength=s_n) if kind != "stimuli" else ones
-        counts = _draw(rng, n, whole=False) if kind != "subjects" else np.ones(n, np.int64)
+        counts = draw(rng, n, whole=False) if kind != "subjects" else np.ones(n, np.int64)
         if counts is None or np.count_nonzero(subj) < 2:
             continue
         try:

@@ -364,6 +364,6 @@ def load_external_group(paths, n_stimuli: int, stimulus_ids=None, ids=None, requ
 def group_mean(rdms: np.ndarray) -> np.ndarray:
     """The group's RDM in the comparison: the arithmetic mean of the subjects' dissimilarities,
     d(i, j) = mean_s d_s(i, j) (rsatoolbox's ``RDMs.mean()``). rsatoolbox's noise ceiling pools
-    differently, per comparison method (rsaflow.measures.pool_rdms: mean of ranks for spearman, of
+    differently, per comparison method (rsaflow.ceiling.pool_rdms: mean of ranks for spearman, of
     z-scores for pearson, ...); the mean here is the method-independent RDM every analysis shares."""
     return np.asarray(rdms, dtype=np.float64).mean(axis=0)

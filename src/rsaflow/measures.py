@@ -38,8 +38,7 @@ eigendecomposition; a pair is :func:`shape_distance_factors`, O(N r_X r_Y) plus 
 and :func:`cov_vector` (N (N + 1) / 2 floats; a pair is a dot product).
 
 RDM measures take upper triangles (diagonal excluded, row-major: scipy ``squareform`` order, as
-rsatoolbox's RDM vectors). :func:`noise_ceiling` gives rsatoolbox's leave-one-subject-out lower
-and all-subjects upper bounds (``rsatoolbox.inference.boot_noise_ceiling``).
+rsatoolbox's RDM vectors). rsatoolbox's noise ceilings are in :mod:`rsaflow.ceiling`.
 """
 
 from __future__ import annotations
@@ -47,25 +46,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import kendalltau, rankdata
 
-from rsaflow.compare import n_from_pairs
-
-#: RDM comparison methods for which :func:`noise_ceiling` is defined, with rsatoolbox's names.
-RSATOOLBOX_NAMES = {
-    "spearman": "spearman",
-    "pearson": "corr",
-    "cosine": "cosine",
-    "rho_a": "rho-a",
-    "kendall_tau_a": "tau-a",
-    "cosine_cov": "cosine_cov",
-    "corr_cov": "corr_cov",
-}
-NOISE_CEILING_METHODS = tuple(RSATOOLBOX_NAMES)
+from rsaflow.compare import DegenerateRDMError, n_from_pairs
+from rsaflow.methods import METHODS, methods_of
 
 
-class DegenerateInputError(ValueError):
-    """A representation or RDM for which the measure is undefined (e.g. all stimuli identical)."""
+#: A representation or RDM for which the measure is undefined (e.g. all stimuli identical): the
+#: same exception as rsaflow.compare's, so one ``except`` catches it from either module.
+DegenerateInputError = DegenerateRDMError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +96,40 @@ def u_centre(K) -> np.ndarray:
     out = K - r[:, None] / (n - 2) - r[None, :] / (n - 2) + r.sum() / ((n - 1) * (n - 2))
     np.fill_diagonal(out, 0.0)
     return out
+
+
+def _check_columns(columns: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(columns)):
+        bad = np.unique(np.nonzero(~np.isfinite(columns))[0])
+        raise ValueError(f"activations contain NaN or Inf in {bad.size} stimuli (first rows: {bad[:5].tolist()})")
+    return columns
+
+
+def centered_gram_unit(activations, block: int = 4096) -> np.ndarray:
+    """The centred Gram matrix HKH of ``activations`` X (N stimuli x M units), flattened
+    row-major (N^2 entries) and scaled to unit Frobenius norm; input for linear CKA.
+
+    K = X X^T and H = I - 11^T / N, so HKH = (HX)(HX)^T with HX the column-centred activations.
+    Columns are read in blocks of ``block`` (an h5py dataset works too, never read whole), each
+    centred by its own column means and accumulated in float64. For two layers,
+    ``centered_gram_unit(X) @ centered_gram_unit(Y)`` is linear CKA(X, Y). Raises
+    DegenerateRDMError when all stimuli have the same activations (HKH = 0), ValueError for
+    NaN/Inf.
+    """
+    shape = activations.shape
+    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
+        raise ValueError(f"activations must be 2-D (stimuli x units) with at least 2 stimuli, got shape {shape}")
+    n, m = shape
+    gram = np.zeros((n, n), dtype=np.float64)
+    for start in range(0, m, block):
+        cols = _check_columns(np.asarray(activations[:, start : start + block], dtype=np.float64))
+        cols = cols - cols.mean(axis=0, keepdims=True)
+        gram += cols @ cols.T
+    gram = np.triu(gram) + np.triu(gram, k=1).T  # exactly symmetric
+    norm = np.sqrt(np.einsum("ij,ij->", gram, gram))
+    if norm == 0:
+        raise DegenerateRDMError("all stimuli have the same activations (centred Gram matrix is zero): CKA undefined")
+    return (gram / norm).ravel()
 
 
 def cka_vector(K, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.8) -> np.ndarray:
@@ -319,10 +341,10 @@ def cov_vector(upper, method: str = "cosine_cov") -> np.ndarray:
     shows equals whitening the RDM vectors by V = (C C^T) o (C C^T), C the pair contrasts
     (Diedrichsen et al. 2021, "whitened unbiased RDM cosine"). Length N (N + 1) / 2.
     """
-    if method not in ("cosine_cov", "corr_cov"):
-        raise ValueError(f"cov_vector method must be 'cosine_cov' or 'corr_cov', got {method!r}")
+    if method not in methods_of("whole"):
+        raise ValueError(f"cov_vector method must be one of {', '.join(methods_of('whole'))}, got {method!r}")
     d = np.asarray(upper, dtype=np.float64).ravel()
-    if method == "corr_cov":
+    if METHODS[method].centred:
         d = d - d.mean()
     G = -0.5 * centre(_square(d))
     n = G.shape[0]
@@ -346,113 +368,3 @@ def corr_cov(a, b) -> float:
     """rsatoolbox ``compare(a, b, method='corr_cov')``: :func:`cosine_cov` after subtracting
     each upper triangle's mean (Gd = -H (D - mean(d) (11^T - I)) H / 2)."""
     return float(cov_vector(a, "corr_cov") @ cov_vector(b, "corr_cov"))
-
-
-def _unit_cosine(x: np.ndarray, y: np.ndarray) -> float:
-    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
-    if nx == 0.0 or ny == 0.0:
-        raise DegenerateInputError("RDM comparison is undefined for a constant (or all-zero) RDM")
-    return float(x @ y / (nx * ny))
-
-
-def rdm_similarity(a, b, method: str) -> float:
-    """Similarity of two upper triangles as rsatoolbox's ``compare`` with RSATOOLBOX_NAMES[method].
-
-    spearman: Pearson r of average ranks; pearson: Pearson r; cosine: uncentred cosine;
-    rho_a: 12 (r(a) - mean) . (r(b) - mean) / (n^3 - n); kendall_tau_a: (concordant -
-    discordant) / (n (n - 1) / 2); cosine_cov, corr_cov: :func:`cosine_cov`, :func:`corr_cov`.
-    """
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if method in ("spearman", "rho_a"):
-        a, b = rankdata(a) - (a.size + 1) / 2, rankdata(b) - (b.size + 1) / 2
-        if method == "rho_a":
-            return float(12.0 * (a @ b) / (a.size**3 - a.size))
-        return _unit_cosine(a, b)
-    if method == "pearson":
-        return _unit_cosine(a - a.mean(), b - b.mean())
-    if method == "cosine":
-        return _unit_cosine(a, b)
-    if method == "kendall_tau_a":
-        return _tau_a(a, b)
-    if method in ("cosine_cov", "corr_cov"):
-        return float(cov_vector(a, method) @ cov_vector(b, method))
-    raise ValueError(f"unknown RDM comparison {method!r}; allowed: {', '.join(NOISE_CEILING_METHODS)}")
-
-
-def _tied_pairs(x: np.ndarray) -> int:
-    _, counts = np.unique(x, return_counts=True)
-    return int((counts * (counts - 1) // 2).sum())
-
-
-def _tau_a(a: np.ndarray, b: np.ndarray) -> float:
-    """tau_a = tau_b * sqrt((n0 - ties_a)(n0 - ties_b)) / n0 (0 if either is constant)."""
-    n0 = a.size * (a.size - 1) // 2
-    ta, tb = _tied_pairs(a), _tied_pairs(b)
-    if ta == n0 or tb == n0:
-        return 0.0
-    tau_b = kendalltau(a, b).statistic
-    return float(tau_b * math.sqrt((n0 - ta) * (n0 - tb)) / n0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Noise ceilings
-
-
-def pool_rdms(uppers: np.ndarray, method: str) -> np.ndarray:
-    """Average of subjects' RDMs as rsatoolbox's ``util.inference_util.pool_rdm`` forms it.
-
-    uppers: (S, n) upper triangles. cosine, cosine_cov: mean of d_s / sqrt(mean(d_s^2));
-    pearson, corr_cov: mean of the z-scored d_s (std with ddof 0), minus its minimum;
-    spearman, rho_a, kendall_tau_a: mean of the average ranks. (rsatoolbox normalises
-    cosine_cov / corr_cov by the unwhitened RMS / std, and so does this.)
-    """
-    u = np.asarray(uppers, dtype=np.float64)
-    if method in ("cosine", "cosine_cov"):
-        return (u / np.sqrt(np.mean(u**2, axis=1, keepdims=True))).mean(axis=0)
-    if method in ("pearson", "corr_cov"):
-        z = u - u.mean(axis=1, keepdims=True)
-        pooled = (z / z.std(axis=1, keepdims=True)).mean(axis=0)
-        return pooled - pooled.min()
-    if method in ("spearman", "rho_a", "kendall_tau_a"):
-        return np.array([rankdata(row) for row in u]).mean(axis=0)
-    raise ValueError(f"no noise ceiling for {method!r}; allowed: {', '.join(NOISE_CEILING_METHODS)}")
-
-
-def _as_uppers(subject_rdms) -> np.ndarray:
-    r = np.asarray(subject_rdms, dtype=np.float64)
-    if r.ndim == 3:
-        if r.shape[1] != r.shape[2]:
-            raise ValueError(f"subject RDMs must be S x N x N, got shape {r.shape}")
-        iu = np.triu_indices(r.shape[1], k=1)
-        r = r[:, iu[0], iu[1]]
-    if r.ndim != 2 or r.shape[0] < 2:
-        raise ValueError(f"a noise ceiling needs at least 2 subjects' RDMs (S x n or S x N x N), got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError("subject RDMs contain NaN or inf; the noise ceiling needs complete RDMs")
-    n_from_pairs(r.shape[1])
-    return r
-
-
-def noise_ceiling(subject_rdms, method: str = "spearman") -> tuple[float, float]:
-    """Lower and upper noise ceilings of a group of subjects' RDMs, as rsatoolbox computes them.
-
-    subject_rdms: (S, n) upper triangles or (S, N, N) square RDMs, S >= 2 subjects.
-    lower = mean_s sim(pool(RDMs except s), RDM_s)  (leave one subject out),
-    upper = mean_s sim(pool(all RDMs), RDM_s),
-    with sim = :func:`rdm_similarity` (method) and pool = :func:`pool_rdms` (method): exactly
-    ``rsatoolbox.inference.boot_noise_ceiling(rdms, method=RSATOOLBOX_NAMES[method])``, the
-    ceiling rsatoolbox's ``eval_*`` functions report. A model's mean similarity to the subjects
-    cannot be expected above the upper bound; the lower bound is what the other subjects'
-    average achieves.
-    """
-    if method not in NOISE_CEILING_METHODS:
-        raise ValueError(f"no noise ceiling for {method!r}; allowed: {', '.join(NOISE_CEILING_METHODS)}")
-    u = _as_uppers(subject_rdms)
-    everyone = pool_rdms(u, method)
-    lower, upper = [], []
-    for s in range(u.shape[0]):
-        others = pool_rdms(np.delete(u, s, axis=0), method)
-        lower.append(rdm_similarity(others, u[s], method))
-        upper.append(rdm_similarity(everyone, u[s], method))
-    return float(np.mean(lower)), float(np.mean(upper))

@@ -8,60 +8,113 @@ are exactly these names.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 
-class MetricInfo(NamedTuple):
-    """An RDM metric: d(i, j) for patterns x_i, x_j in R^M (see :mod:`rsaflow.rdm`)."""
+@dataclass(frozen=True)
+class Metric:
+    """An RDM metric: d(i, j) for patterns x_i, x_j in R^M (computed by :func:`rsaflow.rdm.compute_rdm`).
 
-    formula: str
-    same_as: str
-
-
-class MethodInfo(NamedTuple):
-    """A comparison method (see :mod:`rsaflow.compare` and :mod:`rsaflow.measures` for its formula).
-
-    kind: ``vector`` (one matrix product of per-RDM vectors derived chunk by chunk from the RDM
-    file), ``whole`` (one matrix product of per-RDM vectors that need the whole RDM),
-    ``raw`` (pairwise on the raw upper triangles) or ``activation`` (compares activations, not
-    RDMs); artifact: the per-layer file it reads (``rdm`` files; ``cka``: a unit-norm centred
-    kernel, N^2 floats, compared by dot products; ``shape``: a Gram eigen-factor, compared by one
-    SVD per pair); inference: whether bootstrap and permutations of the stimuli are defined for
-    it here; external: whether external RDMs can join it; params: the ``compare`` keys it takes
-    besides the common ones (they reach its per-layer artifact and its analysis, and no other).
+    angular: computed from cosines of (centred, for ``correlation``) patterns rather than from
+    squared distances; centred: patterns are centred per stimulus first; squared: the squared
+    distance is kept (no square root); formula and same_as: the convention and who shares it.
     """
 
+    name: str
+    formula: str
+    same_as: str
+    angular: bool = False
+    centred: bool = False
+    squared: bool = False
+
+
+@dataclass(frozen=True)
+class Method:
+    """A comparison method: everything rsaflow needs to know about it, in one record.
+
+    kind: ``vector`` (one matrix product of per-RDM vectors read chunk by chunk from the RDM
+    file), ``whole`` (one matrix product of per-RDM vectors that need the whole RDM:
+    rsaflow.measures.cov_vector), ``raw`` (one comparison per pair of raw upper triangles) or
+    ``activation`` (compares per-layer activation artifacts, not RDMs). artifact: the per-layer
+    file it reads (``rdm``; ``cka``: a unit-norm centred kernel, compared by dot products;
+    ``shape``: a Gram eigen-factor, compared by one SVD per pair).
+
+    The unit vector of a ``vector`` method (rsaflow.compare.unit_vector, the one implementation)
+    is v = the values (their average ranks when ``ranked``), minus their mean when ``centred``,
+    then divided by its norm when ``unit`` (else multiplied by sqrt(12 / (n^3 - n)), rsatoolbox's
+    rho-a); the per-file scalars it needs (rsaflow.rdmfile) are those ``centre_<name>`` and
+    ``norm_<name>`` (``scale_<name>`` when not unit), from ``ranks`` when ranked.
+
+    rsatoolbox: its name there (export, noise ceiling, docs; None: no rsatoolbox equivalent);
+    pool: how rsatoolbox pools subjects' RDMs for the noise ceiling (rsaflow.ceiling.pool_rdms:
+    ``ranks``, ``rms`` or ``zscore``; None: no noise ceiling); inference: whether bootstrap and
+    permutations of the stimuli are defined for it; external: whether external RDMs can join;
+    params: the ``compare`` keys it takes besides the common ones. mem: the job memory it adds
+    beyond the streamed chunks, ``(coefficient, size)``: coefficient x 8 bytes x size with size
+    ``P`` = N (N - 1) / 2 or ``N2`` = N^2 (workflow/rules/common.smk, method_mem_mb).
+    bound: the largest 1 - s (the second-order matrix is clipped to [0, bound]); angle: the
+    dissimilarity is arccos(s) in radians instead (rsaflow.compare.dissimilarity). kernel,
+    debiased: what a ``cka`` artifact computes (rsaflow.measures.cka_vector).
+    """
+
+    name: str
     kind: str
     artifact: str
     inference: bool
     external: bool
+    rsatoolbox: str | None = None
+    pool: str | None = None
     params: tuple[str, ...] = ()
+    ranked: bool = False
+    centred: bool = True
+    unit: bool = True
+    mem: tuple[float, str] = (0.0, "P")
+    bound: float = 2.0
+    angle: bool = False
+    kernel: str | None = None
+    debiased: bool = False
+
+    @property
+    def label(self) -> str:
+        """What a second-order matrix entry is, for axis and colour-bar labels."""
+        return "shape distance (radians)" if self.angle else f"1 - {self.name} similarity"
+
+    @property
+    def ceiling(self) -> bool:
+        """Whether a noise ceiling of external groups is defined (rsaflow.ceiling.noise_ceiling)."""
+        return self.pool is not None
+
+    def mem_mb(self, n: int) -> float:
+        """MB this method adds to a second-order or tile job for ``n`` stimuli (see ``mem``)."""
+        coefficient, size = self.mem
+        return coefficient * 8 * (n * (n - 1) / 2 if size == "P" else n * n) / 1e6
 
 
-METRICS: dict[str, MetricInfo] = {
-    "euclidean": MetricInfo("sqrt(||x_i - x_j||^2 / M)", "the tutorial's; scipy pdist('euclidean') / sqrt(M)"),
-    "sqeuclidean": MetricInfo("||x_i - x_j||^2 / M", "rsatoolbox's 'euclidean'"),
-    "correlation": MetricInfo("1 - Pearson r(x_i, x_j)", "scipy pdist('correlation')"),
-    "cosine": MetricInfo("1 - <x_i, x_j> / (||x_i|| ||x_j||)", "scipy pdist('cosine')"),
-}
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("euclidean", "sqrt(||x_i - x_j||^2 / M)", "the tutorial's; scipy pdist('euclidean') / sqrt(M)"),
+    Metric("sqeuclidean", "||x_i - x_j||^2 / M", "rsatoolbox's 'euclidean'", squared=True),
+    Metric("correlation", "1 - Pearson r(x_i, x_j)", "scipy pdist('correlation')", angular=True, centred=True),
+    Metric("cosine", "1 - <x_i, x_j> / (||x_i|| ||x_j||)", "scipy pdist('cosine')", angular=True),
+)}
 
-METHODS: dict[str, MethodInfo] = {
-    "spearman": MethodInfo("vector", "rdm", True, True),
-    "pearson": MethodInfo("vector", "rdm", True, True),
-    "cosine": MethodInfo("vector", "rdm", True, True),
-    "rho_a": MethodInfo("vector", "rdm", True, True),
-    "kendall_tau_a": MethodInfo("raw", "rdm", True, True),
-    "cka": MethodInfo("activation", "cka", False, False),
-    "cka_debiased": MethodInfo("activation", "cka", False, False),
-    "cka_rbf": MethodInfo("activation", "cka", False, False, ("sigma_frac",)),
-    "cka_rbf_debiased": MethodInfo("activation", "cka", False, False, ("sigma_frac",)),
-    "shape": MethodInfo("activation", "shape", False, False, ("alpha",)),
-    "bures": MethodInfo("activation", "shape", False, False),
-    "cosine_cov": MethodInfo("whole", "rdm", True, True),
-    "corr_cov": MethodInfo("whole", "rdm", True, True),
-}
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("spearman", "vector", "rdm", True, True, "spearman", "ranks", ranked=True),
+    Method("pearson", "vector", "rdm", True, True, "corr", "zscore"),
+    Method("cosine", "vector", "rdm", True, True, "cosine", "rms", centred=False),
+    Method("rho_a", "vector", "rdm", True, True, "rho-a", "ranks", ranked=True, unit=False),
+    Method("kendall_tau_a", "raw", "rdm", True, True, "tau-a", "ranks", mem=(10, "P")),
+    Method("cka", "activation", "cka", False, False, bound=1.0, kernel="linear"),
+    Method("cka_debiased", "activation", "cka", False, False, kernel="linear", debiased=True),
+    Method("cka_rbf", "activation", "cka", False, False, params=("sigma_frac",), bound=1.0, kernel="rbf"),
+    Method("cka_rbf_debiased", "activation", "cka", False, False, params=("sigma_frac",), kernel="rbf",
+           debiased=True),
+    Method("shape", "activation", "shape", False, False, params=("alpha",), mem=(6, "N2"), angle=True),
+    Method("bures", "activation", "shape", False, False, "bures", mem=(6, "N2"), bound=1.0),
+    Method("cosine_cov", "whole", "rdm", True, True, "cosine_cov", "rms", centred=False, mem=(8, "N2")),
+    Method("corr_cov", "whole", "rdm", True, True, "corr_cov", "zscore", mem=(8, "N2")),
+)}
 
-#: Every method-specific ``compare`` key (see MethodInfo.params) and its default.
+#: Every method-specific ``compare`` key (see Method.params) and its default.
 PARAM_DEFAULTS = {"sigma_frac": 0.8, "alpha": 1.0}
 
 
@@ -70,7 +123,11 @@ def methods_of(kind: str) -> tuple[str, ...]:
     return tuple(name for name, info in METHODS.items() if info.kind == kind)
 
 
-def method_info(name: str) -> MethodInfo:
+#: Comparison methods with a noise ceiling of external groups (rsaflow.ceiling.noise_ceiling).
+NOISE_CEILING_METHODS = tuple(name for name, info in METHODS.items() if info.ceiling)
+
+
+def method_info(name: str) -> Method:
     """The registry entry of a comparison method; ValueError naming the allowed ones otherwise."""
     try:
         return METHODS[name]
@@ -82,8 +139,7 @@ def dissimilarity_label(method: str) -> str:
     """What a second-order matrix entry of ``method`` is, for axis and colour-bar labels: the
     angle ``"shape distance (radians)"`` for ``shape`` (arccos of its similarity), else
     ``"1 - <method> similarity"`` (as :func:`rsaflow.compare.dissimilarity` computes them)."""
-    method_info(method)
-    return "shape distance (radians)" if method == "shape" else f"1 - {method} similarity"
+    return method_info(method).label
 
 
 def artifact_spec(method: str, params: dict) -> dict:
@@ -93,13 +149,12 @@ def artifact_spec(method: str, params: dict) -> dict:
     ``sigma_frac`` for rbf (rsaflow.measures.cka_vector); ``shape`` artifacts:
     ``{"kind": "shape", "alpha": a}`` (rsaflow.measures.shape_factor; bures is alpha 1, so
     ``bures`` and ``shape`` with alpha 1 share their artifacts). ``params``: the analysis's
-    values of the method's MethodInfo.params (defaults PARAM_DEFAULTS).
+    values of the method's Method.params (defaults PARAM_DEFAULTS).
     """
     info = method_info(method)
     value = {k: float(params.get(k, PARAM_DEFAULTS[k])) for k in info.params}
     if info.artifact == "cka":
-        kernel = "rbf" if method.startswith("cka_rbf") else "linear"
-        return {"kind": "cka", "kernel": kernel, "debiased": method.endswith("_debiased"), **value}
+        return {"kind": "cka", "kernel": info.kernel, "debiased": info.debiased, **value}
     if info.artifact == "shape":
         return {"kind": "shape", "alpha": value.get("alpha", 1.0)}
     raise ValueError(f"{method} reads RDM files, not a per-layer activation artifact")

@@ -98,8 +98,15 @@ def _row_step(n: int) -> int:
     return max(1, min(1024, -(-n // 16)))
 
 
+def _metric(metric: str):
+    """The registry entry of ``metric`` (rsaflow.methods.METRICS); ValueError naming the allowed ones."""
+    if metric not in METRIC_INFO:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    return METRIC_INFO[metric]
+
+
 def _bad_rows_error(bad: np.ndarray, metric: str) -> ValueError:
-    kind = "constant" if metric == "correlation" else "all-zero"
+    kind = "constant" if _metric(metric).centred else "all-zero"
     return ValueError(f"{bad.size} stimuli have {kind} patterns (first rows: {bad[:5].tolist()}); "
                       f"the {metric} distance is undefined for them")
 
@@ -164,19 +171,20 @@ def _recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: 
     (centred, twice, for correlation) row scaled to unit norm, equal to 1 - cos but without its
     cancellation: relative accuracy ~1e-15 however small the distance.
     """
+    info = _metric(metric)
     chunk = int(max(1, min(4096, NEAR_CHUNK_BYTES // (2 * 8 * max(m, 1)))))
     for start in range(0, ii.size, chunk):
         a, b = ii[start : start + chunk], jj[start : start + chunk]
         idx = np.unique(np.concatenate([a, b]))
         rows = np.array(get_rows(idx), dtype=np.float64)
-        if metric in ("correlation", "cosine"):
-            if metric == "correlation":
+        if info.angular:
+            if info.centred:
                 rows -= rows.mean(axis=1, keepdims=True)
                 rows -= rows.mean(axis=1, keepdims=True)  # removes the rounding left by the first centring
             rows /= np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
         diff = rows[np.searchsorted(idx, a)] - rows[np.searchsorted(idx, b)]
         exact = np.einsum("ij,ij->i", diff, diff)
-        if metric in ("correlation", "cosine"):
+        if info.angular:
             exact *= 0.5
         d[a, b] = exact
         d[b, a] = exact
@@ -241,17 +249,16 @@ def _rdm_from_blocks(
     + a few copies of one block + at most NEAR_CHUNK_BYTES of full rows. Returns (D, near pairs
     recomputed directly).
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    angular = metric in ("correlation", "cosine")
+    info = _metric(metric)
+    angular = info.angular
     means = None
-    if metric == "correlation":
+    if info.centred:
         sums, constant, m = _row_stats(make_blocks("row-means"), n)
         if np.any(constant):
             raise _bad_rows_error(np.nonzero(constant)[0], metric)
         means = sums / m
     gram_f, hashes, m, resid, zero = _gram_pass(make_blocks("Gram"), n, means)
-    if metric == "cosine" and np.any(zero):
+    if angular and not info.centred and np.any(zero):
         raise _bad_rows_error(np.nonzero(zero)[0], metric)
     # gram_f's upper triangle, seen through its C-ordered transpose d, is d's lower triangle
     # (j <= i). Distances are formed there, row block by row block, then mirrored: exactly symmetric.
@@ -277,9 +284,10 @@ def _rdm_from_blocks(
 
 def _finish(d: np.ndarray, metric: str, m: int) -> np.ndarray:
     """Scale the squared Euclidean distances in place (/M, then sqrt for 'euclidean')."""
-    if metric in ("euclidean", "sqeuclidean"):
+    info = _metric(metric)
+    if not info.angular:
         d /= m
-        if metric == "euclidean":
+        if not info.squared:
             np.sqrt(d, out=d)  # in place: no second N x N array
     return d
 

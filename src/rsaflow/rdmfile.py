@@ -27,17 +27,15 @@ import numpy as np
 
 from rsaflow import h5io
 from rsaflow.compare import (
-    n_from_pairs,
     RAW_METHODS,
     VECTOR_METHODS,
+    centre_norm,
+    n_from_pairs,
     ranks_and_ties,
     rho_a_scale,
     tied_pairs,
-    unit_params,
 )
-
-#: Methods whose vector is derived from ``ranks`` (the others from ``condensed``).
-RANKED = ("spearman", "rho_a")
+from rsaflow.methods import METHODS
 
 
 def upper_triangle(square: np.ndarray) -> np.ndarray:
@@ -67,12 +65,14 @@ def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = No
     some method cannot compare (constant).
     """
     out = {"tied_pairs": tied_pairs(condensed) if ties is None else int(ties)}
-    for method in ("pearson", "cosine"):
-        out[f"centre_{method}"], out[f"norm_{method}"] = unit_params(condensed, method)
-    # spearman: unit_params ranks internally; ranks of ranks are the ranks themselves.
-    out["centre_spearman"], out["norm_spearman"] = unit_params(ranks, "pearson")
-    out["centre_rho_a"] = float(ranks.mean())
-    out["scale_rho_a"] = rho_a_scale(ranks.size)
+    for method in VECTOR_METHODS:  # each vector method's scalars (rsaflow.methods.Method), from its values
+        info = METHODS[method]
+        values = ranks if info.ranked else condensed
+        if info.unit:
+            out[f"centre_{method}"], out[f"norm_{method}"] = centre_norm(values, info.centred)
+        else:
+            out[f"centre_{method}"] = float(values.mean()) if info.centred else 0.0
+            out[f"scale_{method}"] = rho_a_scale(values.size)
     return out
 
 
@@ -98,11 +98,12 @@ def vector_params(f, method: str) -> tuple:
     (kendall_tau_a: the raw values, centre None). Read once, reused for every chunk."""
     if method not in VECTOR_METHODS + RAW_METHODS:
         raise ValueError(f"RDM files hold vectors for {', '.join(VECTOR_METHODS + RAW_METHODS)}, not {method!r}")
-    dataset = "ranks" if method in RANKED else "condensed"
-    if method in RAW_METHODS:
+    info = METHODS[method]
+    dataset = "ranks" if info.ranked else "condensed"
+    if info.kind == "raw":
         return dataset, None, None, False
-    if method == "rho_a":
-        return dataset, f.attrs["centre_rho_a"], f.attrs["scale_rho_a"], False
+    if not info.unit:
+        return dataset, f.attrs[f"centre_{method}"], f.attrs[f"scale_{method}"], False
     return dataset, f.attrs[f"centre_{method}"], f.attrs[f"norm_{method}"], True
 
 

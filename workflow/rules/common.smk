@@ -19,9 +19,8 @@ from rsaflow import config as rsacfg  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
-from rsaflow.jobs.second_order_tile import tile_members  # noqa: E402
-from rsaflow.measures import NOISE_CEILING_METHODS  # noqa: E402
-from rsaflow.methods import METRICS  # noqa: E402
+from rsaflow.second_order.tiling import tile_members  # noqa: E402
+from rsaflow.methods import METHODS, METRICS, NOISE_CEILING_METHODS  # noqa: E402
 
 try:
     # As snakemake.utils.validate (defaults filled into config), each violation one line; also
@@ -275,7 +274,7 @@ def second_order_inputs(wildcards):
 
 
 # compare.tiles: B >= 1 splits an analysis's K x K matrix into tile jobs over B blocks of inputs,
-# each input's block a hash of its model (rsaflow.jobs.second_order_tile.block_of; an external RDM
+# each input's block a hash of its model (rsaflow.second_order.tiling.block_of; an external RDM
 # stands alone), so adding an input, a layer or a model changes the inputs of one block's tiles only.
 def tile_blocks(analysis):
     """Each block's input files, in block order (empty blocks stay empty)."""
@@ -335,17 +334,12 @@ def kernel_mem_mb(wildcards, attempt):
 
 
 def method_mem_mb(spec, n):
-    """What a method adds to a second-order or tile job beyond its chunks (MB), N stimuli:
-    kendall_tau_a ~10 x 8 P for two vectors and the sort; shape, bures ~6 x 8 N^2 (two factors
-    and an SVD); cosine_cov, corr_cov ~8 x 8 N^2 (one whole-RDM vector and its transients
-    beside the chunk_mb / 2 of row vectors). P = N (N - 1) / 2."""
-    if spec["method"] == "kendall_tau_a":
-        return 10 * 8 * n * (n - 1) / 2 / 1e6
-    if spec["artifact"] == "shape":
-        return 6 * 8 * n * n / 1e6
-    if spec["method"] in ("cosine_cov", "corr_cov"):
-        return 8 * 8 * n * n / 1e6
-    return 0
+    """What a method adds to a second-order or tile job beyond its chunks (MB), N stimuli: its
+    registry entry's coefficient (rsaflow.methods.Method.mem), e.g. kendall_tau_a ~10 x 8 P for
+    two vectors and the sort; shape, bures ~6 x 8 N^2 (two factors and an SVD); cosine_cov,
+    corr_cov ~8 x 8 N^2 (one whole-RDM vector and its transients beside the chunk_mb / 2 of row
+    vectors). P = N (N - 1) / 2."""
+    return METHODS[spec["method"]].mem_mb(n)
 
 
 def second_order_mem_mb(wildcards, attempt):

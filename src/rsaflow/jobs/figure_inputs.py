@@ -8,19 +8,13 @@ each RDM a figure draws, one at a time (:func:`load_rdm`). Peak memory of these 
 
 from __future__ import annotations
 
-from rsaflow import h5io
-from rsaflow.results import check_same_stimuli, read_meta, read_rdm
+from rsaflow.results import check_same_stimuli, read_meta, read_rdm, read_stimuli
 
 
 def stimulus_meta(stimuli_path) -> dict:
-    """Labels, class names and digest of a stimuli file (its images are not read)."""
-    with h5io.open_artifact(stimuli_path, "stimuli") as f:
-        return {
-            "labels": f["labels"][()],
-            "class_names": [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]],
-            "digest": f.attrs["digest"],
-            "path": str(stimuli_path),
-        }
+    """Labels, class names, indices and digest of a stimuli file (rsaflow.results.read_stimuli; its
+    images are not read)."""
+    return read_stimuli(stimuli_path, images=False)
 
 
 def rdm_records(rdm_paths, stimuli: dict) -> list[dict]:

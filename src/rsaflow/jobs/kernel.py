@@ -3,7 +3,7 @@
 One file per (artifact spec, model, layer), ``results/kernels/<name>/<model>/<layer>.h5`` with
 <name> = rsaflow.methods.artifact_name of the spec, so adding a layer costs one file per spec and
 an analysis's second order reads K of them. From the column-centred Gram Kc = (HX)(HX)^T of the
-activations X (N x M; columns read ``block`` at a time, rsaflow.compare.centered_gram_unit; every
+activations X (N x M; columns read ``block`` at a time, rsaflow.measures.centered_gram_unit; every
 measure here is invariant to centring and to scaling the Gram):
 
 - ``cka`` artifacts (cka, cka_debiased, cka_rbf, cka_rbf_debiased): ``gram_unit``,
@@ -19,9 +19,10 @@ N x ``block`` x 8; time O(N^2 M) for the Gram plus O(N^3) for a shape factor. Di
 from __future__ import annotations
 
 from rsaflow import h5io, measures, store
-from rsaflow.compare import DegenerateRDMError, centered_gram_unit
+from rsaflow.compare import DegenerateRDMError
 from rsaflow.errors import InputFileError
 from rsaflow.jobs.per_layer import read_layer
+from rsaflow.measures import centered_gram_unit
 from rsaflow.provenance import base_attrs
 
 

@@ -9,5 +9,5 @@ from rsaflow.plots import stimuli
 def draw_stimulus_grid(stimuli_path, out_path) -> None:
     """The stimulus grid of a stimuli file (:func:`rsaflow.plots.stimuli.stimulus_grid`)."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
-        names = [c.decode() if isinstance(c, bytes) else c for c in f["class_names"][()]]
+        names = h5io.texts(f["class_names"][()])
         stimuli.stimulus_grid(f["images"], f["labels"][()], names, out_path)

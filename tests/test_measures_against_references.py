@@ -19,7 +19,9 @@ import pytest
 from scipy.linalg import orthogonal_procrustes, svd
 from scipy.stats import ortho_group
 
+from rsaflow import ceiling
 from rsaflow import measures as ms
+from rsaflow.methods import METHODS, NOISE_CEILING_METHODS
 from rsaflow.compare import n_from_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +166,7 @@ def test_cov_weighted_match_rsatoolbox(seed, method):
     ref = rsatoolbox.rdm.compare(_rsa(a), _rsa(b), method=method)[0, 0]
     ours = ms.cosine_cov(a, b) if method == "cosine_cov" else ms.corr_cov(a, b)
     assert abs(ours - ref) < TOL
-    assert abs(ms.rdm_similarity(a, b, method) - ref) < TOL
+    assert abs(ceiling.rdm_similarity(a, b, method) - ref) < TOL
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -191,12 +193,12 @@ def _subjects(seed, s=4, n=10, tied=False):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("method", ms.NOISE_CEILING_METHODS)
+@pytest.mark.parametrize("method", NOISE_CEILING_METHODS)
 def test_noise_ceiling_matches_rsatoolbox(seed, method):
     subs = _subjects(seed, s=3 + seed % 3, n=9 + seed, tied=seed == 4)
     with pytest.warns(UserWarning) if method == "kendall_tau_a" else _no_warning():
-        ref = rsatoolbox.inference.boot_noise_ceiling(_rsa(subs), method=ms.RSATOOLBOX_NAMES[method])
-    lower, upper = ms.noise_ceiling(subs, method)
+        ref = rsatoolbox.inference.boot_noise_ceiling(_rsa(subs), method=METHODS[method].rsatoolbox)
+    lower, upper = ceiling.noise_ceiling(subs, method)
     assert abs(lower - ref[0]) < TOL and abs(upper - ref[1]) < TOL
     assert lower <= upper + TOL
 
@@ -212,8 +214,8 @@ class _no_warning:
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine", "rho_a", "kendall_tau_a"])
 def test_rdm_similarity_matches_rsatoolbox_with_ties(method):
     subs = _subjects(7, s=2, n=12, tied=True)
-    ref = rsatoolbox.rdm.compare(_rsa(subs[0]), _rsa(subs[1]), method=ms.RSATOOLBOX_NAMES[method])
-    assert abs(ms.rdm_similarity(subs[0], subs[1], method) - ref[0, 0]) < TOL
+    ref = rsatoolbox.rdm.compare(_rsa(subs[0]), _rsa(subs[1]), method=METHODS[method].rsatoolbox)
+    assert abs(ceiling.rdm_similarity(subs[0], subs[1], method) - ref[0, 0]) < TOL
 
 
 def test_noise_ceiling_accepts_square_rdms_and_checks_input():
@@ -223,11 +225,11 @@ def test_noise_ceiling_accepts_square_rdms_and_checks_input():
     iu = np.triu_indices(n, k=1)
     square[:, iu[0], iu[1]] = subs
     square = square + square.transpose(0, 2, 1)
-    assert ms.noise_ceiling(square, "spearman") == ms.noise_ceiling(subs, "spearman")
+    assert ceiling.noise_ceiling(square, "spearman") == ceiling.noise_ceiling(subs, "spearman")
     with pytest.raises(ValueError, match="at least 2 subjects"):
-        ms.noise_ceiling(subs[:1], "spearman")
+        ceiling.noise_ceiling(subs[:1], "spearman")
     with pytest.raises(ValueError, match="allowed: spearman"):
-        ms.noise_ceiling(subs, "kendall")
+        ceiling.noise_ceiling(subs, "kendall")
 
 
 # --- shape metrics ------------------------------------------------------------------------------

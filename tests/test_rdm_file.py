@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import rankdata
 
 from rsaflow import compare, h5io, rdmfile
-from rsaflow.compare import ranks_and_ties, rho_a_scale, tied_pairs, unit_params
+from rsaflow.compare import centre_norm, ranks_and_ties, rho_a_scale, tied_pairs
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.jobs.rdm import write_rdm
 from rsaflow.rdm import compute_rdm
@@ -46,9 +46,9 @@ def old_file(square):
     condensed = np.ascontiguousarray(square[np.triu_indices(n, k=1)], dtype=np.float64)
     ranks = old_average_ranks(condensed)
     out = {"tied_pairs": old_tied_pairs(condensed), "n_stimuli": n}
-    for method in ("pearson", "cosine"):
-        out[f"centre_{method}"], out[f"norm_{method}"] = unit_params(condensed, method)
-    out["centre_spearman"], out["norm_spearman"] = unit_params(ranks, "pearson")
+    for method, centred in (("pearson", True), ("cosine", False)):
+        out[f"centre_{method}"], out[f"norm_{method}"] = centre_norm(condensed, centred)
+    out["centre_spearman"], out["norm_spearman"] = centre_norm(ranks, True)
     out["centre_rho_a"] = float(ranks.mean())
     out["scale_rho_a"] = rho_a_scale(ranks.size)
     return condensed, ranks, out
