@@ -37,7 +37,8 @@ class Source:
     graph nodes (else module names with forward hooks); ``factory``: ``arch`` names user code;
     ``preprocess``: the entry may give ``preprocess:``; ``keyed_version``: the library's version
     is recorded as ``library_version`` (joins the content keys downstream; torchvision's is kept
-    out, so that existing results keep their keys, and recorded under ``versions`` as before)."""
+    out, so that existing results keep their keys, and recorded under ``versions`` as before);
+    ``remote_code``: the entry may set ``trust_remote_code``."""
 
     name: str
     package: str | None
@@ -51,10 +52,15 @@ class Source:
     factory: bool = False
     preprocess: bool = False
     keyed_version: bool = True
+    remote_code: bool = False
 
     def layers_command(self, arch: str) -> str:
         """The ``rsaflow layers`` command that lists the layers of ``arch`` (the default source needs no flag)."""
         return f"rsaflow layers {arch}" if self.name == DEFAULT_SOURCE else f"rsaflow layers --source {self.name} {arch}"
+
+    def catalog_key(self, arch: str) -> str:
+        """The key of ``arch``'s node list in the catalog's table (the default source's: the arch itself)."""
+        return arch if self.name == DEFAULT_SOURCE else f"{self.name}:{arch}"
 
     def searched(self, arch: str, version: str | None, layers_by: str) -> str:
         """What an unknown node's message says was searched, e.g. ``timm 1.0.31 convnext_atto (module names)``."""
@@ -71,7 +77,7 @@ SOURCES = {s.name: s for s in (
            "a timm model name"),
     Source("huggingface", "transformers", "transformers", "hf", "rsaflow.sources.hf_models", "pretrained",
            "pretrained (the weights in arch) or none (its config, seeded initialisation)",
-           "a Hugging Face model id or a directory written by save_pretrained", tracing=False),
+           "a Hugging Face model id or a directory written by save_pretrained", tracing=False, remote_code=True),
     Source("open_clip", "open_clip_torch", "open_clip", "clip", "rsaflow.sources.clip_models", None,
            "none, a pretrained tag of the model (e.g. openai), or a checkpoint path",
            "an OpenCLIP model name"),
@@ -81,6 +87,14 @@ SOURCES = {s.name: s for s in (
 )}
 
 DEFAULT_SOURCE = "torchvision"
+
+#: Defaults of a ``python`` entry's ``preprocess:`` when its factory returns no transform: no
+#: resizing, ImageNet's channel statistics (the convention of most vision models), bilinear.
+PREPROCESS_DEFAULTS = {"size": None, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                       "interpolation": "bilinear"}
+
+#: Keys of a model entry that only some sources take, with the record field that allows them.
+SOURCE_KEYS = {"preprocess": "preprocess", "trust_remote_code": "remote_code"}
 
 
 def get(name: str, key: str = "source") -> Source:

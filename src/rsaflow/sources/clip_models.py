@@ -66,3 +66,10 @@ def build(spec: dict, key: str) -> Built:
     prov["transforms_from"] = "open_clip.create_model_and_transforms (eval preprocess)"
     prefix = 1 if getattr(tower, "class_embedding", None) is not None else 0
     return Built(tower.eval(), prov, cpu_transform=pil_batches(preprocess), prefix_tokens=prefix)
+
+
+def skeleton(spec: dict, key: str):
+    """The image tower without parameter memory (meta device), for listing its layers."""
+    check_arch(spec["arch"], f"{key}.arch")
+    with torch.device("meta"):
+        return _open_clip(key).create_model(spec["arch"], pretrained=None, device="meta").visual.eval()

@@ -55,6 +55,12 @@ def _model(spec: dict, key: str, config):
     return tf.AutoModel.from_pretrained(spec["arch"], config=config, use_safetensors=None, **_options(spec))
 
 
+def _tower(model, config):
+    """A multimodal model's vision tower (a config with a vision_config), else the model."""
+    tower = getattr(model, "vision_model", None) if getattr(config, "vision_config", None) is not None else None
+    return tower if tower is not None else model
+
+
 def build(spec: dict, key: str) -> Built:
     """The entry's model (its vision tower, for a multimodal config) and image processor."""
     tf = _transformers(key)
@@ -62,7 +68,7 @@ def build(spec: dict, key: str) -> Built:
     seed = spec.get("seed", 0)
     torch.manual_seed(seed)  # weights none; and any weights missing from a checkpoint (a pooler, say)
     model = _model(spec, key, config)
-    tower = getattr(model, "vision_model", None) if getattr(config, "vision_config", None) is not None else None
+    tower = _tower(model, config)
     processor = tf.AutoImageProcessor.from_pretrained(spec["arch"], **_options(spec))
     prov = {"weights": spec["weights"], "hf_model_class": type(model).__name__,
             "transforms_from": f"{type(processor).__name__} saved with {spec['arch']}"}
@@ -74,5 +80,14 @@ def build(spec: dict, key: str) -> Built:
         return processor(images=images, return_tensors="pt")["pixel_values"]
 
     registers = getattr(config, "num_register_tokens", 0) or 0
-    return Built((tower or model).eval(), prov, cpu_transform=cpu_transform,
+    return Built(tower.eval(), prov, cpu_transform=cpu_transform,
                  call=lambda m, x: m(pixel_values=x), prefix_tokens=1 + registers)
+
+
+def skeleton(spec: dict, key: str):
+    """The model (its vision tower) from its config, without parameter memory, for listing its layers."""
+    config = _config(spec, key)
+    with torch.device("meta"):
+        model = _transformers(key).AutoModel.from_config(
+            config, trust_remote_code=bool(spec.get("trust_remote_code", False)))
+    return _tower(model, config).eval()

@@ -104,3 +104,8 @@ def build(spec: dict, key: str) -> Built:
     prov["transforms_from"] = "preprocess"
     return Built(model.eval(), prov, device_transform=preprocess_transform(spec.get("preprocess")),
                  prefix_tokens=getattr(model, "num_prefix_tokens", None))
+
+
+def skeleton(spec: dict, key: str):
+    """The factory's module (its code runs, on the CPU), for listing its layers."""
+    return _call(spec["arch"], key, spec.get("seed", 0))[0].eval()

@@ -69,3 +69,10 @@ def build(spec: dict, key: str) -> Built:
     prov["transforms_from"] = f"timm.data.create_transform({data_config}, is_training=False)"
     return Built(model, prov, cpu_transform=pil_batches(transform),
                  prefix_tokens=getattr(model, "num_prefix_tokens", None))
+
+
+def skeleton(spec: dict, key: str):
+    """The model's modules without parameter memory (meta device), for listing its layers."""
+    check_arch(spec["arch"], f"{key}.arch")
+    with torch.device("meta"):
+        return _timm(key).create_model(spec["arch"], pretrained=False).eval()

@@ -80,3 +80,10 @@ def build(spec: dict, key: str) -> Built:
     """The model of a ``source: torchvision`` entry; its weights' transforms run on the device."""
     model, transforms, prov = load_model(spec["arch"], spec["weights"], spec.get("seed", 0), key)
     return Built(model, prov, device_transform=transforms)
+
+
+def skeleton(spec: dict, key: str):
+    """The architecture without parameter memory (meta device), for listing its graph nodes."""
+    check_arch(spec["arch"], f"{key}.arch")
+    with torch.device("meta"):
+        return get_model(spec["arch"], weights=None).eval()

@@ -15,9 +15,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2
 
-#: Defaults of ``preprocess:`` (ImageNet's statistics, the convention of most vision models).
-PREPROCESS_DEFAULTS = {"size": None, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                       "interpolation": "bilinear"}
+from rsaflow.sources import PREPROCESS_DEFAULTS
+
 
 
 def pil_batches(transform: Callable) -> Callable:
