@@ -249,3 +249,24 @@ def test_reduction_that_does_not_fit_is_refused(stimuli, tmp_path):
         run(stimuli, tmp_path, spec)
     assert "models.m.layers.a.reduce" in one_line(info) and "(N, T, D)" in str(info.value)
     assert not (tmp_path / "m").exists()
+
+
+def test_rsaflow_layers_for_each_source(tiny_vit, factory, capsys):
+    """`rsaflow layers --source S ARCH` lists the names a config selects, with the shapes the
+    extraction sees (the source's own transform decides the input size)."""
+    from rsaflow import cli
+
+    cases = [("timm", "resnet10t", "layer2.0.act2", "1x128x22x22", "nodes"),  # timm's 176 px crop: /8 -> 22
+             ("huggingface", str(tiny_vit), "layers.1", "1x17x32", "modules"),  # 16 patches of 32 px + class
+             ("open_clip", "ViT-B-32", "transformer.resblocks.10.add_1", "1x50x768", "nodes"),
+             ("python", "nets/net.py:gated", "relu", "1x4x8x8", "modules")]  # --size 8, no transform
+    for source, arch, name, shape, kind in cases:
+        assert cli.main(["layers", "--source", source, arch, "--size", "8"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        rows = dict(line.split() for line in out[1:])
+        assert rows[name] == shape and f" {kind}" in out[0], (source, out[:3])
+    assert cli.main(["layers", "--source", "timm", "resnet10tt"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "close matches: resnet10t" in err
+    assert cli.main(["layers", "--source", "open_clip", "--list"]) == 0
+    assert "ViT-B-32" in capsys.readouterr().out.split()

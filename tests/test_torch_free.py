@@ -14,7 +14,7 @@ from conftest import REPO
      "rsaflow.jobs.rdm_figure", "rsaflow.jobs.stimulus_mds_figure", "rsaflow.jobs.second_order_figure",
      "rsaflow.jobs.mds_figure", "rsaflow.jobs.kernel", "rsaflow.jobs.external_rdm", "rsaflow.jobs.export_rsatoolbox",
      "rsaflow.jobs.effective_config", "rsaflow.config", "rsaflow.catalog", "rsaflow.modelspec", "rsaflow.rdm",
-     "rsaflow.compare", "rsaflow.stimuli", "rsaflow.jobs.common"],
+     "rsaflow.compare", "rsaflow.stimuli", "rsaflow.jobs.common", "rsaflow.sources"],
 )
 def test_module_does_not_import_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"

@@ -115,44 +115,56 @@ def _entry(key: str, value: dict, record) -> tuple[str, dict]:
     return json.dumps([spec, extra], sort_keys=True), spec
 
 
-def _list(name: str, request: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "rsaflow.sources.lister", json.dumps(request)],
-                          capture_output=True, text=True)
+def _start(request: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rsaflow.sources.lister", json.dumps(request)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _answer(name: str, proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise RsaflowError(f"listing the models of source {name} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RsaflowError(f"listing the models of source {name} failed: {err.strip().splitlines()[-1:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def load_source_catalogs(models: dict, cache_dir: Path) -> dict:
-    """``{model key: {"layers_by", "nodes", "archs", "searched", "source"}}`` for the config's
-    entries of sources other than torchvision whose library is installed here; cached per source
-    and library version under ``cache_dir``. ConfigError (with close matches) for an unknown
-    architecture or factory."""
+def _wanted(models: dict) -> dict:
+    """``{source: {model key: (cache id, spec)}}`` of the entries the catalog can list here."""
     wanted: dict = {}
     for key, value in models.items():
         record = sources.get(value.get("source", sources.DEFAULT_SOURCE), f"models.{key}.source")
         if record.name != sources.DEFAULT_SOURCE and sources.installed(record):
             wanted.setdefault(record.name, {})[key] = _entry(key, value, record)
+    return wanted
+
+
+def load_source_catalogs(models: dict, cache_dir: Path) -> dict:
+    """``{model key: {"layers_by", "nodes", "archs", "searched", "source"}}`` for the config's
+    entries of sources other than torchvision whose library is installed here; cached per source
+    and library version under ``cache_dir`` (the sources missing from the cache are listed by
+    concurrent subprocesses). ConfigError (with close matches) for an unknown architecture or factory."""
+    wanted, caches, running = _wanted(models), {}, {}
+    for name, entries in sorted(wanted.items()):
+        path = cache_dir / f"{name}-{sources.library_version(sources.SOURCES[name]) or 'user-code'}.json"
+        caches[name] = (path, json.loads(path.read_text()) if path.exists() else {"archs": None, "entries": {}})
+        missing = {ident: spec for ident, spec in entries.values() if ident not in caches[name][1]["entries"]}
+        if missing:
+            running[name] = _start({"source": name, "archs": caches[name][1]["archs"] is None, "entries": missing})
+    for name, proc in running.items():
+        new, (path, cached) = _answer(name, proc), caches[name]
+        cached["archs"] = cached["archs"] if new["archs"] is None else new["archs"]
+        cached["entries"].update(new["entries"])
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cached))
+        tmp.replace(path)
     out = {}
     for name, entries in sorted(wanted.items()):
         record = sources.SOURCES[name]
-        version = sources.library_version(record) or "user-code"
-        path = cache_dir / f"{name}-{version}.json"
-        cached = json.loads(path.read_text()) if path.exists() else {"archs": None, "entries": {}}
-        missing = {ident: spec for ident, spec in entries.values() if ident not in cached["entries"]}
-        if missing:
-            new = _list(name, {"source": name, "archs": cached["archs"] is None, "entries": missing})
-            cached["archs"] = cached["archs"] if new["archs"] is None else new["archs"]
-            cached["entries"].update(new["entries"])
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cached))
-            tmp.replace(path)
         for key, (ident, spec) in sorted(entries.items()):
-            found = cached["entries"][ident]
+            found = caches[name][1]["entries"][ident]
             if "error" in found:  # an unknown architecture or factory: before any layer is looked at
                 raise ConfigError(f"models.{key}{found['error']}", found["message"])
-            out[key] = {**found, "source": name, "archs": cached["archs"],
+            out[key] = {**found, "source": name, "archs": caches[name][1]["archs"],
                         "searched": record.searched(spec["arch"], sources.library_version(record),
                                                     found.get("layers_by", ""))}
     return out

@@ -47,7 +47,8 @@ def model_spec(key: str, value: dict, graph_nodes: dict | None = None) -> dict:
     arch = value.get("arch", key)
     weights = value.get("weights", record.default_weights)
     if weights is None:
-        raise ConfigError(f"models.{key}.weights", f"required for source {record.name}: {record.weights_help}")
+        raise ConfigError(f"models.{key}.weights", f"required key is missing (source {record.name}); allowed: "
+                                                   f"{record.weights_help}")
     nodes = None if graph_nodes is None else graph_nodes.get(record.catalog_key(arch))
     out = {"arch": arch, "weights": weights, "seed": value.get("seed", 0),
            "layers": layers_spec(value["layers"], nodes, f"models.{key}.layers", arch)}
