@@ -270,3 +270,32 @@ def test_rsaflow_layers_for_each_source(tiny_vit, factory, capsys):
     assert err.count("\n") == 1 and "close matches: resnet10t" in err
     assert cli.main(["layers", "--source", "open_clip", "--list"]) == 0
     assert "ViT-B-32" in capsys.readouterr().out.split()
+
+
+def test_schema_enums_come_from_the_registries():
+    """The config schema's source and reduce enums are the registries' (rsaflow.sources, rsaflow.layers)."""
+    import yaml
+
+    from conftest import REPO
+    from rsaflow import sources
+    from rsaflow.layers import REDUCTIONS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    entry = schema["properties"]["models"]["additionalProperties"]["properties"]
+    assert entry["source"]["enum"] == list(sources.SOURCES)
+    layer = entry["layers"]["oneOf"][0]["additionalProperties"]["oneOf"][1]["properties"]
+    assert layer["reduce"]["enum"] == list(REDUCTIONS)
+
+
+def test_torchvision_slices_are_unchanged_by_sources():
+    """A torchvision entry's spec and slice have exactly the keys they had before sources existed
+    (so existing results keep their content keys), with or without an explicit source: torchvision."""
+    from rsaflow.config import model_spec
+
+    plain = {"weights": "none", "layers": {"a": "avgpool", "b": {"node": "layer3", "reduce": "mean"}}}
+    spec = model_spec("resnet18", plain)
+    assert spec == {"arch": "resnet18", "weights": "none", "seed": 0,
+                    "layers": {"a": {"node": "avgpool", "reduce": "flatten"}, "b": {"node": "layer3", "reduce": "mean"}}}
+    assert model_spec("resnet18", {**plain, "source": "torchvision"}) == spec
+    with pytest.raises(ConfigError, match="models.resnet18.preprocess: source torchvision takes no preprocess"):
+        model_spec("resnet18", {**plain, "preprocess": {"size": [8, 8]}})
