@@ -79,8 +79,8 @@ def mixed_models(work: Path) -> dict:
     for i in range(5):
         (work / "nets" / f"net{i}.py").write_text(NET + f"# net {i}\n")
         models[f"py{i}"] = {"source": "python", "arch": f"nets/net{i}.py:build", "layers": {"c": "1"}}
-        models[f"timm{i}"] = {"source": "timm", "arch": ["resnet10t", "resnet18", "convnext_atto", "resnet34",
-                                                         "efficientnet_b0"][i], "weights": "none",
+        models[f"timm{i}"] = {"source": "timm", "arch": ["resnet10t", "resnet18", "resnet26", "resnet34",
+                                                         "resnet50"][i], "weights": "none",
                               "layers": {"p": "global_pool"}}
         models[f"clip{i}"] = {"source": "open_clip", "arch": "ViT-B-32", "weights": "none", "seed": i,
                               "layers": {"b": {"node": f"transformer.resblocks.{i}", "reduce": "cls"}}}
@@ -110,7 +110,7 @@ def dag_build(repeats: int, work: Path) -> list[dict]:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
         cold[name] = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise SystemExit(f"{name}: snakemake -n failed:\n{proc.stderr[-3000:]}")
+            raise SystemExit(f"{name}: snakemake -n failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     times = {name: [] for name in cmds}
     for _ in range(repeats):
         for name, cmd in cmds.items():
