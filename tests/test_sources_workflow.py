@@ -19,7 +19,7 @@ transformers = pytest.importorskip("transformers")
 
 def mixed_config() -> dict:
     return {
-        "stimuli": {"source": "digits", "per_class": 1, "seed": 0},
+        "stimuli": {"source": "digits", "per_class": 2, "seed": 0},
         "models": {
             "squeeze": {"arch": "squeezenet1_1", "weights": "none", "layers": {"f": "features.12"}},
             "rn10t": {"source": "timm", "arch": "resnet10t", "weights": "none",
@@ -69,7 +69,7 @@ def test_all_five_sources_in_one_analysis(done):
     for model, layer in BRANCHES:
         with h5py.File(wf.path(f"results/activations/{model}/{layer}.h5")) as f:
             sources[model] = f.attrs["source"]
-            assert f["activations"].shape[0] == 10
+            assert f["activations"].shape[0] == 20
         with h5py.File(wf.path(f"results/rdms/euclidean/{model}/{layer}.h5")) as f:
             assert ("library_version" in f.attrs) == (model in ("rn10t", "vit", "clip"))
             assert ("factory_sha256" in f.attrs) == (model == "mynet")
@@ -107,7 +107,7 @@ def test_adding_a_timm_layer_runs_one_pass_and_computes_one_rdm(done):
     assert {j for j in jobs if j[0] == "activations"} == {("activations", "results/activations/rn10t")}
     wf.run()
     extraction = wf.path("results/logs/activations/rn10t.log").read_text()
-    assert "done: rn10t, 3 layers on cpu (cpu), N=10, 2 forward passes" in extraction
+    assert "done: rn10t, 3 layers on cpu (cpu), N=20, 3 forward passes" in extraction
     logs = {layer: wf.path(f"results/logs/rdm/euclidean/rn10t/{layer}.log").read_text() for layer in ("l2", "pool", "l3")}
     assert re.search(r"computed rdm [0-9a-f]{64}", logs["l3"])
     assert all(re.search(r"reused rdm [0-9a-f]{64}", logs[layer]) for layer in ("l2", "pool"))
