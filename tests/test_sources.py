@@ -247,7 +247,7 @@ def test_reduction_that_does_not_fit_is_refused(stimuli, tmp_path):
     spec = {"source": "timm", "arch": "resnet10t", "weights": "none", "layers": {"a": {"node": "layer2", "reduce": "cls"}}}
     with pytest.raises(ConfigError) as info:
         run(stimuli, tmp_path, spec)
-    assert "models.m.layers.a.reduce" in one_line(info) and "(N, T, D)" in str(info.value)
+    assert "models.m.layers.a.reduce" in one_line(info) and "needs a (N, tokens, D) output" in str(info.value)
     assert not (tmp_path / "m").exists()
 
 

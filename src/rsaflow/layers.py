@@ -197,7 +197,7 @@ def reduce_output(out: torch.Tensor, how: str, layout: str = "NCHW", prefix_toke
     if how == "mean" and out.ndim == 4:
         return out.mean(dim=(2, 3) if layout == "NCHW" else (1, 2))
     if out.ndim != 3:
-        wants = "a (N, C, H, W), (N, H, W, C) or (N, T, D)" if how == "mean" else "a (N, T, D) token"
+        wants = "a (N, C, H, W), (N, H, W, C) or (N, tokens, D)" if how == "mean" else "a (N, tokens, D)"
         raise ValueError(f"reduce {how!r} needs {wants} output, got shape {shape}; use flatten "
                          + ("(the output is one vector per stimulus already)" if out.ndim == 2 else "or mean"))
     if how == "cls":
