@@ -11,7 +11,7 @@ torchvision = pytest.importorskip("torchvision")
 from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
 
 from rsaflow.errors import InputFileError  # noqa: E402
-from rsaflow.extract import load_model  # noqa: E402
+from rsaflow.sources.torchvision_models import load_model  # noqa: E402
 from rsaflow.jobs.common import job  # noqa: E402
 
 

@@ -45,9 +45,9 @@ def test_filter_glob_selects_what_the_config_selects(pattern):
     import torchvision
 
     from rsaflow.config import layers_spec
-    from rsaflow.extract import graph_nodes
+    from rsaflow.layers import fx_nodes
 
-    nodes = graph_nodes(torchvision.models.resnet18().eval())
+    nodes = fx_nodes(torchvision.models.resnet18().eval())
     assert listed(layers("resnet18", "--filter", pattern)) == list(layers_spec(pattern, nodes, "layers", "resnet18"))
 
 

@@ -67,6 +67,7 @@ def test_config_snippets_validate(page):
         if not isinstance(config, dict) or not set(config) & set(SCHEMA["properties"]):
             continue  # not a config (a profile, a module statement)
         config.setdefault("models", {"m": {"arch": "resnet18", "weights": "none", "layers": {"a": "avgpool"}}})
+        config.setdefault("stimuli", {"source": "digits"})
         errors = schema_errors(config, SCHEMA)
         assert not errors, f"{page}: {errors[0]}\n{block}"
 

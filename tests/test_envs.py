@@ -19,9 +19,9 @@ from conftest import REPO
 from rsaflow.deps import library_files
 
 #: Optional-dependency groups of pyproject.toml that a rule needs beyond ``dependencies``.
-RULE_EXTRAS = {"activations": {"torch"}}
+RULE_EXTRAS = {"activations": {"torch", "models"}}
 #: pip name -> conda-forge name where they differ.
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "open_clip_torch": "open-clip-torch"}
 #: imported top-level module -> pip name where they differ.
 IMPORT_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml"}
 

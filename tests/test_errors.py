@@ -32,7 +32,7 @@ def leftovers(folder):
         (lambda c: c.update(modles=c.pop("models")),
          "config error at modles: unknown key 'modles' is not allowed; allowed: stimuli, models, extraction, "),
         (lambda c: c["models"]["resnet18"]["layers"]["layer3"].update(reduce="median"),
-         "config error at models.resnet18.layers.layer3.reduce: 'median' is not allowed; allowed: flatten, cls, mean; close matches: mean\n"),
+         "config error at models.resnet18.layers.layer3.reduce: 'median' is not allowed; allowed: flatten, cls, mean, mean_patches, last; close matches: mean\n"),
         (lambda c: c["models"]["resnet18"]["layers"].update(again="avgpool"), "computed twice"),
         (lambda c: c["stimuli"].update(source="folder", root="/nonexistent/images"), "stimuli.root: folder /nonexistent/images does not exist"),
         (lambda c: c["models"]["squeeze"].update(arch="squeezenet1_9"),

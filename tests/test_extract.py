@@ -12,7 +12,8 @@ torchvision = pytest.importorskip("torchvision")
 from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
 
 from rsaflow import extract  # noqa: E402
-from rsaflow.extract import extract_model, reduce_output  # noqa: E402
+from rsaflow.extract import extract_model  # noqa: E402
+from rsaflow.layers import reduce_output  # noqa: E402
 
 BASE = {"model": "m", "weights": "none", "seed": 3, "batch_size": 3, "device": "cpu",
         "precision": "float32", "channels_last": False}
@@ -62,14 +63,14 @@ def test_one_pass_equals_single_node_extraction_bit_for_bit(stimuli, tmp_path, m
     """Every layer of an 8-layer sweep equals extracting that layer alone (same batch size), and the
     model runs exactly ceil(N / batch_size) forward passes (counted by a hook on its first module)."""
     calls = []
-    original = extract.load_model
+    original = extract.build_model
 
     def hooked(*args):
-        model, transforms, prov = original(*args)
-        model.conv1.register_forward_hook(lambda *a: calls.append(1))
-        return model, transforms, prov
+        built = original(*args)
+        built.model.conv1.register_forward_hook(lambda *a: calls.append(1))
+        return built
 
-    monkeypatch.setattr(extract, "load_model", hooked)
+    monkeypatch.setattr(extract, "build_model", hooked)
     spec = {**BASE, "arch": "resnet18", "batch_size": 4, "layers": SWEEP}
     summary = extract_model(stimuli[0], tmp_path / "all", spec, 1, {})
     assert len(calls) == summary["forward_passes"] == 3  # ceil(10 / 4)

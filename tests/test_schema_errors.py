@@ -48,12 +48,12 @@ MISTAKES = {
     "unknown-nested-key": (lambda c: set_in(c, ["extraction", "batchsize"], 8),
                            "extraction.batchsize", "'batchsize'", "close matches: batch_size"),
     "layers-wrong-shape": (lambda c: c["models"]["alexnet"].update(layers=5), "models.alexnet.layers", "5",
-                           "a mapping label: node or label: {node: <node>, reduce: flatten|cls|mean} | "
+                           "a mapping label: node or label: {node: <node>, reduce: flatten|cls|mean|mean_patches|last} | "
                            "a glob pattern over node names | a list of distinct node names"),
     "layer-spec-wrong-shape": (lambda c: c["models"]["resnet18"]["layers"].update(bad=["avgpool"]),
                                "models.resnet18.layers.bad", '["avgpool"]', "a graph node name | a mapping {node: "),
     "layer-spec-misspelt-node": (lambda c: c["models"]["resnet18"]["layers"].update(bad={"nod": "avgpool"}),
-                                 "models.resnet18.layers.bad.nod", "'nod'", "allowed: node, reduce; close matches: node"),
+                                 "models.resnet18.layers.bad.nod", "'nod'", "allowed: node, reduce, layout; close matches: node"),
     "layer-list-repeats": (lambda c: c["models"]["alexnet"].update(layers=["features.0", "features.0"]),
                            "models.alexnet.layers", '["features.0", "features.0"]', "a list of distinct node names"),
     "layer-list-bad-name": (lambda c: c["models"]["alexnet"].update(layers=["features/0"]),
@@ -93,9 +93,18 @@ def test_one_line_names_key_value_and_allowed(name):
 
 
 def test_missing_required_key_names_it_and_what_it_takes():
-    lines = errors_of(lambda c: c["models"]["alexnet"].pop("weights"))
-    assert lines == ["config error at models.alexnet.weights: required key is missing; allowed: "
-                     "a torchvision weights name (e.g. IMAGENET1K_V1), DEFAULT, none, or a checkpoint path"]
+    """weights is required for torchvision (and timm, open_clip), optional for the sources with a
+    default (rsaflow.sources): checked where the entry is normalised, one line."""
+    from rsaflow.config import model_spec
+    from rsaflow.errors import ConfigError
+
+    config = copy.deepcopy(BASE)
+    config["models"]["alexnet"].pop("weights")
+    assert errors_of(lambda c: c["models"]["alexnet"].pop("weights")) == []
+    with pytest.raises(ConfigError) as info:
+        model_spec("alexnet", config["models"]["alexnet"])
+    assert str(info.value) == ("config error at models.alexnet.weights: required key is missing (source torchvision); "
+                               "allowed: a torchvision weights name (e.g. IMAGENET1K_V1), DEFAULT, none, or a checkpoint path")
 
 
 def test_every_mistake_reported_once_each_sorted():

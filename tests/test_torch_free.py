@@ -9,8 +9,12 @@ import sys
 from conftest import REPO
 
 PACKAGE = REPO / "src" / "rsaflow"
-#: The modules that extract activations, whose job is to import torch.
-EXTRACTION = {"rsaflow.extract"}
+#: The modules that extract activations, whose job is to import torch: the extraction, its layer
+#: selection and checkpoints, and each model source's build module (the source registry itself,
+#: rsaflow.sources, is torch-free: the DAG build reads it).
+EXTRACTION = {"rsaflow.extract", "rsaflow.layers", "rsaflow.checkpoints",
+              *(f"rsaflow.sources.{m}" for m in ("torchvision_models", "timm_models", "hf_models", "clip_models",
+                                                  "python_models", "transforms"))}
 
 
 def _name(path) -> str:

@@ -3,6 +3,10 @@
 Usage::
 
     rsaflow layers resnet50                  # every node: name, output shape for one 224x224 image
+    rsaflow layers --source timm convnext_atto           # a timm model's graph nodes
+    rsaflow layers --source huggingface ./dinov2-small   # module names (hooks) of a saved model
+    rsaflow layers --source python models/net.py:build   # your factory's module (its code runs)
+    rsaflow layers --source open_clip --list             # a source's architectures
     rsaflow layers vit_b_16 --filter encoder  # nodes whose name contains 'encoder'
     rsaflow layers resnet50 --filter 'layer?.?.relu_2'  # what the glob `layers: "layer?.?.relu_2"` selects
     rsaflow layers --list                     # the torchvision classification architectures
@@ -14,7 +18,9 @@ Usage::
     rsaflow bind data/it.npy                  # confirm an order: stimuli file follows the current stimuli
 
 (``python -m rsaflow.cli`` works without installing the entry point.)
-The model is built untrained (no download); shapes do not depend on weights.
+The model is built untrained (no download; a Hugging Face model from its config); shapes do not
+depend on weights. Sources with their own transform (timm, huggingface, open_clip) get a blank
+SIZE x SIZE image through it, so shapes are those the model sees in the workflow.
 """
 
 from __future__ import annotations
@@ -41,41 +47,77 @@ def matches(name: str, pattern: str | None) -> bool:
     return pattern in name
 
 
-def layer_table(arch: str, size: int = 224, pattern: str | None = None) -> list[tuple[str, str]]:
-    """(node name, output shape) for every graph node of ``arch`` that passes ``pattern`` (see :func:`matches`),
-    in execution order; empty when none does."""
+def layer_table(arch: str, size: int = 224, pattern: str | None = None,
+                source: str = "torchvision") -> tuple[str, list[tuple[str, str]]]:
+    """(``fx`` or ``modules``, [(layer name, output shape)]) for every layer of ``arch`` from
+    ``source`` that passes ``pattern`` (see :func:`matches`), in execution (fx) or registration
+    (modules) order; empty when none does."""
     import torch
-    from torchvision.models import get_model
-    from torchvision.models.feature_extraction import create_feature_extractor
 
-    from rsaflow.extract import check_arch, graph_nodes
+    from rsaflow import sources
+    from rsaflow.extract import build_model
+    from rsaflow.layers import Built, layer_names, make_extractor
 
-    check_arch(arch, "arch")
-    model = get_model(arch, weights=None).eval()
-    nodes = [n for n in graph_nodes(model) if matches(n, pattern)]
-    if not nodes:
-        return []
-    extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
-    with torch.inference_mode():
-        outputs = extractor(torch.zeros(1, 3, size, size))
+    record = sources.get(source, "--source")
+    weights = "none" if record.default_weights is None else record.default_weights
+    built = build_model({"source": source, "arch": arch, "weights": "none" if weights == "pretrained" else weights,
+                         "seed": 0}, "arch")
+    layers_by, names = layer_names(built.model, record.tracing)
+    names = [n for n in names if matches(n, pattern)]
+    if not names:
+        return layers_by, []
+    x = torch.zeros(1, 3, size, size)
+    if built.device_transform is None:  # the source's own transform decides the input size
+        x = built.cpu_transform(torch.zeros(1, 3, size, size, dtype=torch.uint8))
+    if layers_by == "modules":
+        outputs = _module_outputs(built, names, x)
+    else:
+        with torch.inference_mode():
+            outputs = make_extractor(Built(built.model, {}, call=built.call), layers_by, names)(x)
     rows = []
-    for name in nodes:
-        out = outputs[name]
-        shape = "x".join(str(d) for d in out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    for name in names:
+        out = outputs.get(name)
+        if isinstance(out, torch.Tensor):
+            shape = "x".join(str(d) for d in out.shape)
+        else:  # a non-tensor node (a shape, a tuple), or a module that did not run
+            shape = type(out).__name__ if name in outputs else "not-run"
         rows.append((name, shape))
-    return rows
+    return layers_by, rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def _module_outputs(built, names: list[str], x) -> dict:
+    """Every named module's output (first tensor) in one forward pass; a module that does not run is left out."""
+    import torch
+
+    from rsaflow.layers import first_tensor
+
+    modules, out = dict(built.model.named_modules()), {}
+    for name in names:
+        def hook(module, args, output, name=name):
+            try:
+                out[name] = first_tensor(output)[0]
+            except ValueError:
+                pass
+        modules[name].register_forward_hook(hook)
+    with torch.inference_mode():
+        built.call(built.model, x)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand each for layers, store, stale, check and bind."""
     parser = argparse.ArgumentParser(prog="rsaflow", description=__doc__.split("\n\n")[0],
                                      epilog="Each command has its own --help, e.g. rsaflow layers --help.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{layers,store,stale,check,bind}")
     p_layers = sub.add_parser("layers", help="list a model's graph nodes (layer names) and output shapes")
-    p_layers.add_argument("arch", nargs="?", help="torchvision architecture, e.g. resnet50")
+    p_layers.add_argument("arch", nargs="?", help="architecture, e.g. resnet50 (with --source: a timm or OpenCLIP "
+                          "name, a Hugging Face id or directory, a python factory file.py:function)")
+    p_layers.add_argument("--source", default="torchvision",
+                          help="torchvision (default), timm, huggingface, open_clip or python (docs/models.md)")
     p_layers.add_argument("--size", type=int, default=224, help="input image size (default 224)")
     p_layers.add_argument("--filter", default=None, help="only nodes matching this glob pattern (as in layers: in the config, e.g. 'layer?.?.relu_2') "
                                "or, without * ? [, containing this text")
-    p_layers.add_argument("--list", action="store_true", help="list the available architectures")
+    p_layers.add_argument("--list", action="store_true", help="list the source's architectures")
     p_store = sub.add_parser("store", help="summarise or prune the content-addressed store of reusable products")
     p_store.add_argument("root", nargs="?", default=None, help="the store folder (default results/store)")
     p_store.add_argument("--prune", action="store_true", help="remove objects no result links to any more")
@@ -95,20 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     p_bind.add_argument("files", nargs="+", help="the RDM files (as named in the config)")
     p_bind.add_argument("--stimuli", default="results/stimuli/stimuli.h5",
                         help="the stimulus set they follow (default results/stimuli/stimuli.h5)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     commands = {"store": store_command, "stale": stale_command, "check": check_command, "bind": bind_command}
     if args.command in commands:
         return commands[args.command](args)
+    return layers_command(args)
 
-    from rsaflow.errors import RsaflowError
+
+def layers_command(args) -> int:
+    """``rsaflow layers``: a model's nodes (or hooked modules) with output shapes, or ``--list``."""
+    from rsaflow.errors import ConfigError, RsaflowError
 
     try:
         if args.list or not args.arch:
-            from rsaflow.extract import classification_models
-
-            print("\n".join(classification_models()))
-            return 0
-        rows = layer_table(args.arch, args.size, args.filter)
+            return list_archs(args.source)
+        layers_by, rows = layer_table(args.arch, args.size, args.filter, args.source)
+    except ConfigError as exc:  # the key is the command line's: name the architecture instead
+        print(f"rsaflow: {args.arch or args.source}: {str(exc)[len(f'config error at {exc.key}: '):]}", file=sys.stderr)
+        return 2
     except RsaflowError as exc:
         print(f"rsaflow: {exc}", file=sys.stderr)
         return 2
@@ -116,12 +166,32 @@ def main(argv: list[str] | None = None) -> int:
         how = ("glob pattern", "matched against whole names") if any(c in args.filter for c in GLOB_CHARS) \
             else ("text", "a substring test")
         print(f"rsaflow: no node of {args.arch} matches the {how[0]} {args.filter!r} ({how[1]}, case-sensitive; "
-              f"list all with: rsaflow layers {args.arch})", file=sys.stderr)
+              f"list all with: {_record(args.source).layers_command(args.arch)})", file=sys.stderr)
         return 1
     width = max(len(n) for n, _ in rows)
-    print(f"# {args.arch}: {len(rows)} nodes; output shape for one {args.size}x{args.size} image (batch x ...)")
+    kind = "nodes" if layers_by == "fx" else "modules (forward hooks; torch.fx cannot trace this model)"
+    print(f"# {args.arch}: {len(rows)} {kind}; output shape for one {args.size}x{args.size} image (batch x ...)")
     for name, shape in rows:
         print(f"{name:<{width}}  {shape}")
+    return 0
+
+
+def _record(source: str):
+    from rsaflow import sources
+
+    return sources.get(source, "--source")
+
+
+def list_archs(source: str) -> int:
+    """``rsaflow layers --list``: the source's architectures, or what its ``arch`` is where it has no list."""
+    import importlib
+
+    record = _record(source)
+    names = importlib.import_module(record.impl).archs()
+    if names is None:
+        print(f"rsaflow: source {source} has no list of architectures; its arch is {record.arch_help}", file=sys.stderr)
+        return 1
+    print("\n".join(names))
     return 0
 
 

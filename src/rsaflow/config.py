@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rsaflow.errors import ConfigError
 from rsaflow.methods import METHODS, PARAM_DEFAULTS, artifact_name, artifact_spec
+from rsaflow import sources
 from rsaflow.modelspec import checkpoint_path, weights_kind
 
 DEFAULT_REDUCE = "flatten"
@@ -24,25 +25,50 @@ def dumps(obj) -> str:
 
 
 def layer_spec(value) -> dict:
-    """``"node"`` or ``{"node": ..., "reduce": ...}`` -> ``{"node", "reduce"}``."""
+    """``"node"`` or ``{"node": ..., "reduce": ..., "layout": ...}`` -> ``{"node", "reduce"}`` (+ ``layout`` if given)."""
     if isinstance(value, str):
         return {"node": value, "reduce": DEFAULT_REDUCE}
-    return {"node": value["node"], "reduce": value.get("reduce", DEFAULT_REDUCE)}
+    out = {"node": value["node"], "reduce": value.get("reduce", DEFAULT_REDUCE)}
+    if "layout" in value:
+        out["layout"] = value["layout"]
+    return out
 
 
 def model_spec(key: str, value: dict, graph_nodes: dict | None = None) -> dict:
-    """A model entry with defaults made explicit: arch, weights, seed, layers.
+    """A model entry with defaults made explicit: arch, weights, seed, layers; and for a source
+    other than torchvision (rsaflow.sources) ``source`` and the keys only it takes (``preprocess``
+    with its defaults, ``trust_remote_code``, ``layers_by``; a factory's ``factory_sha256``). A
+    torchvision entry's spec is what it was before sources existed, so its results keep their keys.
 
-    graph_nodes: ``{arch: [node names in execution order]}``, needed only to expand a glob pattern.
+    graph_nodes: ``{catalog key: [node names in execution order]}`` (rsaflow.sources.Source.catalog_key),
+    needed only to expand a glob pattern.
     """
+    record = sources.get(value.get("source", sources.DEFAULT_SOURCE), f"models.{key}.source")
     arch = value.get("arch", key)
-    nodes = None if graph_nodes is None else graph_nodes.get(arch)
-    return {
-        "arch": arch,
-        "weights": value["weights"],
-        "seed": value.get("seed", 0),
-        "layers": layers_spec(value["layers"], nodes, f"models.{key}.layers", arch),
-    }
+    weights = value.get("weights", record.default_weights)
+    if weights is None:
+        raise ConfigError(f"models.{key}.weights", f"required key is missing (source {record.name}); allowed: "
+                                                   f"{record.weights_help}")
+    nodes = None if graph_nodes is None else graph_nodes.get(record.catalog_key(arch))
+    out = {"arch": arch, "weights": weights, "seed": value.get("seed", 0),
+           "layers": layers_spec(value["layers"], nodes, f"models.{key}.layers", arch)}
+    for name, field in sources.SOURCE_KEYS.items():
+        if name in value and not getattr(record, field):
+            allowed = ", ".join(s.name for s in sources.SOURCES.values() if getattr(s, field))
+            raise ConfigError(f"models.{key}.{name}", f"source {record.name} takes no {name} (only: {allowed})")
+    if record.name == sources.DEFAULT_SOURCE:
+        return out
+    out["source"] = record.name
+    if record.preprocess:
+        out["preprocess"] = {**sources.PREPROCESS_DEFAULTS, **value.get("preprocess", {})}
+    for name in ("trust_remote_code", "layers_by"):
+        if name in value:
+            out[name] = value[name]
+    if record.factory:
+        path = sources.factory_file(arch, f"models.{key}.arch")
+        if path is not None:
+            out["factory_sha256"] = sources.file_digest(path)
+    return out
 
 
 #: Keys of a sweep given as a mapping: ``{pattern: glob, reduce: ...}`` or ``{nodes: [...], reduce: ...}``.
@@ -95,7 +121,8 @@ def normalise(config: dict, graph_nodes: dict | None = None) -> dict:
     seen: dict = {}
     for key, spec in models.items():
         for label, layer in spec["layers"].items():
-            ident = (spec["arch"], spec["weights"], spec["seed"], layer["node"], layer["reduce"])
+            ident = (spec.get("source"), spec["arch"], spec["weights"], spec["seed"], layer["node"], layer["reduce"],
+                     layer.get("layout"), dumps(spec.get("preprocess")))
             if ident in seen:
                 raise ConfigError(
                     f"models.{key}.layers.{label}",
@@ -186,7 +213,12 @@ def model_slice(config: dict, norm: dict, model: str) -> dict:
     }
     if weights_kind(spec["weights"]) == "none":
         out["seed"] = spec["seed"]
+    out.update({k: spec[k] for k in MODEL_EXTRAS if k in spec})
     return out
+
+
+#: What a non-torchvision model's slice adds (rsaflow.config.model_spec).
+MODEL_EXTRAS = ("source", "preprocess", "trust_remote_code", "layers_by", "factory_sha256")
 
 
 def stimulus_files(stimuli: dict) -> list[str]:

@@ -50,12 +50,14 @@ def check_weights(weights: str, arch: str, names: list[str], key: str) -> None:
                            "nor a checkpoint path")
 
 
-def select_node(node: str, nodes: list[str], arch: str, key: str) -> tuple[str, int]:
+def select_node(node: str, nodes: list[str], arch: str, key: str, searched: str | None = None,
+                listing: str | None = None) -> tuple[str, int]:
     """The graph node that ``node`` selects among ``nodes`` (execution order) and its index there.
 
     A module name (e.g. ``layer3``) selects the last graph node inside that module, as
     torchvision's ``create_feature_extractor`` does. ConfigError at ``key`` with close matches
-    when ``node`` selects nothing.
+    when ``node`` selects nothing; ``searched`` says what was searched (default ``arch``, e.g.
+    ``"timm 1.0.31 convnext_atto (module names)"``), ``listing`` the command that lists them.
     """
     if node in nodes:
         return node, nodes.index(node)
@@ -63,8 +65,8 @@ def select_node(node: str, nodes: list[str], arch: str, key: str) -> tuple[str, 
     if inside:
         return inside[-1], nodes.index(inside[-1])
     close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.5)
-    raise ConfigError(key, f"node {node!r} not found in {arch}; close matches: {', '.join(close) or 'none'} "
-                           f"(list all with: rsaflow layers {arch})")
+    raise ConfigError(key, f"node {node!r} not found in {searched or arch}; close matches: {', '.join(close) or 'none'} "
+                           f"(list all with: {listing or f'rsaflow layers {arch}'})")
 
 
 def layer_slice(model_spec: dict, label: str) -> dict:

@@ -31,17 +31,21 @@ try:
     else:
         rsaschema.validate(config, _SCHEMA)
     # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
-    # torchvision version (subprocess; cached under .snakemake/rsaflow/). Where torch is not
-    # installed beside Snakemake, the extraction jobs check them instead.
+    # torchvision version, and of the other sources once per library version (subprocesses;
+    # cached under .snakemake/rsaflow/). Where a library is not installed beside Snakemake, the
+    # extraction jobs check them instead.
+    _TV_ARCHS = catalog.torchvision_archs(config["models"])
     _CATALOG = catalog.load_catalog(
-        sorted({m.get("arch", k) for k, m in config["models"].items()}),
-        Path(".snakemake") / "rsaflow",
+        sorted(set(_TV_ARCHS.values())), Path(".snakemake") / "rsaflow"
     )
     if _CATALOG is not None:
-        catalog.check_archs(
-            {k: m.get("arch", k) for k, m in config["models"].items()}, _CATALOG
-        )
-    NORM = rsacfg.normalise(config, _CATALOG["nodes"] if _CATALOG else None)
+        catalog.check_archs(_TV_ARCHS, _CATALOG)
+    _SOURCES = catalog.load_source_catalogs(
+        config["models"], Path(".snakemake") / "rsaflow"
+    )
+    NORM = rsacfg.normalise(
+        config, catalog.node_table(_CATALOG, _SOURCES, config["models"])
+    )
     STIMULUS_FILES = rsacfg.stimulus_files(config["stimuli"])
     # The folder's images as one digest of their paths and bytes: a param, not thousands of
     # inputs. Per-file sha256s are cached by (path, size, mtime, ctime, inode) under
@@ -51,6 +55,7 @@ try:
     )
     if _CATALOG is not None:
         catalog.check_models(NORM["models"], _CATALOG)
+    catalog.check_source_models(NORM["models"], _SOURCES)
     # Every path of the config, before the DAG is built (an input function cannot do it: Snakemake
     # drops a job whose input function fails when its output exists, keeping a stale result).
     # --lint reads no data, so it checks none (the default config's CIFAR10 may not be there yet).

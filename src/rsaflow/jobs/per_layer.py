@@ -14,9 +14,10 @@ from rsaflow import h5io, rdmfile
 from rsaflow.compare import DegenerateRDMError
 from rsaflow.errors import InputFileError
 
-#: Attributes of the activation file carried over into the RDM file.
+#: Attributes of the activation file carried over into the RDM file (and so into its content key:
+#: a model library's version and a factory file's sha256, which torchvision files do not have).
 CARRIED = ("model", "layer", "arch", "weights", "node", "node_index", "reduce", "stimulus_digest", "code_sha256",
-           "data_sha256")
+           "data_sha256", "library_version", "factory_sha256")
 
 
 def _carried(f) -> dict:
