@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rsaflow import measures
+from rsaflow import measures, ranking
 from rsaflow.compare import (ALL_METHODS, WHOLE_METHODS, DegenerateRDMError, average_ranks, kendall_tau_a,
                              n_from_pairs, tied_pairs)
 from rsaflow.finite import check_finite
@@ -177,7 +177,7 @@ def _rank_vector(values: np.ndarray, w: np.ndarray, total: float, method: str) -
 
     The average rank of a tie group is (weight before it) + (its weight + 1) / 2, exactly the
     rank ``average_ranks`` gives its members in the expanded vector."""
-    order = np.argsort(values, kind="quicksort")
+    order = ranking.argsort(values)  # exact sort order, packed-key integer sort (rsaflow.ranking)
     ordered = values[order]
     new = np.empty(values.size, dtype=bool)
     new[:1] = True
