@@ -58,7 +58,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rsaflow import h5io, measures, rdmfile, store
+from rsaflow import h5io, measures, products, rdmfile, store
 from rsaflow.compare import kendall_tau_a, n_from_pairs
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.errors import InputFileError
@@ -319,7 +319,7 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
         for i, p in enumerate(union):
             files.read(p, lo, hi, v[i])
         vc = v[: len(cols)] if distinct else v[ci]
-        sim += vc @ vc.T if same else v[ri] @ vc.T
+        sim += products.gram(vc) if same else products.gram(v[ri], vc)  # thin: single-threaded blocks
     return sim
 
 
