@@ -1,7 +1,7 @@
 """BLAS under contention: the cold second-order job, two at once against one alone.
 
     python benchmarks/bench_contention.py            # K=101 RDM files, N=1,000 (about 2 minutes on 2 cores)
-    python benchmarks/bench_contention.py --quick    # K=21, N=300, a few seconds
+    python benchmarks/bench_contention.py --quick    # K=11, N=200, a few seconds
 
 K RDM files are written once with the workflow's writer (bench_scale.make_files). Each run is the
 second-order job as the rule runs it: a fresh process that sets its thread limits with
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="threads each job is given (the rule declares 2)")
     p.add_argument("--method", default="spearman")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="smoke run: K=21, N=300, 1 repeat")
+    p.add_argument("--quick", action="store_true", help="smoke run: K=11, N=200, 1 repeat")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     if args.child:
         return child(args)
     if args.quick:
-        args.k, args.n, args.repeats = 21, 300, 1
+        args.k, args.n, args.repeats = 11, 200, 1
     from bench_scale import make_files
 
     print(f"machine: {machine()}")

@@ -1,7 +1,7 @@
 """Ranking an RDM's upper triangle: rsaflow.ranking vs the argsort-based ranking it replaces and scipy.
 
     python benchmarks/bench_ranking.py            # N=10,000 stimuli: P = 49,995,000 values (about 5 minutes on 2 cores)
-    python benchmarks/bench_ranking.py --quick    # N=1,500, a few seconds
+    python benchmarks/bench_ranking.py --quick    # N=1,000, a few seconds
 
 What is timed (medians over --repeats after one warm-up, round-robin so that other load hits all alike),
 on two float64 inputs of P = N (N - 1) / 2 values shaped like RDM triangles:
@@ -136,13 +136,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=10_000, help="stimuli: P = N (N - 1) / 2 values (target: 10000)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="smoke run: N=1500, 1 repeat")
+    p.add_argument("--quick", action="store_true", help="smoke run: N=1000, 1 repeat")
     p.add_argument("--rss-case", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_case:
         return rss_case(args.rss_case)
     if args.quick:
-        args.n, args.repeats = 1500, 1
+        args.n, args.repeats = 1000, 1
     limit_threads(1)
     print(f"machine: {machine()}")
     print(versions("numpy", "scipy"))
