@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from rsaflow import compare, h5io, rdmfile
+from rsaflow import compare, h5io, ranking, rdmfile
 from rsaflow.compare import centre_norm, ranks_and_ties, rho_a_scale, tied_pairs
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.jobs.rdm import write_rdm
@@ -135,6 +135,7 @@ def test_rdm_job_peak_memory(tmp_path, monkeypatch):
     import tracemalloc
 
     monkeypatch.setattr(compare, "RANK_CHUNK", 4096)
+    monkeypatch.setattr(ranking, "CHUNK", 4096)  # the packed-key ranking's chunk arrays (rsaflow.ranking)
     n, m = 1200, 16
     x = np.random.default_rng(2).random((n, m), dtype=np.float32)
     act = tmp_path / "a.h5"

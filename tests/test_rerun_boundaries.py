@@ -120,6 +120,8 @@ RERUNS: dict[str, frozenset] = {
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
     # Brain responses: the subjects' RDMs and the region's group (one jobs module), the evaluation.
+    "products.py": rules("second_order", "second_order_tile"),
+    "ranking.py": rules("rdm", "kernel", "external_rdm", "second_order", "second_order_tile", "brain_rdm", "brain_group", "brain_eval"),
     "checkpoints.py": rules("activations"),
     "layers.py": rules("activations"),
     "sources/__init__.py": rules("activations"),

@@ -56,6 +56,7 @@ import math
 
 import numpy as np
 
+from rsaflow import ranking
 from rsaflow.methods import METHODS, methods_of
 
 #: Methods aggregated by one matrix product of per-RDM vectors (from the registry, rsaflow.methods).
@@ -123,6 +124,8 @@ def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
     about 7 arrays of 8 B per value at once, and ``tied_pairs`` sorted another copy).
     """
     values = np.asarray(values)
+    if ranking.packable(values):  # finite, 2^14..2^31 values: packed-key integer sorts, 2 S (rsaflow.ranking)
+        return ranking.ranks_and_ties(values)
     n = values.size
     order = np.argsort(values, kind="quicksort")
     ranks = np.empty(n, dtype=np.float64)

@@ -81,9 +81,9 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -
 
     ``extra``: further datasets (an external group's ``subjects``, rsaflow.jobs.external_rdm).
 
-    Peak memory about 3 S beside the caller's arrays: the values (S, not copied when float64 and
-    contiguous), their ranks (S) and the sort order (S, freed before the per-method scalars, whose
-    one temporary, a centred copy, is S), plus a few RANK_CHUNK arrays (rsaflow.compare.ranks_and_ties).
+    Peak memory about 2 S beside the caller's arrays: the values (S, not copied when float64 and
+    contiguous) and their ranks (S; rsaflow.ranking sorts packed keys in the ranks' own memory),
+    then the per-method scalars' one temporary, a centred copy (S), plus a few chunk arrays.
     """
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
     ranks, ties = ranks_and_ties(condensed)

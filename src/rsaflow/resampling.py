@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from rsaflow import ranking
 from rsaflow.compare import ALL_METHODS, DegenerateRDMError, average_ranks, n_from_pairs
 from rsaflow.finite import check_finite
 from rsaflow.methods import METHODS
@@ -98,7 +99,7 @@ def rank_vector(values: np.ndarray, w: np.ndarray, total: float, method: str) ->
 
     The average rank of a tie group is (weight before it) + (its weight + 1) / 2, exactly the
     rank ``average_ranks`` gives its members in the expanded vector."""
-    order = np.argsort(values, kind="quicksort")
+    order = ranking.argsort(values)  # exact sort order, packed-key integer sort (rsaflow.ranking)
     ordered = values[order]
     new = np.empty(values.size, dtype=bool)
     new[:1] = True

@@ -36,7 +36,7 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
         log.info("RDM done in %.2f s (%d near-duplicate pairs recomputed directly)", time.perf_counter() - start,
                  n_near)
         # The upper triangle (S), then the square (2 S) freed before the ranking (rsaflow.rdmfile.write,
-        # about 3 S): the peak stays at the square plus its triangle, 1.5 x N^2 x 8 B.
+        # about 2 S): the peak stays at the square plus its triangle, 1.5 x N^2 x 8 B.
         condensed = rdmfile.upper_triangle(rdm)
         del rdm
         write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, activations_path)

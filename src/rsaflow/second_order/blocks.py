@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow import h5io, measures
+from rsaflow import h5io, measures, products
 from rsaflow.compare import kendall_tau_a, n_from_pairs
 from rsaflow.errors import InputFileError
 from rsaflow.methods import method_info
@@ -133,7 +133,7 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
         for i, p in enumerate(union):
             files.read(p, lo, hi, v[i])
         vc = v[: len(cols)] if distinct else v[ci]
-        sim += vc @ vc.T if same else v[ri] @ vc.T
+        sim += products.gram(vc) if same else products.gram(v[ri], vc)  # thin: single-threaded blocks
     return sim
 
 

@@ -1,0 +1,118 @@
+"""rsaflow.ranking: exact sort order, average ranks and tie counts against scipy and numpy.
+
+The references are independent computations: ``scipy.stats.rankdata(method='average')`` for the
+ranks (compared bit for bit: both compute (a + b + 1) / 2 from integer positions, exact in
+float64), ``np.unique`` counts for the tie count and ``np.sort`` for the order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from rsaflow import compare, inference, ranking
+
+
+def _check(v: np.ndarray) -> None:
+    ranks, ties = ranking.ranks_and_ties(v)
+    assert ranks.dtype == np.float64 and ranks.shape == v.shape
+    np.testing.assert_array_equal(ranks, rankdata(v, method="average"))
+    _, counts = np.unique(v, return_counts=True)
+    assert ties == int((counts * (counts - 1) // 2).sum())
+    order = ranking.argsort(v)
+    assert order.dtype == np.int64
+    np.testing.assert_array_equal(v[order], np.sort(v))
+    np.testing.assert_array_equal(np.sort(order), np.arange(v.size))
+
+
+def _cases(n: int, rng) -> dict:
+    near = 1 + rng.integers(0, 3, n) * 2.0**-45  # three values closer than the code resolution
+    near[:2] = 0.0, 1e6
+    signed = rng.random(n)
+    signed[::3], signed[1::3] = 0.0, -0.0  # -0.0 ties with 0.0, as in rankdata
+    dups = rng.random(n)
+    dups[: n // 2] = dups[n // 2 : 2 * (n // 2)]
+    return {
+        "continuous": rng.random(n),
+        "heavy ties": rng.integers(0, 5, n).astype(float),
+        "signed zeros": signed,
+        "duplicates": dups,
+        "constant": np.full(n, 3.5),
+        "one outlier": np.r_[rng.random(n - 1), 1e12],
+        "mixed collision run": near,
+        "many collision runs": np.r_[rng.random(n // 2), 1 + rng.integers(0, 3000, n - n // 2) * 2.0**-45],
+        "zeros and tiny": np.r_[np.zeros(n // 2), 1e-300 * rng.random(n - n // 2 - 1), [1.0]],
+        "geometric": 2.0 ** -rng.integers(0, 1000, n).astype(float),
+        "subnormal range": rng.integers(0, 3, n) * 2.0**-1070,
+        "negative": -rng.random(n) * 1e3,
+        "float32": rng.random(n).astype(np.float32),
+        "integers": rng.integers(-50, 50, n),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases(8, np.random.default_rng(0))))
+def test_ranks_ties_and_order_equal_references(case):
+    rng = np.random.default_rng(1)
+    _check(_cases(3 * ranking.SMALL + 7, rng)[case])
+
+
+@pytest.mark.parametrize("n", [ranking.SMALL, ranking.SMALL + 1, ranking.CHUNK - 1, ranking.CHUNK, ranking.CHUNK + 1,
+                               2 * ranking.CHUNK + 3])
+def test_sizes_around_chunk_and_packing_limits(n):
+    """Around the chunk size (runs cut by a chunk end) and SMALL; the index field is
+    bit_length(n - 1) bits wide, so these also change the packing (2^19 - 1 -> 19 bits, 2^19 + 1 -> 20)."""
+    rng = np.random.default_rng(n)
+    _check(rng.integers(0, n // 3, n) * 0.125)  # ties everywhere, runs crossing chunk ends
+    _check(rng.random(n))
+    v = np.zeros(n)
+    v[-1] = 1.0  # one tie run across every chunk
+    _check(v)
+
+
+@pytest.mark.parametrize("small_run", [2, 1 << 12])
+def test_collision_runs_both_paths(monkeypatch, small_run):
+    """Collision runs sorted by np.lexsort (short) and by re-keying in place (long)."""
+    monkeypatch.setattr(ranking, "_SMALL_RUN", small_run)
+    rng = np.random.default_rng(2)
+    for v in _cases(50_000, rng).values():
+        _check(v)
+
+
+def test_code_table_path_off(monkeypatch):
+    """The collision check by neighbouring values (used when the codes are many) on heavy ties."""
+    monkeypatch.setattr(ranking, "_TABLE", 0)
+    rng = np.random.default_rng(3)
+    _check(rng.integers(0, 5, 40_000).astype(float))
+    _check(_cases(40_000, rng)["mixed collision run"])
+
+
+def test_non_finite_and_short_inputs_take_the_argsort_path():
+    rng = np.random.default_rng(4)
+    v = rng.random(ranking.SMALL)
+    v[[3, 9]] = np.nan
+    assert not ranking.packable(v) and not ranking.packable(v[:100])
+    ranks, ties = compare.ranks_and_ties(v)  # each NaN a group of its own, ranked last
+    assert ties == 0 and set(ranks[[3, 9]]) == {v.size - 1.0, float(v.size)}
+    np.testing.assert_array_equal(ranking.argsort(v), np.argsort(v))
+    w = rng.random(ranking.SMALL)
+    w[0] = np.inf
+    _check(w)
+    _check(rng.integers(0, 4, 300).astype(float))
+
+
+def test_call_sites_use_the_fast_ranking():
+    """compare.ranks_and_ties / average_ranks and inference's weighted ranks agree with rankdata."""
+    rng = np.random.default_rng(5)
+    v = np.round(rng.random(ranking.SMALL * 2), 3)
+    ranks, ties = compare.ranks_and_ties(v)
+    np.testing.assert_array_equal(ranks, rankdata(v))
+    np.testing.assert_array_equal(compare.average_ranks(v), rankdata(v))
+    w = rng.integers(1, 4, v.size).astype(float)
+    total = float(w.sum())
+    got = inference._rank_vector(v, w, total, "rho_a")
+    expanded = np.repeat(v, w.astype(int))  # the weighted ranks are the ranks of the expanded vector
+    r = rankdata(expanded) - (total + 1) / 2
+    first = np.cumsum(w.astype(int)) - w.astype(int)
+    # 1e-12: the reference scales after averaging, ours in another order (a few ulps of values ~1)
+    np.testing.assert_allclose(got, r[first] * np.sqrt(w) * np.sqrt(12.0 / (total**3 - total)), rtol=0, atol=1e-12)
