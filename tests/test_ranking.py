@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from rsaflow import compare, inference, ranking
+from rsaflow import compare, ranking, resampling
 
 
 def _check(v: np.ndarray) -> None:
@@ -102,7 +102,7 @@ def test_non_finite_and_short_inputs_take_the_argsort_path():
 
 
 def test_call_sites_use_the_fast_ranking():
-    """compare.ranks_and_ties / average_ranks and inference's weighted ranks agree with rankdata."""
+    """compare.ranks_and_ties / average_ranks and the resamples' weighted ranks agree with rankdata."""
     rng = np.random.default_rng(5)
     v = np.round(rng.random(ranking.SMALL * 2), 3)
     ranks, ties = compare.ranks_and_ties(v)
@@ -110,7 +110,7 @@ def test_call_sites_use_the_fast_ranking():
     np.testing.assert_array_equal(compare.average_ranks(v), rankdata(v))
     w = rng.integers(1, 4, v.size).astype(float)
     total = float(w.sum())
-    got = inference._rank_vector(v, w, total, "rho_a")
+    got = resampling.rank_vector(v, w, total, "rho_a")
     expanded = np.repeat(v, w.astype(int))  # the weighted ranks are the ranks of the expanded vector
     r = rankdata(expanded) - (total + 1) / 2
     first = np.cumsum(w.astype(int)) - w.astype(int)
