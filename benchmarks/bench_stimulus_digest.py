@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from _common import REPO, fmt_s, machine, versions
+from bench_noop import wall
 
 CONFIG = """stimuli: {{source: folder, root: {root}, per_class: null, seed: 0}}
 models: {{resnet18: {{weights: none, layers: {{avgpool: avgpool}}}}}}
@@ -55,15 +54,9 @@ def unpack(rev: str, dest: Path) -> Path:
 
 
 def dry_run(snakefile: Path, work: Path, config: Path) -> float:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(work), "--configfile", str(config),
-           "-n", "-q"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"dry run failed ({snakefile}):\n{proc.stderr[-2000:]}")
-    return seconds
+    """Seconds of one ``snakemake -n`` (each Snakefile imports its own src/ first: common.smk)."""
+    return wall([sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(work), "--configfile",
+                 str(config), "-n", "-q"], work.parent)
 
 
 def main() -> int:
