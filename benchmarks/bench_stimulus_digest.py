@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import REPO, fmt_s, machine, versions
+from _common import REPO, fmt_s, machine, print_grid, versions
 from bench_noop import wall
 
 CONFIG = """stimuli: {{source: folder, root: {root}, per_class: null, seed: 0}}
@@ -84,12 +84,11 @@ def main() -> int:
             for name, (snakefile, work) in works.items():
                 times[name].append(dry_run(snakefile, work, config))
     ref_med = statistics.median(times["reference (path, size, mtime)"])
-    print(f"\n{n} images; dry run (snakemake -n), {repeats} runs each, medians")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"  {name:<32} {fmt_s(med)}  (min {fmt_s(min(values))}, max {fmt_s(max(values))})  "
-              f"ratio {med / ref_med:.2f}x")
-    print(f"  {'content digest, first run (cold)':<32} {fmt_s(cold)}  (reads every image once)")
+    rows = [[name, fmt_s(statistics.median(v)), fmt_s(min(v)), fmt_s(max(v)),
+             f"{statistics.median(v) / ref_med:.2f}x"] for name, v in times.items()]
+    rows.append(["content digest, first run (cold: reads every image)", fmt_s(cold), "", "", f"{cold / ref_med:.2f}x"])
+    print_grid(f"dry run (snakemake -n) of {n} images, {repeats} runs each", ["digest", "median", "min", "max", "ratio"],
+               rows)
     ratio = statistics.median(times["content digest (cache warm)"]) / ref_med
     print(f"ratio content/reference {ratio:.2f}x (target <= 1.5x): {'met' if ratio <= 1.5 else 'NOT met'}")
     return 0
