@@ -83,35 +83,41 @@ def test_average_ranks_equal_scipy_rankdata():
 
 
 def test_schema_enums_are_the_registry():
-    """The config schema's metric and method enums are exactly rsaflow.methods' names."""
+    """The config schema names no metric or method itself: its enums are filled from rsaflow.methods'
+    names when it is loaded (rsaflow.schema.load_schema), and its defaults are the registries' first
+    entries (the measure table's "default")."""
     import yaml
 
     from conftest import REPO
     from rsaflow import compare, rdm
     from rsaflow.methods import METHODS, METRICS
+    from rsaflow.schema import load_schema
 
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    props = schema["properties"]
-    assert props["rdm"]["properties"]["metric"]["enum"] == list(METRICS)
-    assert props["compare"]["properties"]["method"]["enum"] == list(METHODS)
-    analysis = props["analyses"]["additionalProperties"]["properties"]
-    assert analysis["metric"]["enum"] == list(METRICS) and analysis["method"]["enum"] == list(METHODS)
+    path = REPO / "workflow/schemas/config.schema.yaml"
+    for schema, filled in ((yaml.safe_load(path.read_text()), False), (load_schema(path), True)):
+        props = schema["properties"]
+        analysis = props["analyses"]["additionalProperties"]["properties"]
+        for node, names in ((props["rdm"]["properties"]["metric"], METRICS), (analysis["metric"], METRICS),
+                            (props["compare"]["properties"]["method"], METHODS), (analysis["method"], METHODS)):
+            assert node.get("enum") == (list(names) if filled else None)
+    assert props["rdm"]["properties"]["metric"]["default"] == next(iter(METRICS))
+    assert props["compare"]["properties"]["method"]["default"] == next(iter(METHODS))
     assert rdm.METRICS == tuple(METRICS) and compare.ALL_METHODS == tuple(METHODS)
-    kinds = compare.VECTOR_METHODS + compare.WHOLE_METHODS + compare.RAW_METHODS + compare.ACTIVATION_METHODS
+    kinds = (compare.VECTOR_METHODS + compare.WHOLE_METHODS + compare.RAW_METHODS + compare.PAIRWISE_METHODS
+             + compare.ACTIVATION_METHODS)
     assert sorted(kinds) == sorted(METHODS)
 
 
-def test_readme_measure_table_is_the_registry():
-    """The measure table (docs/measures.md) has one row per metric and method of the registry, and each
-    method's row names its rsatoolbox equivalent (rsaflow.methods.Method.rsatoolbox)."""
-    import re
-
+def test_measure_table_is_the_registry():
+    """docs/measures.md holds the registry's measure table (rsaflow.methods.measure_table: one row per
+    metric and method, built from their entries), and each method's row names its rsatoolbox equivalent."""
     from conftest import REPO
-    from rsaflow.methods import METHODS, METRICS
+    from rsaflow.methods import METHODS, measure_table
 
-    rows = re.findall(r"^\| `(rdm\.metric|compare\.method): (\w+)`[^|]*\|([^\n]*)$", (REPO / "docs" / "measures.md").read_text(), re.M)
-    assert [name for key, name, _ in rows if key == "rdm.metric"] == list(METRICS)
-    assert sorted(name for key, name, _ in rows if key == "compare.method") == sorted(METHODS)
-    for key, name, rest in rows:
-        if key == "compare.method" and METHODS[name].rsatoolbox:
-            assert f"'{METHODS[name].rsatoolbox}'" in rest, (name, rest)
+    table = measure_table()
+    assert table in (REPO / "docs" / "measures.md").read_text(), "regenerate it: python -m rsaflow.methods"
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+    assert [key.split(": ")[1] for key in rows if key.startswith("compare.method")] == list(METHODS)
+    for name, info in METHODS.items():
+        if info.rsatoolbox:
+            assert f"'{info.rsatoolbox}'" in rows[f"compare.method: {name}"], name

@@ -22,7 +22,8 @@ def rdm_similarity(a, b, method: str) -> float:
 
     spearman: Pearson r of average ranks; pearson: Pearson r; cosine: uncentred cosine;
     rho_a: 12 (r(a) - mean) . (r(b) - mean) / (n^3 - n); kendall_tau_a: (concordant -
-    discordant) / (n (n - 1) / 2); cosine_cov, corr_cov: rsaflow.measures.cosine_cov, corr_cov.
+    discordant) / (n (n - 1) / 2); cosine_cov, corr_cov: rsaflow.measures.cosine_cov, corr_cov; a
+    pairwise method: its own function (Method.pair_function).
     The vector methods are the dot product of rsaflow.compare.per_rdm_vector (what the second
     order compares); a constant (or, for cosine, all-zero) RDM raises DegenerateRDMError.
     """
@@ -33,6 +34,8 @@ def rdm_similarity(a, b, method: str) -> float:
     kind = METHODS[method].kind
     if kind == "raw":
         return kendall_tau_a(a, b)
+    if kind == "pairwise":
+        return float(METHODS[method].pair_function()(a, b))
     if kind == "whole":
         return float(cov_vector(a, method) @ cov_vector(b, method))
     return float(per_rdm_vector(a, method) @ per_rdm_vector(b, method))
@@ -44,7 +47,7 @@ def pool_rdms(uppers: np.ndarray, method: str) -> np.ndarray:
     uppers: (S, n) upper triangles. By the method's ``pool`` (rsaflow.methods): ``rms`` (cosine,
     cosine_cov): mean of d_s / sqrt(mean(d_s^2)); ``zscore`` (pearson, corr_cov): mean of the
     z-scored d_s (std with ddof 0), minus its minimum; ``ranks`` (spearman, rho_a,
-    kendall_tau_a): mean of the average ranks. (rsatoolbox normalises cosine_cov / corr_cov by
+    kendall_tau_a): mean of the average ranks; ``mean``: the mean RDM. (rsatoolbox normalises cosine_cov / corr_cov by
     the unwhitened RMS / std, and so does this.)
     """
     u = np.asarray(uppers, dtype=np.float64)
@@ -57,6 +60,8 @@ def pool_rdms(uppers: np.ndarray, method: str) -> np.ndarray:
         return pooled - pooled.min()
     if pool == "ranks":
         return np.array([average_ranks(row) for row in u]).mean(axis=0)
+    if pool == "mean":
+        return u.mean(axis=0)
     raise ValueError(f"no noise ceiling for {method!r}; allowed: {', '.join(NOISE_CEILING_METHODS)}")
 
 

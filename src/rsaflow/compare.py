@@ -65,6 +65,8 @@ VECTOR_METHODS = methods_of("vector")
 RAW_METHODS = methods_of("raw")
 #: Methods whose per-RDM vector needs the whole RDM (rsaflow.measures.cov_vector).
 WHOLE_METHODS = methods_of("whole")
+#: Methods computed by their own function of two whole RDMs (Method.pair_function), one pair at a time.
+PAIRWISE_METHODS = methods_of("pairwise")
 #: Methods computed from activations, not RDMs.
 ACTIVATION_METHODS = methods_of("activation")
 ALL_METHODS = tuple(METHODS)
@@ -239,9 +241,9 @@ def rho_a_vector(values: np.ndarray) -> np.ndarray:
 def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
     """:func:`per_rdm_vector` of each row of ``uppers`` (K x n), vectorised over rows."""
     uppers = _check_values(uppers, ndim=2)
-    _check_method(method, VECTOR_METHODS + RAW_METHODS)
+    _check_method(method, VECTOR_METHODS + RAW_METHODS + PAIRWISE_METHODS)
     info = METHODS[method]
-    if info.kind == "raw":
+    if info.kind in ("raw", "pairwise"):
         return uppers.copy()
     n = uppers.shape[1]
     if not info.centred:
@@ -265,11 +267,11 @@ def per_rdm_vectors(uppers: np.ndarray, method: str) -> np.ndarray:
 def per_rdm_vector(upper: np.ndarray, method: str) -> np.ndarray:
     """What the ``rdm`` step stores for ``method`` (not cka), so that :func:`aggregate` compares.
 
-    spearman/pearson/cosine: :func:`unit_vector`; rho_a: :func:`rho_a_vector`; kendall_tau_a: the
-    upper triangle itself as float64 (checked finite).
+    spearman/pearson/cosine: :func:`unit_vector`; rho_a: :func:`rho_a_vector`; kendall_tau_a and
+    the pairwise methods: the upper triangle itself as float64 (checked finite).
     """
-    _check_method(method, VECTOR_METHODS + RAW_METHODS)
-    if METHODS[method].kind == "raw":
+    _check_method(method, VECTOR_METHODS + RAW_METHODS + PAIRWISE_METHODS)
+    if METHODS[method].kind in ("raw", "pairwise"):
         return _check_values(upper).copy()
     return unit_vector(upper, method) if METHODS[method].unit else rho_a_vector(upper)
 
@@ -319,22 +321,29 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray, ties_x: int | None = None, ties_
 
 
 def similarity_matrix(vectors: np.ndarray, method: str) -> np.ndarray:
-    """K x K similarities s(a, b) (unclipped; diagonal as computed) from stored per-RDM vectors
-    (per-layer, cka) or, for kendall_tau_a, raw upper triangles."""
+    """K x K similarities s(a, b) (unclipped; diagonal as computed, Method.top for the pairwise
+    methods) from stored per-RDM vectors (per-layer, cka) or, for kendall_tau_a and the pairwise
+    methods, raw upper triangles (Method.pair_function of each pair)."""
     _check_method(method)
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2:
         raise ValueError(f"need a 2-D array, one row per RDM, got shape {vectors.shape}")
     if not np.all(np.isfinite(vectors)):
         raise ValueError(f"{np.count_nonzero(~np.isfinite(vectors))} stored values are NaN or Inf")
-    if METHODS[method].kind != "raw":
+    info = METHODS[method]
+    if info.kind not in ("raw", "pairwise"):
         return vectors @ vectors.T
     k = vectors.shape[0]
-    ties = [tied_pairs(v) for v in vectors]
-    sim = np.ones((k, k))
+    if info.kind == "raw":
+        ties = [tied_pairs(v) for v in vectors]
+        pair = lambda a, b: kendall_tau_a(vectors[a], vectors[b], ties[a], ties[b])  # noqa: E731
+    else:
+        function = info.pair_function()
+        pair = lambda a, b: function(vectors[a], vectors[b])  # noqa: E731
+    sim = np.full((k, k), info.top)
     for a in range(k):
         for b in range(a + 1, k):
-            sim[a, b] = sim[b, a] = kendall_tau_a(vectors[a], vectors[b], ties[a], ties[b])
+            sim[a, b] = sim[b, a] = pair(a, b)
     return sim
 
 
@@ -354,7 +363,8 @@ def aggregate(vectors: np.ndarray, method: str) -> np.ndarray:
 
 
 def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
-    """K x K second-order dissimilarity from K x K similarities: 1 - s(a, b) from the upper
+    """K x K second-order dissimilarity from K x K similarities: Method.top - s(a, b) (1 - s; 0 - s
+    for a negative distance) from the upper
     triangle, clipped to [0, Method.bound] (2; 1 for cka, cka_rbf, bures), mirrored (exactly symmetric),
     diagonal exactly 0. For ``shape`` the similarity is the cosine of the shape angle
     (rsaflow.measures.fidelity_factors) and the dissimilarity is the angle arccos(s) in radians,
@@ -368,7 +378,7 @@ def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
     if info.angle:
         dis = np.arccos(np.clip(s, 0.0, 1.0))
     else:
-        dis = np.clip(1.0 - s, 0.0, info.bound)
+        dis = np.clip(info.top - s, 0.0, info.bound)
     upper = np.triu(dis, k=1)
     return upper + upper.T
 

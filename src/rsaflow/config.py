@@ -174,9 +174,10 @@ def analyses(config: dict) -> dict:
         for key in ("bootstrap", "permutations"):
             if not info.inference and spec.get(key):
                 where = "compare" if name == MAIN else f"analyses.{name}"
-                raise ConfigError(f"{where}.{key}", f"{spec['method']} compares activations, and bootstrap and "
-                                                    "permutations resample RDMs; set it to 0, or use an RDM method "
-                                                    f"({', '.join(m for m, i in METHODS.items() if i.inference)})")
+                why = ("compares activations, and bootstrap and permutations resample RDMs" if info.artifact != "rdm"
+                       else "has no resampling of its RDMs defined")
+                raise ConfigError(f"{where}.{key}", f"{spec['method']} {why}; set it to 0, or use an RDM "
+                                                    f"method ({', '.join(m for m, i in METHODS.items() if i.inference)})")
         if spec.get("tiles") and (spec.get("bootstrap") or spec.get("permutations")):
             where = "compare" if name == MAIN else f"analyses.{name}"
             raise ConfigError(f"{where}.tiles", "bootstrap and permutations resample all K RDMs in one job; set tiles "

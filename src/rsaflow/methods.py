@@ -2,12 +2,15 @@
 
 Pure standard library (read at DAG-build time too). Like scipy's table of distance metrics, one
 entry per name says what the workflow needs to know about it; the functions that compute them live
-in :mod:`rsaflow.rdm` and :mod:`rsaflow.compare`, and a test checks that the config schema's enums
-are exactly these names.
+in :mod:`rsaflow.rdm` and :mod:`rsaflow.compare` (a ``pairwise`` method names its own function).
+The config schema's enums are filled from these names when it is loaded (rsaflow.schema), and the
+measure table of docs/measures.md is :func:`measure_table` (``python -m rsaflow.methods`` prints it;
+a test checks the page holds it).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 
@@ -34,8 +37,11 @@ class Method:
 
     kind: ``vector`` (one matrix product of per-RDM vectors read chunk by chunk from the RDM
     file), ``whole`` (one matrix product of per-RDM vectors that need the whole RDM:
-    rsaflow.measures.cov_vector), ``raw`` (one comparison per pair of raw upper triangles) or
-    ``activation`` (compares per-layer activation artifacts, not RDMs). artifact: the per-layer
+    rsaflow.measures.cov_vector), ``raw`` (kendall_tau_a: one comparison per pair of raw upper
+    triangles, with the tie counts the RDM file stores), ``pairwise`` (any function of two whole
+    RDMs: ``pair`` names it, ``"module:function"``, called as f(x, y) -> float on two condensed
+    float64 upper triangles of one length; :meth:`pair_function`) or ``activation`` (compares
+    per-layer activation artifacts, not RDMs). artifact: the per-layer
     file it reads (``rdm``; ``cka``: a unit-norm centred kernel, compared by dot products;
     ``shape``: a Gram eigen-factor, compared by one SVD per pair).
 
@@ -47,14 +53,18 @@ class Method:
 
     rsatoolbox: its name there (export, noise ceiling, docs; None: no rsatoolbox equivalent);
     pool: how rsatoolbox pools subjects' RDMs for the noise ceiling (rsaflow.ceiling.pool_rdms:
-    ``ranks``, ``rms`` or ``zscore``; None: no noise ceiling); inference: whether bootstrap and
+    ``ranks``, ``rms``, ``zscore`` or ``mean``; None: no noise ceiling); inference: whether bootstrap and
     permutations of the stimuli are defined for it; external: whether external RDMs can join;
     params: the ``compare`` keys it takes besides the common ones. mem: the job memory it adds
     beyond the streamed chunks, ``(coefficient, size)``: coefficient x 8 bytes x size with size
     ``P`` = N (N - 1) / 2 or ``N2`` = N^2 (workflow/rules/common.smk, method_mem_mb).
-    bound: the largest 1 - s (the second-order matrix is clipped to [0, bound]); angle: the
-    dissimilarity is arccos(s) in radians instead (rsaflow.compare.dissimilarity). kernel,
-    debiased: what a ``cka`` artifact computes (rsaflow.measures.cka_vector).
+    top: the similarity of an RDM with itself, and the second-order dissimilarity is top - s
+    (1 - s; 0 - s for a negative distance); bound: the largest top - s (the second-order matrix is
+    clipped to [0, bound]); angle: the dissimilarity is arccos(s) in radians instead
+    (rsaflow.compare.dissimilarity); distance: what that dissimilarity is, for labels, when it is
+    not top - s in words. kernel, debiased: what a ``cka`` artifact computes
+    (rsaflow.measures.cka_vector). formula, same_as: its row of the measure table
+    (:func:`measure_table`): the second-order dissimilarity, and how other tools name it.
     """
 
     name: str
@@ -73,11 +83,21 @@ class Method:
     angle: bool = False
     kernel: str | None = None
     debiased: bool = False
+    pair: str | None = None
+    top: float = 1.0
+    distance: str | None = None
+    formula: str = ""
+    same_as: str = ""
 
     @property
     def label(self) -> str:
         """What a second-order matrix entry is, for axis and colour-bar labels."""
-        return "shape distance (radians)" if self.angle else f"1 - {self.name} similarity"
+        return self.distance or f"{self.top:g} - {self.name} similarity"
+
+    def pair_function(self):
+        """The function ``pair`` names (a ``pairwise`` method), imported on first use."""
+        module, name = self.pair.split(":")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def ceiling(self) -> bool:
@@ -91,27 +111,70 @@ class Method:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("euclidean", "sqrt(||x_i - x_j||^2 / M)", "the tutorial's; scipy pdist('euclidean') / sqrt(M)"),
-    Metric("sqeuclidean", "||x_i - x_j||^2 / M", "rsatoolbox's 'euclidean'", squared=True),
-    Metric("correlation", "1 - Pearson r(x_i, x_j)", "scipy pdist('correlation')", angular=True, centred=True),
-    Metric("cosine", "1 - <x_i, x_j> / (||x_i|| ||x_j||)", "scipy pdist('cosine')", angular=True),
+    Metric("euclidean", "d(i,j) = sqrt(‖x_i − x_j‖² / M)",
+           "the tutorial's; scipy `pdist(X)/sqrt(M)`"),
+    Metric("sqeuclidean", "‖x_i − x_j‖² / M",
+           "rsatoolbox's `'euclidean'`", squared=True),
+    Metric("correlation", "1 − Pearson r(x_i, x_j) across units",
+           "scipy `pdist(X, 'correlation')`", angular=True, centred=True),
+    Metric("cosine", "1 − x_i·x_j / (‖x_i‖ ‖x_j‖)",
+           "scipy `pdist(X, 'cosine')`", angular=True),
 )}
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("spearman", "vector", "rdm", True, True, "spearman", "ranks", ranked=True),
-    Method("pearson", "vector", "rdm", True, True, "corr", "zscore"),
-    Method("cosine", "vector", "rdm", True, True, "cosine", "rms", centred=False),
-    Method("rho_a", "vector", "rdm", True, True, "rho-a", "ranks", ranked=True, unit=False),
-    Method("kendall_tau_a", "raw", "rdm", True, True, "tau-a", "ranks", mem=(10, "P")),
-    Method("cka", "activation", "cka", False, False, bound=1.0, kernel="linear"),
-    Method("cka_debiased", "activation", "cka", False, False, kernel="linear", debiased=True),
-    Method("cka_rbf", "activation", "cka", False, False, params=("sigma_frac",), bound=1.0, kernel="rbf"),
+    Method("spearman", "vector", "rdm", True, True, "spearman", "ranks", ranked=True,
+           formula="1 − Spearman ρ of the upper triangles (ties: average ranks)",
+           same_as="the tutorial's `1 − spearmanr`; rsatoolbox `compare(method='spearman')`"),
+    Method("pearson", "vector", "rdm", True, True, "corr", "zscore",
+           formula="1 − Pearson r of the upper triangles",
+           same_as="rsatoolbox `'corr'`"),
+    Method("cosine", "vector", "rdm", True, True, "cosine", "rms", centred=False,
+           formula="1 − cosine of the (uncentred) upper triangles",
+           same_as="rsatoolbox `'cosine'`"),
+    Method("rho_a", "vector", "rdm", True, True, "rho-a", "ranks", ranked=True, unit=False,
+           formula="1 − ρ_A, ρ_A = 12 Σ(r_a − r̄)(r_b − r̄) / (n³ − n) on average ranks (no tie correction)",
+           same_as="rsatoolbox `'rho-a'`"),
+    Method("kendall_tau_a", "raw", "rdm", True, True, "tau-a", "ranks", mem=(10, "P"),
+           formula="1 − τ_A = 1 − (concordant − discordant)/(n(n−1)/2)",
+           same_as="rsatoolbox `'tau-a'`; differs from scipy's `kendalltau` (τ_b) under ties"),
+    Method("cka", "activation", "cka", False, False, bound=1.0, kernel="linear",
+           formula="1 − linear CKA of the **activations**: ⟨HKH, HLH⟩/(‖HKH‖‖HLH‖), K = XXᵀ",
+           same_as="Kornblith et al. 2019; not computed from RDMs"),
+    Method("cka_debiased", "activation", "cka", False, False, kernel="linear", debiased=True,
+           formula="1 − ⟨K̃, L̃⟩/(‖K̃‖‖L̃‖), K̃ the U-centred Gram: K̃ᵢⱼ = Kᵢⱼ − rᵢ/(N−2) − rⱼ/(N−2) + "
+                   "Σr/((N−1)(N−2)) off the diagonal (r the row sums of K with its diagonal zeroed), K̃ᵢᵢ = 0; ⟨K̃, "
+                   "L̃⟩/(N(N−3)) is the unbiased HSIC",
+           same_as="Song et al. 2012; Kornblith et al. 2019 appendix; thingsvision `get_cka(kernel='linear', "
+                   "unbiased=True)`; ≈ 0 for independent representations (biased CKA is ≈ 0.94 at N=64, width 1,000)"),
+    Method("cka_rbf", "activation", "cka", False, False, params=("sigma_frac",), bound=1.0, kernel="rbf",
+           formula="1 − CKA of Gaussian kernels exp(−d²ᵢⱼ/(2σ²)), σ = `sigma_frac` × √(median of the nonzero d²ᵢⱼ, "
+                   "i<j) (default 0.8), each layer its own σ; biased (HKH)",
+           same_as="thingsvision `kernel='rbf', sigma=None` is `sigma_frac: 1` (NumPy backend); Kornblith et al. "
+                   "report 0.2/0.4/0.8, with the zero diagonal inside their median"),
     Method("cka_rbf_debiased", "activation", "cka", False, False, params=("sigma_frac",), kernel="rbf",
-           debiased=True),
-    Method("shape", "activation", "shape", False, False, params=("alpha",), mem=(6, "N2"), angle=True),
-    Method("bures", "activation", "shape", False, False, "bures", mem=(6, "N2"), bound=1.0),
-    Method("cosine_cov", "whole", "rdm", True, True, "cosine_cov", "rms", centred=False, mem=(8, "N2")),
-    Method("corr_cov", "whole", "rdm", True, True, "corr_cov", "zscore", mem=(8, "N2")),
+           debiased=True,
+           formula="1 − ⟨K̃, L̃⟩/(‖K̃‖‖L̃‖) with K, L `cka_rbf`'s Gaussian kernels (same σ) and K̃ the U-centring of "
+                   "`cka_debiased`; ≈ 0 for independent representations, can be negative",
+           same_as="thingsvision `kernel='rbf', unbiased=True` (NumPy backend) at `sigma_frac: 1`"),
+    Method("shape", "activation", "shape", False, False, params=("alpha",), mem=(6, "N2"), angle=True,
+           distance="shape distance (radians)",
+           formula="angular shape distance arccos(‖φ(X)ᵀφ(Y)‖_*/(‖φ(X)‖‖φ(Y)‖)) in radians, φ(X) = X_c(αI + "
+                   "(1−α)C^−½), X_c centred and scaled to ‖X_c‖ = 1, C = X_cᵀX_c; a metric. α = 1 Procrustes (= "
+                   "arccos of `bures`), α = 0 CCA (arccos of Σρ/√(rank X rank Y); 0 for any two layers of width ≥ "
+                   "N−1)",
+           same_as="Williams et al. 2021; netrep `LinearMetric(alpha)` (equal at α = 0 and 1; between, netrep skips "
+                   "the unit-norm step and is not scale invariant); from the N×N Grams for every α"),
+    Method("bures", "activation", "shape", False, False, "bures", mem=(6, "N2"), bound=1.0,
+           formula="1 − tr((K_c^½ L_c K_c^½)^½)/√(tr K_c tr L_c), K_c = HKH: the cosine of the Procrustes angle, "
+                   "‖X_cᵀY_c‖_*/(‖X_c‖‖Y_c‖)",
+           same_as="rsatoolbox `compare(method='bures')` (with K_c = −HDH/2 from an RDM D); from the N×N Grams"),
+    Method("cosine_cov", "whole", "rdm", True, True, "cosine_cov", "rms", centred=False, mem=(8, "N2"),
+           formula="1 − ⟨G_a, G_b⟩/(‖G_a‖‖G_b‖), G = −HDH/2 of the RDM D: the whitened unbiased RDM cosine with "
+                   "i.i.d. pattern noise",
+           same_as="rsatoolbox `compare(method='cosine_cov')` with its default `sigma_k=None`"),
+    Method("corr_cov", "whole", "rdm", True, True, "corr_cov", "zscore", mem=(8, "N2"),
+           formula="as `cosine_cov` after subtracting the mean of each upper triangle from its off-diagonal entries",
+           same_as="rsatoolbox `compare(method='corr_cov')`"),
 )}
 
 #: Every method-specific ``compare`` key (see Method.params) and its default.
@@ -119,12 +182,35 @@ PARAM_DEFAULTS = {"sigma_frac": 0.8, "alpha": 1.0}
 
 
 def methods_of(kind: str) -> tuple[str, ...]:
-    """The comparison methods of one ``kind`` (``vector``, ``whole``, ``raw``, ``activation``), in registry order."""
+    """The comparison methods of one ``kind`` (``vector``, ``whole``, ``raw``, ``pairwise``, ``activation``), in
+    registry order."""
     return tuple(name for name, info in METHODS.items() if info.kind == kind)
 
 
 #: Comparison methods with a noise ceiling of external groups (rsaflow.ceiling.noise_ceiling).
 NOISE_CEILING_METHODS = tuple(name for name, info in METHODS.items() if info.ceiling)
+
+
+#: How each noise-ceiling pool (Method.pool) averages the subjects' RDMs, in words (rsaflow.ceiling.pool_rdms).
+POOL_WORDS = {"rms": "RMS-scaled RDMs", "zscore": "z-scored RDMs", "ranks": "average ranks", "mean": "RDMs"}
+
+
+def measure_table() -> str:
+    """The measure table of docs/measures.md (markdown): one row per metric and method, in registry
+    order (the first of each is the schema's default), then the noise ceiling's row."""
+    rows = ["| config | formula | relation to other tools |", "|---|---|---|"]
+    for key, table in (("rdm.metric", METRICS), ("compare.method", METHODS)):
+        for i, (name, info) in enumerate(table.items()):
+            notes = [f"`compare.{p}`, default {PARAM_DEFAULTS[p]:g}" for p in getattr(info, "params", ())]
+            notes = ["default"] * (i == 0) + notes
+            extra = f" ({'; '.join(notes)})" if notes else ""
+            rows.append(f"| `{key}: {name}`{extra} | {info.formula} | {info.same_as} |")
+    pools = "; ".join(f"of {words} ({', '.join(m for m in NOISE_CEILING_METHODS if METHODS[m].pool == pool)})"
+                      for pool, words in POOL_WORDS.items() if any(METHODS[m].pool == pool for m in METHODS))
+    rows.append("| noise ceiling (external RDM groups) | lower = mean over subjects s of sim(pool(others), RDM_s), "
+                f"upper = mean of sim(pool(all), RDM_s); pool: the mean {pools} | rsatoolbox "
+                "`inference.boot_noise_ceiling` (`rsaflow.ceiling.noise_ceiling`) |")
+    return "\n".join(rows) + "\n"
 
 
 def method_info(name: str) -> Method:
@@ -170,3 +256,7 @@ def artifact_name(spec: dict) -> str:
     name = "cka" if spec["kernel"] == "linear" else "cka_rbf"
     name += "_debiased" if spec["debiased"] else ""
     return name + (f"_sigma_frac-{spec['sigma_frac']!r}" if "sigma_frac" in spec else "")
+
+
+if __name__ == "__main__":
+    print(measure_table(), end="")

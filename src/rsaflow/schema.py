@@ -24,11 +24,30 @@ TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string
 BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
 
 
+#: ``x-registry`` values of the schema and the names they stand for (rsaflow.methods, standard library).
+REGISTRIES = {"methods": ("rsaflow.methods", "METHODS"), "metrics": ("rsaflow.methods", "METRICS")}
+
+
 def load_schema(path) -> dict:
-    """The schema file (YAML or JSON; YAML merge keys resolved) as a dict."""
+    """The schema file (YAML or JSON; YAML merge keys resolved) as a dict, every ``x-registry: <name>``
+    given ``enum:`` the registry's names in order (:data:`REGISTRIES`), so that the schema never
+    lists them itself."""
+    import importlib
+
     import yaml
 
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    schema = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "x-registry" in node:
+                module, name = REGISTRIES[node["x-registry"]]
+                node["enum"] = list(getattr(importlib.import_module(module), name))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return schema
 
 
 def load_config_file(path) -> dict:

@@ -2,8 +2,9 @@
 
 Vector methods and the cka family: sums over chunks of pairs of products of the stored vectors
 (a thin path for few rows, e.g. the row of an added RDM); cosine_cov, corr_cov: dot products of
-whole-RDM vectors (rsaflow.measures.cov_vector); kendall_tau_a, shape, bures: one comparison per
-pair (a sort; an SVD of the per-layer factors). Memory and work per kind: see
+whole-RDM vectors (rsaflow.measures.cov_vector); kendall_tau_a, shape, bures and the pairwise
+methods: one comparison per pair (a sort; an SVD of the per-layer factors; the method's own
+function of two whole RDMs, Method.pair_function). Memory and work per kind: see
 :mod:`rsaflow.jobs.second_order`.
 """
 
@@ -25,7 +26,7 @@ THIN_ROWS = 8
 
 def pairwise(method: str) -> bool:
     """Methods computed one pair at a time (not a product of per-file vectors)."""
-    return method_info(method).kind == "raw" or artifact_of(method) == "shape"
+    return method_info(method).kind in ("raw", "pairwise") or artifact_of(method) == "shape"
 
 
 def whole_vector(path, method: str) -> np.ndarray:
@@ -55,10 +56,10 @@ def _whole_block(rows: list[str], cols: list[str], method: str, chunk_bytes: int
     return sim
 
 
-def _pairwise_block(rows: list[str], cols: list[str], load, similarity) -> np.ndarray:
+def _pairwise_block(rows: list[str], cols: list[str], load, similarity, top: float = 1.0) -> np.ndarray:
     """similarity(load(row), load(column)) for every (row, column) pair of files: one row's data
-    held, the columns' loaded one at a time; 1 for a file with itself, each unordered pair once."""
-    sim = np.ones((len(rows), len(cols)))
+    held, the columns' loaded one at a time; ``top`` for a file with itself, each unordered pair once."""
+    sim = np.full((len(rows), len(cols)), top)
     done: dict = {}
     for a, pa in enumerate(rows):
         x = load(pa)
@@ -77,6 +78,28 @@ def _shape_block(rows: list[str], cols: list[str]) -> np.ndarray:
     return _pairwise_block(rows, cols, read_factor, measures.fidelity_factors)
 
 
+def _function_block(rows: list[str], cols: list[str], method: str) -> np.ndarray:
+    """Method.pair_function of every (row, column) pair of RDM files' condensed RDMs (two in memory
+    at a time; Method.top for a file with itself); a ValueError of the function (e.g. a degenerate
+    RDM) is an InputFileError naming the column's file and the row's."""
+    info = method_info(method)
+    function = info.pair_function()
+
+    def similarity(x, y):
+        try:
+            return function(x[1], y[1])
+        except ValueError as exc:
+            raise InputFileError(y[0], f"{method} with {x[0]}: {exc}") from None
+
+    return _pairwise_block(rows, cols, _load_condensed, similarity, info.top)
+
+
+def _load_condensed(path) -> tuple:
+    """(path, condensed RDM) of an RDM file."""
+    with h5io.open_artifact(path, "rdm") as f:
+        return path, f["condensed"][()]
+
+
 def chunk_pairs(n_vectors: int, budget_bytes: int) -> int:
     """Pairs per chunk so that ``n_vectors`` chunks of float64 (twice: read buffer + derived) fit."""
     return max(1, int(budget_bytes) // (2 * 8 * max(1, n_vectors)))
@@ -93,7 +116,8 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
     together. Thin blocks (at most :data:`THIN_ROWS` distinct rows, e.g. the row of an added RDM)
     instead hold the rows' pieces of ``chunk_bytes / (rows + 1)`` bytes and read each column
     file's piece into one reused buffer, summing 1-D dot products (:func:`_thin_block`).
-    kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory. shape, bures:
+    kendall_tau_a: one O(P log P) comparison per entry, two raw vectors in memory; the pairwise
+    methods: one call of their function per entry (:func:`_function_block`). shape, bures:
     one SVD per entry (:func:`_shape_block`); cosine_cov, corr_cov: dot products of whole-RDM
     vectors (:func:`_whole_block`). Equals ``rsaflow.compare.similarity_matrix`` of the stacked
     vectors up to summation order (~1e-16); the diagonal entries are computed like the others
@@ -114,6 +138,8 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
                                     "RDMs of different stimulus counts")
     if method_info(method).kind == "raw":
         return _kendall_block(rows, cols)
+    if method_info(method).kind == "pairwise":
+        return _function_block(rows, cols, method)
     if artifact_of(method) == "shape":
         return _shape_block(rows, cols)
     if method_info(method).kind == "whole":
@@ -172,9 +198,4 @@ def _kendall_block(rows: list[str], cols: list[str]) -> np.ndarray:
     for p in dict.fromkeys(rows + cols):
         with h5io.open_artifact(p, "rdm") as f:
             ties[p] = int(f.attrs["tied_pairs"])
-
-    def load(path):
-        with h5io.open_artifact(path, "rdm") as f:
-            return path, f["condensed"][()]
-
-    return _pairwise_block(rows, cols, load, lambda x, y: kendall_tau_a(x[1], y[1], ties[x[0]], ties[y[0]]))
+    return _pairwise_block(rows, cols, _load_condensed, lambda x, y: kendall_tau_a(x[1], y[1], ties[x[0]], ties[y[0]]))

@@ -40,7 +40,7 @@ def vector_length(path, method: str) -> int:
 def _describe_open(f, method: str) -> tuple[int, tuple | None]:
     """(vector length, rsaflow.rdmfile.vector_params) of an open file of the method's kind (for
     shape factors and the whole-RDM methods, N or P and no params)."""
-    if artifact_of(method) != "rdm" or method_info(method).kind == "whole":
+    if artifact_of(method) != "rdm" or method_info(method).kind in ("whole", "pairwise"):
         return f[MAIN_DATASET[artifact_of(method)]].shape[0], None
     return f["condensed"].shape[0], rdmfile.vector_params(f, method)
 
