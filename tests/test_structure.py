@@ -21,7 +21,8 @@ def test_no_function_is_longer_than_60_lines():
 
 
 def _used_names() -> set[str]:
-    """Every name the package, the scripts and the rules refer to (code, not docstrings)."""
+    """Every name the package, the scripts and the rules refer to (code, not docstrings; a function a
+    registry entry names as ``"rsaflow.module:function"``, e.g. Method.pair, is referred to)."""
     names: set[str] = set()
     sources = [*PACKAGE.rglob("*.py"), *(REPO / "scripts").glob("*.py")]
     for path in sources:
@@ -32,6 +33,8 @@ def _used_names() -> set[str]:
                 names.add(node.attr)
             elif isinstance(node, ast.alias):
                 names.add(node.name.split(".")[-1])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):  # a registry's "module:function"
+                names.update(re.findall(r"^rsaflow(?:\.\w+)+:(\w+)$", node.value))
     for path in [REPO / "Snakefile", *(REPO / "workflow").rglob("*.smk")]:
         names |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text()))
     return names
