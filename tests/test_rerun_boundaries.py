@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO, tiny_config
 from rsaflow.deps import library_files
+from rsaflow.methods import METHODS
 
 SRC = REPO / "src"
 PACKAGE = SRC / "rsaflow"
@@ -144,6 +145,14 @@ RERUNS: dict[str, frozenset] = {
     "responses/noise.py": rules("brain_group", "brain_rdm"),
     "responses/rdms.py": rules("brain_group", "brain_rdm"),
 }
+#: A comparison method's own function (a module that rsaflow.methods names in a Method.pair) reruns
+#: what compares RDMs: the rules that call Method.pair_function (rsaflow.deps), as compare.py.
+METHOD_FUNCTIONS = sorted({f"{m.pair.split(':')[0].removeprefix('rsaflow.').replace('.', '/')}.py"
+                           for m in METHODS.values() if m.pair})
+RERUNS.update({module: RERUNS["compare.py"] for module in METHOD_FUNCTIONS})
+#: How the table names those modules (so that a new method's module changes no row of the docs).
+METHOD_FUNCTIONS_ROW = "the module of each method's own function (`Method.pair`, rsaflow.methods)"
+
 
 def modules() -> list[str]:
     return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
@@ -177,7 +186,9 @@ def readme_table() -> str:
         rows.setdefault(found, []).append(module)
     lines = ["| edit `src/rsaflow/...` | reruns (rules whose code digest changes) |", "|---|---|"]
     for found, mods in rows.items():
-        lines.append(f"| {', '.join(f'`{m}`' for m in mods)} | {_rule_list(found)} |")
+        names = [f"`{m}`" for m in mods if m not in METHOD_FUNCTIONS]
+        names += [METHOD_FUNCTIONS_ROW] if "compare.py" in mods else []  # with or without such modules
+        lines.append(f"| {', '.join(names)} | {_rule_list(found)} |")
     return "\n".join(lines)
 
 

@@ -2,15 +2,23 @@
 
 Snakemake does not notice edits to modules that a script imports, so each rule takes these files
 as inputs. They are derived from the source (``ast``, nothing is imported), imports inside
-functions included, so the lists cannot drift from the code: editing a module reruns exactly the
+functions included (and the registry's lazy ones: a module that calls ``.pair_function`` imports
+the modules its entries name), so the lists cannot drift from the code: editing a module reruns exactly the
 rules whose scripts reach it. Pure standard library.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
+
+
+#: A function the registry names as a string (Method.pair), imported on first use by
+#: Method.pair_function: each module that calls that imports every module so named.
+REGISTRY, LAZY_CALL = "rsaflow.methods", "pair_function"
+LAZY = re.compile(r"^rsaflow(?:\.\w+)+:\w+$")
 
 
 def _module_file(module: str, src: Path) -> Path | None:
@@ -40,7 +48,17 @@ def _parsed_imports(path: Path, src: Path, mtime_ns: int, size: int) -> frozense
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "rsaflow":
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}", src)}
+        elif isinstance(node, ast.Attribute) and node.attr == LAZY_CALL:
+            found |= _lazy_modules(src)
     return frozenset(found)
+
+
+def _lazy_modules(src: Path) -> frozenset[str]:
+    """The modules the registry names as ``"rsaflow.module:function"`` (:data:`LAZY`)."""
+    path = _module_file(REGISTRY, src)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return frozenset(node.value.split(":")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY.match(node.value))
 
 
 @lru_cache(maxsize=None)
