@@ -175,6 +175,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("corr_cov", "whole", "rdm", True, True, "corr_cov", "zscore", mem=(8, "N2"),
            formula="as `cosine_cov` after subtracting the mean of each upper triangle from its off-diagonal entries",
            same_as="rsatoolbox `compare(method='corr_cov')`"),
+    Method("neg_riem_dist", "pairwise", "rdm", False, True, "neg_riem_dist", pair="rsaflow.riemannian:neg_riem_dist",
+           top=0.0, bound=float("inf"), distance="Riemannian distance", mem=(8, "N2"),
+           formula="(d(a, b) + d(b, a))/2, d(a, b) = min_θ ‖log λ(e^θ₀G_a + e^θ₁Σ, G_b)‖ the Riemannian distance of "
+                   "the RDMs' second moments G = (D_0i + D_0j − D_ij)/2 (relative to the first stimulus), Σ = I + "
+                   "11ᵀ, λ the generalised eigenvalues (`rsaflow.riemannian`); G must be positive definite",
+           same_as="rsatoolbox `compare(method='neg_riem_dist')` (= −d(a, b), with its default `sigma_k=None`), "
+                   "averaged over both orders"),
 )}
 
 #: Every method-specific ``compare`` key (see Method.params) and its default.
