@@ -49,6 +49,7 @@ import numpy as np
 
 from rsaflow.finite import check_finite
 from rsaflow.methods import METRICS as METRIC_INFO
+from rsaflow.rdmfile import upper_triangle  # noqa: F401  (one implementation; here for notebooks, docs/outputs.md)
 
 METRICS = tuple(METRIC_INFO)  # the registry's RDM metrics (rsaflow.methods)
 
@@ -343,17 +344,6 @@ def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[
     d, n_near = _rdm_from_blocks(lambda what: _logged_blocks(dataset, block, what), n, metric,
                                  lambda idx: dataset[idx, :])
     return _finish(d, metric, m), n_near
-
-
-def upper_triangle(rdm: np.ndarray) -> np.ndarray:
-    """The entries above the diagonal (k=1), row-major: rdm[0,1], rdm[0,2], ..., rdm[N-2,N-1].
-
-    The same order as ``scipy.spatial.distance.squareform`` and the tutorial's boolean mask.
-    """
-    rdm = np.asarray(rdm)
-    if rdm.ndim != 2 or rdm.shape[0] != rdm.shape[1]:
-        raise ValueError(f"an RDM must be square, got shape {rdm.shape}")
-    return rdm[np.triu_indices(rdm.shape[0], k=1)]
 
 
 def percentile_ranks(rdm: np.ndarray) -> np.ndarray:

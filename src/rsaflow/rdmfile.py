@@ -3,7 +3,7 @@
 Layout (an rsaflow HDF5 artifact of kind ``rdm``, see rsaflow.h5io)::
 
     condensed   (P,) float64   the upper triangle d(i, j), i < j, row-major: the order of
-                               scipy.spatial.distance.squareform and rsaflow.rdm.upper_triangle
+                               scipy.spatial.distance.squareform and upper_triangle below
     ranks       (P,) float64   its average ranks 1..P, ties at their mean rank
                                (scipy.stats.rankdata(condensed, method='average'), exactly)
 
@@ -39,11 +39,13 @@ from rsaflow.methods import METHODS
 
 
 def upper_triangle(square: np.ndarray) -> np.ndarray:
-    """The upper triangle (k=1) of a square RDM in squareform order, copied row by row.
+    """The upper triangle (k=1) of a square RDM, row-major: square[0,1], square[0,2], ...,
+    square[N-2,N-1] (the order of ``scipy.spatial.distance.squareform`` and the tutorial's boolean
+    mask), copied row by row. rsaflow's one implementation (``rsaflow.rdm.upper_triangle`` is this).
 
-    The same values and dtype as ``square[np.triu_indices(N, k=1)]`` (and as
-    ``rsaflow.rdm.upper_triangle``), without its two int64 index arrays (2 S) and without the copy of
-    the square that ``scipy.spatial.distance.squareform`` makes of a view: the memory is the result's.
+    The same values and dtype as ``square[np.triu_indices(N, k=1)]``, without its two int64 index
+    arrays (2 S) and without the copy of the square that ``scipy.spatial.distance.squareform``
+    makes of a view: the memory is the result's.
     """
     square = np.asarray(square)
     if square.ndim != 2 or square.shape[0] != square.shape[1]:
