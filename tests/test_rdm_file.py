@@ -76,12 +76,12 @@ def assert_same_file(path, square):
     assert scalars["tied_pairs"] > 0
 
 
-@pytest.mark.parametrize("chunk", [5, 64, compare.RANK_CHUNK])
+@pytest.mark.parametrize("chunk", [5, 64, ranking.RANK_CHUNK])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "correlation", "cosine"])
 def test_rdm_job_file_equals_previous_path(tmp_path, monkeypatch, metric, chunk):
     """write_rdm (what the rule runs) against the previous triu_indices + np.unique + one-shot ranking
     path on the same square RDM (rsaflow.rdm.compute_rdm); small chunks put tie runs across chunk ends."""
-    monkeypatch.setattr(compare, "RANK_CHUNK", chunk)
+    monkeypatch.setattr(ranking, "RANK_CHUNK", chunk)
     x = tied_activations()
     act = tmp_path / "a.h5"
     h5io.write_h5(act, "activations", {"activations": x}, {"model": "m", "layer": "l", "stimulus_digest": "d"})
@@ -91,7 +91,7 @@ def test_rdm_job_file_equals_previous_path(tmp_path, monkeypatch, metric, chunk)
 
 def test_external_square_equals_previous_path(tmp_path, monkeypatch):
     """write_rdm_file given a square (the external_rdm rule) or its triangle writes the same file."""
-    monkeypatch.setattr(compare, "RANK_CHUNK", 7)
+    monkeypatch.setattr(ranking, "RANK_CHUNK", 7)
     square = np.asfortranarray(np.round(compute_rdm(tied_activations(seed=3), "euclidean"), 1))
     for name, rdm in (("sq.h5", square), ("tri.h5", rdmfile.upper_triangle(square)), ("view.h5", square.T.T)):
         write_rdm_file(tmp_path / name, rdm, {"model": "m", "layer": "l"}, "src")
@@ -111,7 +111,7 @@ def test_upper_triangle_equals_triu_indices():
 def test_ranks_and_ties_equal_scipy_and_unique(monkeypatch, chunk):
     """Exactly scipy.stats.rankdata(method='average') and the np.unique tie count, runs of every
     length across every chunk boundary (all equal, all distinct, -0.0 beside 0.0, long runs)."""
-    monkeypatch.setattr(compare, "RANK_CHUNK", chunk)
+    monkeypatch.setattr(ranking, "RANK_CHUNK", chunk)
     rng = np.random.default_rng(chunk)
     cases = [np.zeros(17), np.arange(23.0)[::-1], np.array([0.0, -0.0, 1.0, -0.0, 0.0]), np.array([]),
              np.array([3.0])]
@@ -134,7 +134,7 @@ def test_rdm_job_peak_memory(tmp_path, monkeypatch):
     made small here against this test's small N); the previous path held ~5 x N^2 x 8 B."""
     import tracemalloc
 
-    monkeypatch.setattr(compare, "RANK_CHUNK", 4096)
+    monkeypatch.setattr(ranking, "RANK_CHUNK", 4096)
     monkeypatch.setattr(ranking, "CHUNK", 4096)  # the packed-key ranking's chunk arrays (rsaflow.ranking)
     n, m = 1200, 16
     x = np.random.default_rng(2).random((n, m), dtype=np.float32)

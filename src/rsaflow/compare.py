@@ -56,8 +56,8 @@ import math
 
 import numpy as np
 
-from rsaflow import ranking
 from rsaflow.methods import METHODS, methods_of
+from rsaflow.ranking import ranks_and_ties, tied_pairs  # noqa: F401  (rsaflow.compare's API; one implementation)
 
 #: Methods aggregated by one matrix product of per-RDM vectors (from the registry, rsaflow.methods).
 VECTOR_METHODS = methods_of("vector")
@@ -74,76 +74,6 @@ ALL_METHODS = tuple(METHODS)
 UNIT_METHODS = tuple(m for m in VECTOR_METHODS if METHODS[m].unit)
 
 
-#: Sorted positions handled at a time by :func:`average_ranks` and :func:`tied_pairs` (their
-#: temporaries are a few arrays of this many elements, whatever the length of the input).
-RANK_CHUNK = 1 << 19
-
-
-def _sorted_runs(get, n: int, chunk: int | None = None):
-    """Tie runs of a sorted sequence of ``n`` values, a chunk of sorted positions at a time.
-
-    ``get(a, b)`` returns the sorted values at positions a..b-1. Yields int64 arrays of run
-    boundaries ``[b0, b1, ..., bk]`` (runs ``[b_i, b_i+1)`` of equal values under ``!=``, every run
-    complete: a run that goes on past a chunk's end is followed to its end, in growing windows).
-    Successive arrays tile 0..n. Temporaries: a few arrays of ``chunk`` (default
-    :data:`RANK_CHUNK`) elements.
-    """
-    chunk = RANK_CHUNK if chunk is None else chunk
-    lo = 0
-    while lo < n:
-        hi = min(lo + chunk, n)
-        sv = get(lo, hi)
-        cut = np.flatnonzero(sv[1:] != sv[:-1])
-        cut += lo + 1
-        end = hi
-        last, width = sv[-1], 64
-        del sv
-        while end < n:  # the last run may go on past hi
-            nxt = get(end, min(end + width, n))
-            k = np.flatnonzero(nxt != last)
-            if k.size:
-                end += int(k[0])
-                break
-            end += nxt.size
-            width = min(2 * width, chunk)
-        yield np.concatenate((np.array([lo], dtype=np.int64), cut.astype(np.int64, copy=False),
-                              np.array([end], dtype=np.int64)))
-        lo = end
-
-
-def _pairs(lengths: np.ndarray) -> int:
-    lengths = lengths.astype(np.int64, copy=False)
-    return int((lengths * (lengths - 1) // 2).sum())
-
-
-def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(average_ranks(values), tied_pairs(values))`` of a 1-D array from one sort (the tie count
-    as :func:`tied_pairs` for values without NaN; here each NaN is a group of its own).
-
-    The sorted positions are walked a chunk at a time (:data:`RANK_CHUNK`), each tie run given
-    its average rank as it is found, so the memory beside the values is the int64 sort order and
-    the float64 ranks, 16 B per value, plus a few chunk arrays (the previous implementation held
-    about 7 arrays of 8 B per value at once, and ``tied_pairs`` sorted another copy).
-    """
-    values = np.asarray(values)
-    if ranking.packable(values):  # finite, 2^14..2^31 values: packed-key integer sorts, 2 S (rsaflow.ranking)
-        return ranking.ranks_and_ties(values)
-    n = values.size
-    order = np.argsort(values, kind="quicksort")
-    ranks = np.empty(n, dtype=np.float64)
-    ties = 0
-    for bounds in _sorted_runs(lambda a, b: values[order[a:b]], n):
-        lengths = np.diff(bounds)
-        ties += _pairs(lengths)
-        lo, last, end = int(bounds[0]), int(bounds[-2]), int(bounds[-1])
-        # runs before the last: at most one chunk of positions
-        ranks[order[lo:last]] = np.repeat((bounds[:-2] + bounds[1:-1] + 1) / 2.0, lengths[:-1])
-        rank = (bounds[-2:-1] + bounds[-1:] + 1) / 2.0  # the last run (any length), in slices
-        for a in range(last, end, RANK_CHUNK):
-            ranks[order[a : min(a + RANK_CHUNK, end)]] = rank
-    return ranks, ties
-
-
 def n_from_pairs(p: int) -> int:
     """N with N (N - 1) / 2 == p (integer arithmetic); ValueError if there is none."""
     n = (1 + math.isqrt(1 + 8 * p)) // 2
@@ -158,8 +88,7 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     Equals ``scipy.stats.rankdata(values, method='average')`` exactly (each tie group of sorted
     positions a..b-1 gets (a + b + 1) / 2, an int64 sum divided by 2.0, exact in float64); about
     3x faster, as it uses an unstable sort (ties need no stable order since they share one rank).
-    Memory: the sort order and the ranks, 16 B per value, plus a few arrays of
-    :data:`RANK_CHUNK` elements (:func:`ranks_and_ties`).
+    Memory: 16 B per value at most, plus a few chunk arrays (rsaflow.ranking.ranks_and_ties).
     """
     return ranks_and_ties(values)[0]
 
@@ -274,21 +203,6 @@ def per_rdm_vector(upper: np.ndarray, method: str) -> np.ndarray:
     if METHODS[method].kind in ("raw", "pairwise"):
         return _check_values(upper).copy()
     return unit_vector(upper, method) if METHODS[method].unit else rho_a_vector(upper)
-
-
-def tied_pairs(values: np.ndarray) -> int:
-    """Number of pairs of entries of ``values`` with equal values: sum over tie groups of c (c-1)/2.
-
-    NaNs count as one group (as ``np.unique``). Memory: one sorted copy of the values plus a few
-    arrays of :data:`RANK_CHUNK` elements.
-    """
-    ordered = np.sort(np.asarray(values).ravel())
-    n = ordered.size
-    nans = 0
-    if ordered.dtype.kind == "f" and n and np.isnan(ordered[-1]):  # NaNs sort last; one group, as np.unique
-        n = int(np.searchsorted(ordered, np.nan))
-        nans = _pairs(np.array([ordered.size - n]))
-    return nans + sum(_pairs(np.diff(b)) for b in _sorted_runs(lambda a, b: ordered[a:b], n))
 
 
 def kendall_tau_a(x: np.ndarray, y: np.ndarray, ties_x: int | None = None, ties_y: int | None = None) -> float:

@@ -25,7 +25,8 @@ Memory beside the values: the keys, 8 B per value, plus a few arrays of :data:`C
 elements (the returned ranks are the keys' memory viewed as float64): 2 S for values and ranks
 where an argsort-based ranking holds 3 S (values, int64 order, ranks). Inputs with NaN or Inf,
 shorter than :data:`SMALL`, or of more than 2^31 values take the ``np.argsort`` path (same
-results). Matches ``scipy.stats.rankdata(method='average')`` bit for bit. Never imports torch.
+results). Matches ``scipy.stats.rankdata(method='average')`` bit for bit. :func:`tied_pairs`
+counts tied pairs alone (one sort). Never imports torch.
 """
 
 from __future__ import annotations
@@ -42,20 +43,18 @@ _SMALL_RUN = 1 << 12
 #: At most this many distinct codes: the collision check reads the values in input order.
 _TABLE = 1 << 16
 _MAX_N = 1 << 31
+#: Sorted positions handled at a time by the np.argsort path of :func:`ranks_and_ties` and by
+#: :func:`tied_pairs` (their temporaries are a few arrays of this many elements, whatever the length).
+RANK_CHUNK = 1 << 19
 
 
 def _bits(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
-def packable(values: np.ndarray) -> bool:
-    """Whether :func:`ranks_and_ties` takes the packed-key path for ``values`` (1-D, finite,
-    SMALL..2^31 values); the others go to an np.argsort-based path."""
-    return _fast_path(np.asarray(values)) is not None
-
-
 def _fast_path(values: np.ndarray) -> tuple[float, float] | None:
-    """(min, max) of values that can be packed, None for the np.argsort path."""
+    """(min, max) of values that can be packed (1-D, finite, SMALL..2^31 values), None for the
+    np.argsort path."""
     if values.ndim != 1 or values.size < SMALL or values.size > _MAX_N or values.dtype.kind not in "fiub":
         return None
     lo, hi = float(values.min()), float(values.max())
@@ -274,12 +273,12 @@ def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
     """``(ranks, tied_pairs)`` of a 1-D array: ranks equal to
     ``scipy.stats.rankdata(values, method='average')`` bit for bit (float64), tied_pairs the
     number of pairs of entries with equal values (sum over tie groups of c (c - 1) / 2; on the
-    np.argsort path each NaN is a group of its own, as in rsaflow.compare). See the module
+    np.argsort path each NaN is a group of its own; :func:`tied_pairs` counts them as one). See the module
     docstring for the method and its memory (2 S with the values)."""
     values = np.asarray(values)
     bounds = _fast_path(values)
     if bounds is None:
-        return _argsort_ranks_and_ties(values)
+        return _argsort_path(values)
     keys, b, cuts = _sorted_keys(values, *bounds)
     ties = _rank_keys(keys, cuts, b)
     keys.sort()
@@ -293,22 +292,78 @@ def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
     return ranks, ties
 
 
-def _argsort_ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """The np.argsort path of :func:`ranks_and_ties` (short, non-finite or huge inputs)."""
+def _sorted_runs(get, n: int, chunk: int | None = None):
+    """Tie runs of a sorted sequence of ``n`` values, a chunk of sorted positions at a time.
+
+    ``get(a, b)`` returns the sorted values at positions a..b-1. Yields int64 arrays of run
+    boundaries ``[b0, b1, ..., bk]`` (runs ``[b_i, b_i+1)`` of equal values under ``!=``, every run
+    complete: a run that goes on past a chunk's end is followed to its end, in growing windows).
+    Successive arrays tile 0..n. Temporaries: a few arrays of ``chunk`` (default
+    :data:`RANK_CHUNK`) elements.
+    """
+    chunk = RANK_CHUNK if chunk is None else chunk
+    lo = 0
+    while lo < n:
+        hi = min(lo + chunk, n)
+        sv = get(lo, hi)
+        cut = np.flatnonzero(sv[1:] != sv[:-1])
+        cut += lo + 1
+        end = hi
+        last, width = sv[-1], 64
+        del sv
+        while end < n:  # the last run may go on past hi
+            nxt = get(end, min(end + width, n))
+            k = np.flatnonzero(nxt != last)
+            if k.size:
+                end += int(k[0])
+                break
+            end += nxt.size
+            width = min(2 * width, chunk)
+        yield np.concatenate((np.array([lo], dtype=np.int64), cut.astype(np.int64, copy=False),
+                              np.array([end], dtype=np.int64)))
+        lo = end
+
+
+def _pairs(lengths: np.ndarray) -> int:
+    lengths = lengths.astype(np.int64, copy=False)
+    return int((lengths * (lengths - 1) // 2).sum())
+
+
+def _argsort_path(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The np.argsort path of :func:`ranks_and_ties` (short, non-finite or huge inputs; each NaN a
+    group of its own). The sorted positions are walked a chunk at a time (:data:`RANK_CHUNK`), each
+    tie run given its average rank as it is found, so the memory beside the values is the int64
+    sort order and the float64 ranks, 16 B per value, plus a few chunk arrays."""
     values = np.asarray(values).ravel()
     n = values.size
     order = np.argsort(values, kind="quicksort")
-    ordered = values[order]
-    new = np.empty(n, dtype=bool)
-    new[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    del ordered
-    bounds = np.append(np.flatnonzero(new), n)
-    del new
-    lengths = np.diff(bounds)
     ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat((bounds[:-1] + bounds[1:] + 1) / 2.0, lengths)
-    return ranks, int((lengths * (lengths - 1) // 2).sum())
+    ties = 0
+    for bounds in _sorted_runs(lambda a, b: values[order[a:b]], n):
+        lengths = np.diff(bounds)
+        ties += _pairs(lengths)
+        lo, last, end = int(bounds[0]), int(bounds[-2]), int(bounds[-1])
+        # runs before the last: at most one chunk of positions
+        ranks[order[lo:last]] = np.repeat((bounds[:-2] + bounds[1:-1] + 1) / 2.0, lengths[:-1])
+        rank = (bounds[-2:-1] + bounds[-1:] + 1) / 2.0  # the last run (any length), in slices
+        for a in range(last, end, RANK_CHUNK):
+            ranks[order[a : min(a + RANK_CHUNK, end)]] = rank
+    return ranks, ties
+
+
+def tied_pairs(values: np.ndarray) -> int:
+    """Number of pairs of entries of ``values`` with equal values: sum over tie groups of c (c-1)/2.
+
+    NaNs count as one group (as ``np.unique``). Memory: one sorted copy of the values plus a few
+    arrays of :data:`RANK_CHUNK` elements.
+    """
+    ordered = np.sort(np.asarray(values).ravel())
+    n = ordered.size
+    nans = 0
+    if ordered.dtype.kind == "f" and n and np.isnan(ordered[-1]):  # NaNs sort last; one group, as np.unique
+        n = int(np.searchsorted(ordered, np.nan))
+        nans = _pairs(np.array([ordered.size - n]))
+    return nans + sum(_pairs(np.diff(b)) for b in _sorted_runs(lambda a, b: ordered[a:b], n))
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
