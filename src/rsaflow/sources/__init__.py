@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -126,6 +127,30 @@ def missing_library(source: Source, key: str) -> ConfigError:
     return ConfigError(key, f"source {source.name} needs the Python package {source.package}, which is not "
                             f"installed for this Python; install it with: pip install 'rsaflow[{source.extra}]' "
                             f"(or pip install {source.package})")
+
+
+def library(name: str, key: str = "models"):
+    """Source ``name``'s library (its Source.module), imported; where it is not installed, the
+    error of :func:`missing_library` at ``<key>.source``."""
+    source = SOURCES[name]
+    try:
+        return importlib.import_module(source.module)
+    except ImportError:
+        raise missing_library(source, f"{key}.source") from None
+
+
+def unknown_arch(name: str, label: str, module, arch: str, names, key: str) -> ConfigError:
+    """The error at ``key`` for an ``arch`` that source ``name``'s library (``module``, called
+    ``label``) does not know, with its close matches among ``names``."""
+    close = difflib.get_close_matches(arch, list(names), n=5, cutoff=0.5)
+    return ConfigError(key, f"unknown {label} {module.__version__} model {arch!r}; close matches: "
+                            f"{', '.join(close) or 'none'} (list them with: rsaflow layers --source {name} --list)")
+
+
+def weights_provenance(weights: str, seed: int) -> dict:
+    """What an activation file records of weights that are not a checkpoint: the name, or ``none``
+    and the seed of the initialisation."""
+    return {"weights": weights} if weights != "none" else {"weights": "none", "init_seed": seed}
 
 
 def split_factory(arch: str, key: str) -> tuple[str, str]:

@@ -5,40 +5,28 @@ one class token in front."""
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 
 from rsaflow.checkpoints import load_checkpoint
 from rsaflow.errors import ConfigError
 from rsaflow.layers import Built
 from rsaflow.modelspec import weights_kind
-from rsaflow.sources import SOURCES, missing_library
+from rsaflow.sources import library, unknown_arch, weights_provenance
 from rsaflow.sources.transforms import pil_batches
 
 
-def _open_clip(key: str = "models"):
-    try:
-        import open_clip
-    except ImportError:
-        raise missing_library(SOURCES["open_clip"], f"{key}.source") from None
-    return open_clip
-
-
 def archs() -> list[str]:
-    return sorted(_open_clip().list_models())
+    return sorted(library("open_clip").list_models())
 
 
 def check_arch(arch: str, key: str) -> None:
-    oc = _open_clip(key)
+    oc = library("open_clip", key)
     if arch not in oc.list_models():
-        close = difflib.get_close_matches(arch, oc.list_models(), n=5, cutoff=0.5)
-        raise ConfigError(key, f"unknown OpenCLIP {oc.__version__} model {arch!r}; close matches: "
-                               f"{', '.join(close) or 'none'} (list them with: rsaflow layers --source open_clip --list)")
+        raise unknown_arch("open_clip", "OpenCLIP", oc, arch, oc.list_models(), key)
 
 
 def _create(arch: str, pretrained: str | None, key: str):
-    oc = _open_clip(key)
+    oc = library("open_clip", key)
     try:
         model, _, preprocess = oc.create_model_and_transforms(arch, pretrained=pretrained, weights_only=True)
     except (OSError, RuntimeError) as exc:
@@ -62,7 +50,7 @@ def build(spec: dict, key: str) -> Built:
         tower = whole.visual
     else:
         tower = model.visual
-        prov = {"weights": weights} if kind == "name" else {"weights": "none", "init_seed": seed}
+        prov = weights_provenance(weights, seed)
     prov["transforms_from"] = "open_clip.create_model_and_transforms (eval preprocess)"
     prefix = 1 if getattr(tower, "class_embedding", None) is not None else 0
     return Built(tower.eval(), prov, cpu_transform=pil_batches(preprocess), prefix_tokens=prefix)
@@ -72,4 +60,4 @@ def skeleton(spec: dict, key: str):
     """The image tower without parameter memory (meta device), for listing its layers."""
     check_arch(spec["arch"], f"{key}.arch")
     with torch.device("meta"):
-        return _open_clip(key).create_model(spec["arch"], pretrained=None, device="meta").visual.eval()
+        return library("open_clip", key).create_model(spec["arch"], pretrained=None, device="meta").visual.eval()

@@ -14,15 +14,11 @@ import torch
 
 from rsaflow.errors import ConfigError
 from rsaflow.layers import Built
-from rsaflow.sources import SOURCES, missing_library
+from rsaflow.sources import library
 
 
 def _transformers(key: str = "models"):
-    try:
-        import transformers
-    except ImportError:
-        raise missing_library(SOURCES["huggingface"], f"{key}.source") from None
-    return transformers
+    return library("huggingface", key)
 
 
 def archs() -> None:

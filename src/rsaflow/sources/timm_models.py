@@ -4,41 +4,29 @@ each stimulus as a PIL image, as timm's own evaluation does."""
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 
 from rsaflow.checkpoints import load_checkpoint
 from rsaflow.errors import ConfigError
 from rsaflow.layers import Built
 from rsaflow.modelspec import weights_kind
-from rsaflow.sources import SOURCES, missing_library
+from rsaflow.sources import library, unknown_arch, weights_provenance
 from rsaflow.sources.transforms import pil_batches
 
 
-def _timm(key: str = "models"):
-    try:
-        import timm
-    except ImportError:
-        raise missing_library(SOURCES["timm"], f"{key}.source") from None
-    return timm
-
-
 def archs() -> list[str]:
-    return sorted(_timm().list_models())
+    return sorted(library("timm").list_models())
 
 
 def check_arch(arch: str, key: str) -> None:
     """ConfigError at ``key`` with close matches unless timm knows ``arch``."""
-    timm = _timm(key)
+    timm = library("timm", key)
     if not timm.is_model(arch):
-        close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.5)
-        raise ConfigError(key, f"unknown timm {timm.__version__} model {arch!r}; close matches: "
-                               f"{', '.join(close) or 'none'} (list them with: rsaflow layers --source timm --list)")
+        raise unknown_arch("timm", "timm", timm, arch, timm.list_models(), key)
 
 
 def _create(arch: str, weights: str, key: str, **kwargs):
-    timm = _timm(key)
+    timm = library("timm", key)
     name = arch if weights in ("none", "pretrained") or weights_kind(weights) != "name" else f"{arch}.{weights}"
     try:
         return timm.create_model(name, pretrained=weights_kind(weights) == "name", **kwargs)
@@ -61,9 +49,9 @@ def build(spec: dict, key: str) -> Built:
             getattr(base, "num_classes", None) or None)
     else:
         model = _create(arch, weights, key)
-        prov = {"weights": weights} if weights != "none" else {"weights": "none", "init_seed": seed}
+        prov = weights_provenance(weights, seed)
     model.eval()
-    timm = _timm(key)
+    timm = library("timm", key)
     data_config = timm.data.resolve_model_data_config(model)
     transform = timm.data.create_transform(**data_config, is_training=False)
     prov["transforms_from"] = f"timm.data.create_transform({data_config}, is_training=False)"
@@ -75,4 +63,4 @@ def skeleton(spec: dict, key: str):
     """The model's modules without parameter memory (meta device), for listing its layers."""
     check_arch(spec["arch"], f"{key}.arch")
     with torch.device("meta"):
-        return _timm(key).create_model(spec["arch"], pretrained=False).eval()
+        return library("timm", key).create_model(spec["arch"], pretrained=False).eval()
