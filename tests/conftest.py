@@ -64,6 +64,19 @@ def private_store(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "STORE_DIR", tmp_path / "results" / "store")
 
 
+@pytest.fixture(scope="module")
+def stimuli(tmp_path_factory):
+    """A stimulus file of one digit image per class (rsaflow.jobs.stimuli): (path, its images, uint8 N x 3 x H x W)."""
+    import h5py
+
+    from rsaflow.jobs.stimuli import write_stimuli
+
+    path = tmp_path_factory.mktemp("stim") / "stimuli.h5"
+    write_stimuli(path, {"source": "digits", "per_class": 1, "seed": 0}, [])
+    with h5py.File(path) as f:
+        return path, f["images"][()]
+
+
 @pytest.fixture
 def cifar_root(tmp_path) -> Path:
     return write_cifar10(tmp_path / "cifar")

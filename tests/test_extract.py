@@ -4,7 +4,6 @@ import h5py
 import numpy as np
 import pytest
 
-from rsaflow.jobs.stimuli import write_stimuli
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -17,14 +16,6 @@ from rsaflow.layers import reduce_output  # noqa: E402
 
 BASE = {"model": "m", "weights": "none", "seed": 3, "batch_size": 3, "device": "cpu",
         "precision": "float32", "channels_last": False}
-
-
-@pytest.fixture(scope="module")
-def stimuli(tmp_path_factory):
-    path = tmp_path_factory.mktemp("stim") / "stimuli.h5"
-    write_stimuli(path, {"source": "digits", "per_class": 1, "seed": 0}, [])
-    with h5py.File(path) as f:
-        return path, f["images"][()]
 
 
 def direct(arch, node, images, seed, post):

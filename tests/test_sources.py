@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 
-from rsaflow.jobs.stimuli import write_stimuli
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -28,14 +27,6 @@ RTOL = 1e-5
 
 def close(ours, ref):
     np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
-
-
-@pytest.fixture(scope="module")
-def stimuli(tmp_path_factory):
-    path = tmp_path_factory.mktemp("stim") / "stimuli.h5"
-    write_stimuli(path, {"source": "digits", "per_class": 1, "seed": 0}, [])
-    with h5py.File(path) as f:
-        return path, f["images"][()]
 
 
 def pil(images):
