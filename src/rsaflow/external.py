@@ -124,6 +124,8 @@ def _read_text(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | None
 def _read_h5(path: Path) -> tuple[np.ndarray, list[str] | None]:
     import h5py
 
+    from rsaflow import h5io
+
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -142,7 +144,7 @@ def _read_h5(path: Path) -> tuple[np.ndarray, list[str] | None]:
         ids = None
         if "stimulus_ids" in f:
             raw = np.atleast_1d(f["stimulus_ids"][()])
-            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw.tolist()]
+            ids = h5io.texts(raw.tolist())
     return matrix, ids
 
 
