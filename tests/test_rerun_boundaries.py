@@ -40,6 +40,17 @@ SECOND_ORDER = frozenset({"second_order", "second_order_tile"})
 READERS = SECOND_ORDER | {"export_rsatoolbox"} | RDM_FIGURES | SECOND_ORDER_FIGURES
 #: Rules that write RDM files or compare them (rsaflow.rdmfile: the file format and its vectors).
 RDM_WRITERS = PER_LAYER | SECOND_ORDER
+#: The extraction: a model entry's network, its layers and its forward pass (nothing else runs it).
+EXTRACTION = frozenset({"activations"})
+#: Brain responses: the subjects' RDMs and the region's group (they write RDM files), then the evaluation.
+BRAIN_RDMS = frozenset({"brain_rdm", "brain_group"})
+BRAIN = BRAIN_RDMS | {"brain_eval"}
+#: Rules that read RDMs from elsewhere (external RDM files, brain responses).
+EXTERNAL = BRAIN_RDMS | {"external_rdm"}
+#: Every figure, the evaluation's too.
+ALL_FIGURES = FIGURES | {"evaluation_figure"}
+#: Rules that compute with RDMs (ranks, comparisons): the RDM writers and the brain's.
+RDM_NUMERICS = RDM_WRITERS | BRAIN
 
 
 def rules(*names: str) -> frozenset:
@@ -62,42 +73,42 @@ RERUNS: dict[str, frozenset] = {
     # The folder's image digest (per-file sha256 cache): DAG-time only.
     "filedigest.py": NONE,
     # Atomic text files: the stimulus order table, the effective config, bindings (and DAG-time caches).
-    "atomic.py": (rules("stimuli", "external_rdm", "effective_config")) | rules("brain_group", "brain_rdm"),
+    "atomic.py": EXTERNAL | rules("stimuli", "effective_config"),
     # Id-less external RDMs bound to the stimulus set they were first used with.
-    "binding.py": (rules("external_rdm")) | rules("brain_group", "brain_rdm"),
+    "binding.py": EXTERNAL,
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
-    "modelspec.py": rules("activations"),
-    "extract.py": rules("activations"),
+    "modelspec.py": EXTRACTION,
+    "extract.py": EXTRACTION,
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
-    "provenance.py": (rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),
-    "finite.py": rules("activations", "rdm", "external_rdm", "second_order", "export_rsatoolbox", "brain_rdm", "brain_group", "brain_eval"),
-    "store.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
+    "provenance.py": rules("stimuli") | EXTRACTION | RDM_NUMERICS,
+    "finite.py": EXTRACTION | EXTERNAL | BRAIN | rules("rdm", "second_order", "export_rsatoolbox"),
+    "store.py": RDM_WRITERS | BRAIN_RDMS,
     # The science, each with the rules that compute with it.
     "stimuli.py": rules("stimuli"),
     "rdm.py": rules("rdm"),
-    "external.py": (rules("external_rdm")) | rules("brain_group", "brain_rdm"),
-    "compare.py": (RDM_WRITERS) | rules("brain_eval", "brain_group", "brain_rdm"),
-    "methods.py": (RDM_WRITERS | rules("second_order_figure", "mds_figure")) | rules("brain_eval", "brain_group", "brain_rdm"),  # figures label the matrix by it
-    "rdmfile.py": (RDM_WRITERS) | rules("brain_group", "brain_rdm"),
+    "external.py": EXTERNAL,
+    "compare.py": RDM_NUMERICS,
+    "methods.py": RDM_NUMERICS | rules("second_order_figure", "mds_figure"),  # figures label the matrix by it
+    "rdmfile.py": RDM_WRITERS | BRAIN_RDMS,
     "inference.py": rules("second_order"),
-    "measures.py": (rules("kernel") | SECOND_ORDER) | rules("brain_eval"),  # kernels; the noise ceilings of external groups
+    "measures.py": rules("kernel", "brain_eval") | SECOND_ORDER,  # kernels; the noise ceilings of external groups
     # The figures: what is drawn (pure numbers), then one plotting module per kind of figure.
-    "figure_data.py": (FIGURES) | rules("brain_eval", "evaluation_figure"),
+    "figure_data.py": ALL_FIGURES | rules("brain_eval"),
     "label_boxes.py": rules("mds_figure"),
-    "plots/__init__.py": (FIGURES) | rules("evaluation_figure"),
-    "plots/base.py": (FIGURES) | rules("evaluation_figure"),
+    "plots/__init__.py": ALL_FIGURES,
+    "plots/base.py": ALL_FIGURES,
     "plots/stimuli.py": rules("stimulus_grid", "rdm_figure", "stimulus_mds_figure"),
     "plots/second_order.py": rules("second_order_figure"),
     "plots/mds.py": rules("mds_figure"),
     "plots/brain.py": rules("brain_figure"),
     "export.py": rules("export_rsatoolbox"),
     # The one reader of every artifact (also the notebook API).
-    "results.py": (READERS | {"external_rdm", "stimuli"}) | rules("brain_eval", "brain_group", "brain_rdm"),  # the stimuli job writes order.tsv from its ids
+    "results.py": READERS | EXTERNAL | BRAIN | rules("stimuli"),  # the stimuli job writes order.tsv from its ids
     # One jobs module per rule, and what some of them share.
     "jobs/stimuli.py": rules("stimuli"),
     "jobs/stimulus_grid.py": rules("stimulus_grid"),
-    "jobs/per_layer.py": (PER_LAYER) | rules("brain_group", "brain_rdm"),
+    "jobs/per_layer.py": PER_LAYER | BRAIN_RDMS,
     "jobs/rdm.py": rules("rdm"),
     "jobs/kernel.py": rules("kernel"),
     "jobs/external_rdm.py": rules("external_rdm"),
@@ -120,30 +131,33 @@ RERUNS: dict[str, frozenset] = {
     "jobs/brain_figure.py": rules("brain_figure"),
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
-    # Brain responses: the subjects' RDMs and the region's group (one jobs module), the evaluation.
-    "products.py": rules("second_order", "second_order_tile"),
-    "ranking.py": rules("rdm", "kernel", "external_rdm", "second_order", "second_order_tile", "brain_rdm", "brain_group", "brain_eval"),
-    "checkpoints.py": rules("activations"),
-    "layers.py": rules("activations"),
-    "sources/__init__.py": rules("activations"),
-    "sources/clip_models.py": rules("activations"),
-    "sources/hf_models.py": rules("activations"),
+    # The second order's products and every RDM computation's ranks.
+    "products.py": SECOND_ORDER,
+    "ranking.py": RDM_NUMERICS,
+    # The extraction's parts: checkpoints, layer outputs, the model sources (the lister is DAG-time).
+    "checkpoints.py": EXTRACTION,
+    "layers.py": EXTRACTION,
+    "sources/__init__.py": EXTRACTION,
+    "sources/clip_models.py": EXTRACTION,
+    "sources/hf_models.py": EXTRACTION,
     "sources/lister.py": NONE,
-    "sources/python_models.py": rules("activations"),
-    "sources/timm_models.py": rules("activations"),
-    "sources/torchvision_models.py": rules("activations"),
-    "sources/transforms.py": rules("activations"),
+    "sources/python_models.py": EXTRACTION,
+    "sources/timm_models.py": EXTRACTION,
+    "sources/torchvision_models.py": EXTRACTION,
+    "sources/transforms.py": EXTRACTION,
+    # Noise ceilings and resampling (the second order's and the evaluation's); brain responses: the
+    # subjects' RDMs and the region's group (one jobs module), the evaluation.
     "ceiling.py": rules("second_order", "brain_eval"),
     "resampling.py": rules("second_order", "brain_eval"),
     "subject_bootstrap.py": rules("second_order"),
     "evaluation.py": rules("brain_eval"),
     "jobs/brain_eval.py": rules("brain_eval"),
-    "jobs/brain_rdm.py": rules("brain_group", "brain_rdm"),
+    "jobs/brain_rdm.py": BRAIN_RDMS,
     "plots/evaluation.py": rules("evaluation_figure"),
-    "responses/__init__.py": rules("brain_group", "brain_rdm"),
-    "responses/io.py": rules("brain_group", "brain_rdm"),
-    "responses/noise.py": rules("brain_group", "brain_rdm"),
-    "responses/rdms.py": rules("brain_group", "brain_rdm"),
+    "responses/__init__.py": BRAIN_RDMS,
+    "responses/io.py": BRAIN_RDMS,
+    "responses/noise.py": BRAIN_RDMS,
+    "responses/rdms.py": BRAIN_RDMS,
 }
 #: A comparison method's own function (a module that rsaflow.methods names in a Method.pair) reruns
 #: what compares RDMs: the rules that call Method.pair_function (rsaflow.deps), as compare.py.
