@@ -94,19 +94,32 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
 
 
-def vector_params(f, method: str) -> tuple:
-    """``(dataset, centre, scale, divide)`` of ``method`` from an open RDM file's attributes:
-    the vector is ``(f[dataset][s] - centre) / scale`` if divide else ``(... - centre) * scale``
-    (kendall_tau_a: the raw values, centre None). Read once, reused for every chunk."""
+def vector_recipe(method: str) -> tuple:
+    """``(dataset, centre attribute, scale attribute, divide)`` of ``method``'s vector, from its
+    registry entry (rsaflow.methods.Method: ranked, unit; kendall_tau_a: the raw values, no
+    attributes): what :func:`read_params` reads from each file. Resolved once per run."""
     if method not in VECTOR_METHODS + RAW_METHODS:
         raise ValueError(f"RDM files hold vectors for {', '.join(VECTOR_METHODS + RAW_METHODS)}, not {method!r}")
     info = METHODS[method]
     dataset = "ranks" if info.ranked else "condensed"
     if info.kind == "raw":
         return dataset, None, None, False
-    if not info.unit:
-        return dataset, f.attrs[f"centre_{method}"], f.attrs[f"scale_{method}"], False
-    return dataset, f.attrs[f"centre_{method}"], f.attrs[f"norm_{method}"], True
+    return dataset, f"centre_{method}", f"{'norm' if info.unit else 'scale'}_{method}", info.unit
+
+
+def read_params(f, recipe: tuple) -> tuple:
+    """``(dataset, centre, scale, divide)`` of a :func:`vector_recipe` from an open RDM file's
+    attributes: the vector is ``(f[dataset][s] - centre) / scale`` if divide else
+    ``(... - centre) * scale`` (centre None: the raw values). Read once, reused for every chunk."""
+    dataset, centre, scale, divide = recipe
+    if centre is None:
+        return dataset, None, None, False
+    return dataset, f.attrs[centre], f.attrs[scale], divide
+
+
+def vector_params(f, method: str) -> tuple:
+    """:func:`read_params` of ``method``'s :func:`vector_recipe` from an open RDM file."""
+    return read_params(f, vector_recipe(method))
 
 
 def vector_chunk(f, method: str, lo: int = 0, hi: int | None = None, params: tuple | None = None,

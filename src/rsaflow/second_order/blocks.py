@@ -15,8 +15,8 @@ import numpy as np
 from rsaflow import h5io, measures, products
 from rsaflow.compare import kendall_tau_a, n_from_pairs
 from rsaflow.errors import InputFileError
-from rsaflow.methods import method_info
-from rsaflow.second_order.inputs import RunFiles, artifact_of, read_factor, vector_length
+from rsaflow.methods import Method
+from rsaflow.second_order.inputs import RunFiles, read_factor
 
 #: Default byte budget of one chunk of pairs (config ``compare.chunk_mb``).
 DEFAULT_CHUNK_MB = 256
@@ -24,9 +24,9 @@ DEFAULT_CHUNK_MB = 256
 THIN_ROWS = 8
 
 
-def pairwise(method: str) -> bool:
+def pairwise(info: Method) -> bool:
     """Methods computed one pair at a time (not a product of per-file vectors)."""
-    return method_info(method).kind in ("raw", "pairwise") or artifact_of(method) == "shape"
+    return info.kind in ("raw", "pairwise") or info.artifact == "shape"
 
 
 def whole_vector(path, method: str) -> np.ndarray:
@@ -40,10 +40,10 @@ def whole_vector(path, method: str) -> np.ndarray:
         raise InputFileError(path, str(exc)) from None
 
 
-def _whole_block(rows: list[str], cols: list[str], method: str, chunk_bytes: int) -> np.ndarray:
+def _whole_block(rows: list[str], cols: list[str], method: str, chunk_bytes: int, length: int) -> np.ndarray:
     """Dot products of whole-RDM vectors: the rows' vectors in groups held within chunk_bytes / 2
-    (at least one), the columns' built one at a time against each group."""
-    n = n_from_pairs(vector_length(rows[0], method))
+    (at least one), the columns' built one at a time against each group (``length``: P)."""
+    n = n_from_pairs(length)
     g = max(1, int(chunk_bytes) // (2 * 8 * (n * (n + 1) // 2)))
     sim = np.empty((len(rows), len(cols)))
     for start in range(0, len(rows), g):
@@ -78,12 +78,11 @@ def _shape_block(rows: list[str], cols: list[str]) -> np.ndarray:
     return _pairwise_block(rows, cols, read_factor, measures.fidelity_factors)
 
 
-def _function_block(rows: list[str], cols: list[str], method: str) -> np.ndarray:
+def _function_block(rows: list[str], cols: list[str], info: Method) -> np.ndarray:
     """Method.pair_function of every (row, column) pair of RDM files' condensed RDMs (two in memory
     at a time; Method.top for a file with itself); a ValueError of the function (e.g. a degenerate
     RDM) is an InputFileError naming the column's file and the row's."""
-    info = method_info(method)
-    function = info.pair_function()
+    function, method = info.pair_function(), info.name
 
     def similarity(x, y):
         try:
@@ -136,14 +135,15 @@ def similarity_block(row_paths, col_paths, method: str, chunk_bytes: int = DEFAU
         if n != length:
             raise InputFileError(p, f"vector of length {n} differs from {length} of {union[0]}: "
                                     "RDMs of different stimulus counts")
-    if method_info(method).kind == "raw":
+    info = files.info  # the run's method, looked up once (RunFiles)
+    if info.kind == "raw":
         return _kendall_block(rows, cols)
-    if method_info(method).kind == "pairwise":
-        return _function_block(rows, cols, method)
-    if artifact_of(method) == "shape":
+    if info.kind == "pairwise":
+        return _function_block(rows, cols, info)
+    if info.artifact == "shape":
         return _shape_block(rows, cols)
-    if method_info(method).kind == "whole":
-        return _whole_block(rows, cols, method, chunk_bytes)
+    if info.kind == "whole":
+        return _whole_block(rows, cols, method, chunk_bytes, length)
     if len(set(rows)) <= THIN_ROWS:
         return _thin_block(rows, cols, length, chunk_bytes, files)
     ri = np.array([where[p] for p in rows], dtype=np.intp)

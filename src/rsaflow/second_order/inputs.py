@@ -37,20 +37,20 @@ def vector_length(path, method: str) -> int:
         return f[MAIN_DATASET[artifact_of(method)]].shape[0]
 
 
-def _describe_open(f, method: str) -> tuple[int, tuple | None]:
-    """(vector length, rsaflow.rdmfile.vector_params) of an open file of the method's kind (for
-    shape factors and the whole-RDM methods, N or P and no params)."""
-    if artifact_of(method) != "rdm" or method_info(method).kind in ("whole", "pairwise"):
-        return f[MAIN_DATASET[artifact_of(method)]].shape[0], None
-    return f["condensed"].shape[0], rdmfile.vector_params(f, method)
+def _describe_open(f, files: "RunFiles") -> tuple[int, tuple | None]:
+    """(vector length, rsaflow.rdmfile.read_params of the run's recipe) of an open file of the
+    run's kind (for shape factors and the methods that read whole RDMs, N or P and no params)."""
+    if files.recipe is None:
+        return f[MAIN_DATASET[files.kind]].shape[0], None
+    return f["condensed"].shape[0], rdmfile.read_params(f, files.recipe)
 
 
-def _chunk(f, method: str, lo: int, hi: int, params, out: np.ndarray) -> None:
-    """Pairs lo:hi of a file's vector for ``method``, read into ``out`` (contiguous, hi - lo)."""
-    if artifact_of(method) == "cka":
+def _chunk(f, files: "RunFiles", lo: int, hi: int, params, out: np.ndarray) -> None:
+    """Pairs lo:hi of a file's vector for the run's method, read into ``out`` (contiguous, hi - lo)."""
+    if files.kind == "cka":
         f["gram_unit"].read_direct(out, np.s_[lo:hi])
     else:
-        rdmfile.vector_chunk(f, method, lo, hi, params, out)
+        rdmfile.vector_chunk(f, files.method, lo, hi, params, out)
 
 
 def _identity(path) -> tuple:
@@ -62,14 +62,19 @@ class RunFiles:
     """The input files of one run, each opened and checked once (rsaflow.h5io.open_artifact).
 
     From that one open: its record (rsaflow.results.rdm_record, plus ``kind``), its vector length
-    and rsaflow.rdmfile.vector_params for ``method`` (:func:`_describe_open`). The first
+    and rsaflow.rdmfile.read_params of the run's recipe (:func:`_describe_open`). The first
     :func:`max_open` files stay open for the reads; the rest are closed and reopened with plain
     h5py (already checked) for each read. A file replaced on disk since (another inode, size or
     time) is opened and checked again. Use as a context manager or call :meth:`close`.
     """
 
     def __init__(self, method: str, limit: int | None = None):
-        self.method, self.kind = method, artifact_of(method)
+        # The run's one look-up of its method (rsaflow.methods): the engine asks ``info``, the
+        # reads follow ``recipe`` (rsaflow.rdmfile.vector_recipe; None: no chunked vector).
+        self.method, self.info = method, method_info(method)
+        self.kind = self.info.artifact
+        streamed = self.kind == "rdm" and self.info.kind in ("vector", "raw")
+        self.recipe = rdmfile.vector_recipe(method) if streamed else None
         self.limit = max_open() if limit is None else limit
         self._stack = contextlib.ExitStack()
         self._entries: dict[str, dict] = {}
@@ -102,7 +107,7 @@ class RunFiles:
         stack = contextlib.ExitStack()
         f = stack.enter_context(h5io.open_artifact(path, self.kind))
         try:
-            length, params = _describe_open(f, self.method)
+            length, params = _describe_open(f, self)
             e = {"record": self._record(f, path) if record else None, "length": length,
                  "params": params, "identity": _identity(path), "handle": None}
         except BaseException:
@@ -128,10 +133,10 @@ class RunFiles:
         """Pairs lo:hi of the file's vector for the method into ``out`` (:func:`_chunk`)."""
         e = self.entry(path)
         if e["handle"] is not None:
-            _chunk(e["handle"], self.method, lo, hi, e["params"], out)
+            _chunk(e["handle"], self, lo, hi, e["params"], out)
         else:
             with h5py.File(path, "r") as f:  # checked when the entry was made
-                _chunk(f, self.method, lo, hi, e["params"], out)
+                _chunk(f, self, lo, hi, e["params"], out)
 
 def max_open() -> int:
     """Files to hold open at once: half the process's soft limit of open files (at least 64)."""

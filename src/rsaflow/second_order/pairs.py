@@ -21,6 +21,7 @@ import numpy as np
 
 from rsaflow import h5io, store
 from rsaflow.errors import InputFileError
+from rsaflow.methods import method_info
 from rsaflow.second_order.blocks import pairwise, similarity_block
 from rsaflow.second_order.inputs import RunFiles
 
@@ -176,7 +177,8 @@ def pairwise_similarities(paths: list, keys: list[str], method: str, code: str, 
         reused = int(np.triu(known, 1).sum())
         todo = _rows_to_compute(~known)
         spaths = [str(paths[i]) for i in order]
-        if todo.size and pairwise(method):  # one comparison per unknown pair
+        info = files.info if files is not None else method_info(method)  # the run's look-up (RunFiles)
+        if todo.size and pairwise(info):  # one comparison per unknown pair
             for a in todo:
                 cols = np.flatnonzero(~known[a])
                 if cols.size:
