@@ -47,7 +47,7 @@ def pool_rdms(uppers: np.ndarray, method: str) -> np.ndarray:
     uppers: (S, n) upper triangles. By the method's ``pool`` (rsaflow.methods): ``rms`` (cosine,
     cosine_cov): mean of d_s / sqrt(mean(d_s^2)); ``zscore`` (pearson, corr_cov): mean of the
     z-scored d_s (std with ddof 0), minus its minimum; ``ranks`` (spearman, rho_a,
-    kendall_tau_a): mean of the average ranks; ``mean``: the mean RDM. (rsatoolbox normalises cosine_cov / corr_cov by
+    kendall_tau_a): mean of the average ranks. (rsatoolbox normalises cosine_cov / corr_cov by
     the unwhitened RMS / std, and so does this.)
     """
     u = np.asarray(uppers, dtype=np.float64)
@@ -60,8 +60,6 @@ def pool_rdms(uppers: np.ndarray, method: str) -> np.ndarray:
         return pooled - pooled.min()
     if pool == "ranks":
         return np.array([average_ranks(row) for row in u]).mean(axis=0)
-    if pool == "mean":
-        return u.mean(axis=0)
     raise ValueError(f"no noise ceiling for {method!r}; allowed: {', '.join(NOISE_CEILING_METHODS)}")
 
 

@@ -53,7 +53,7 @@ class Method:
 
     rsatoolbox: its name there (export, noise ceiling, docs; None: no rsatoolbox equivalent);
     pool: how rsatoolbox pools subjects' RDMs for the noise ceiling (rsaflow.ceiling.pool_rdms:
-    ``ranks``, ``rms``, ``zscore`` or ``mean``; None: no noise ceiling); inference: whether bootstrap and
+    ``ranks``, ``rms`` or ``zscore``; None: no noise ceiling); inference: whether bootstrap and
     permutations of the stimuli are defined for it; external: whether external RDMs can join;
     params: the ``compare`` keys it takes besides the common ones. mem: the job memory it adds
     beyond the streamed chunks, ``(coefficient, size)``: coefficient x 8 bytes x size with size
@@ -199,7 +199,7 @@ NOISE_CEILING_METHODS = tuple(name for name, info in METHODS.items() if info.cei
 
 
 #: How each noise-ceiling pool (Method.pool) averages the subjects' RDMs, in words (rsaflow.ceiling.pool_rdms).
-POOL_WORDS = {"rms": "RMS-scaled RDMs", "zscore": "z-scored RDMs", "ranks": "average ranks", "mean": "RDMs"}
+POOL_WORDS = {"rms": "RMS-scaled RDMs", "zscore": "z-scored RDMs", "ranks": "average ranks"}
 
 
 def measure_table() -> str:
