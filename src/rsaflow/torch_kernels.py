@@ -26,9 +26,13 @@ NumPy arrays, with the same exactness as the NumPy path:
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from rsaflow.errors import ConfigError
+
+try:  # optional for the rules that may load this module (rdm, second_order): rsaflow.kernels.select checks it
+    import torch
+except ImportError as exc:
+    raise ImportError(f"the torch backend of rsaflow's kernels needs torch ({exc}); use backend: numpy") from exc
 
 
 def resolve_device(choice: str, key: str) -> torch.device:
