@@ -206,6 +206,22 @@ def test_errors_name_the_key(monkeypatch):
     assert kernels.select({"metric": "euclidean"}, "rdm") is kernels.NUMPY  # numpy never looks for torch
 
 
+def test_a_device_too_small(monkeypatch):
+    """The Gram refuses before allocating (naming the key); the ranking falls back to NumPy's (same bits)."""
+    import torch
+
+    from rsaflow import torch_kernels
+
+    monkeypatch.setattr(torch_kernels, "free_bytes", lambda device: 10**6)
+    with pytest.raises(ConfigError, match=r"^config error at rdm.device: the 1000 x 1000 float64 Gram matrix"):
+        torch_kernels.GramAccumulator(1000, torch.device("cpu"), "rdm.device", 8192)
+    v = np.round(np.random.default_rng(7).random(50_000), 2)
+    called = []
+    ranks, ties = torch_kernels.ranks_and_ties(v, torch.device("cpu"),
+                                               fallback=lambda x: called.append(1) or compare.ranks_and_ties(x))
+    assert called and np.array_equal(ranks, rankdata(v)) and ties == compare.tied_pairs(v)
+
+
 def test_gpu_resource_follows_backend_and_device():
     none, gpu_run, cpu_run = {"declared": None, "visible": 0}, {"declared": 2, "visible": 0}, {"declared": 0,
                                                                                               "visible": 1}

@@ -82,14 +82,17 @@ def select(spec: Mapping, section: str) -> Kernels:
         raise ConfigError(f"{section}.backend", "torch is asked for but not installed in this job's environment "
                                                 "(pip install torch, or use backend: numpy)")
     from rsaflow import torch_kernels as tk
+    from rsaflow.compare import ranks_and_ties as numpy_ranks
 
     dev = tk.resolve_device(spec.get("device", "auto"), f"{section}.device")
+    block = int(spec.get("block", 8192))
     return Kernels(
         backend.name,
         str(dev),
-        gram_accumulator=lambda n: tk.GramAccumulator(n, dev),
-        # On the CPU the NumPy packed-key ranking (rsaflow.ranking) is the faster one, bit for bit the same.
-        ranks_and_ties=None if dev.type == "cpu" else (lambda values: tk.ranks_and_ties(values, dev)),
+        gram_accumulator=lambda n: tk.GramAccumulator(n, dev, f"{section}.device", block),
+        # On the CPU the NumPy packed-key ranking (rsaflow.ranking) is the faster one, bit for bit the same;
+        # on a GPU too small for the vector, the same.
+        ranks_and_ties=None if dev.type == "cpu" else (lambda values: tk.ranks_and_ties(values, dev, numpy_ranks)),
         gram=lambda a, b=None: tk.gram(a, b, dev),
         attrs={"kernels": tk.describe(dev)},
     )

@@ -18,6 +18,9 @@ NumPy arrays, with the same exactness as the NumPy path:
   rsaflow.compare), each run's average rank (a + b + 1) / 2 computed from int64 positions
   (exact in float64). Equal to ``scipy.stats.rankdata(method='average')`` bit for bit, whatever
   the order a sort puts ties in (-0.0 and 0.0 included); the tie count is exact.
+- Device memory: the Gram holds 8 N^2 B plus a block (a GPU with less free is a ConfigError naming
+  ``rdm.device`` before any work); the ranking about :data:`RANK_BYTES` per value (less free: the
+  NumPy ranking instead, the same bits).
 - :func:`gram` (the second order's product V_rows V_cols^T): one float64 matmul on the device,
   made exactly symmetric for ``a @ a.T``; equal to rsaflow.products.gram up to summation order
   (a few ulps of the sum of |products|, the same as a change of ``compare.chunk_mb``).
@@ -65,11 +68,28 @@ def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(device)
 
 
-class GramAccumulator:
-    """G = sum of B B^T over the (N, m) float64 blocks given to :meth:`add`, held on ``device``."""
+#: Device bytes per value that :func:`ranks_and_ties` holds at its peak (values, sorted values, int64
+#: order, flags, run bounds, repeated averages, ranks: about 7 arrays of 8 B).
+RANK_BYTES = 7 * 8
 
-    def __init__(self, n: int, device: torch.device):
+
+def free_bytes(device: torch.device) -> int | None:
+    """Free memory of a CUDA device (None for the CPU: not checked)."""
+    return torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+
+
+class GramAccumulator:
+    """G = sum of B B^T over the (N, m) float64 blocks given to :meth:`add`, held on ``device``.
+
+    A GPU too small for G and one block (``block_hint`` units; 8 N^2 + 16 N block bytes): a
+    ConfigError naming ``key`` (rdm.device) before anything is allocated."""
+
+    def __init__(self, n: int, device: torch.device, key: str = "rdm.device", block_hint: int = 8192):
         self.device = device
+        need, free = 8 * n * n + 16 * n * block_hint, free_bytes(device)
+        if free is not None and need > free:
+            raise ConfigError(key, f"the {n} x {n} float64 Gram matrix and a block need {need / 2**30:.1f} GiB, "
+                                   f"{device} has {free / 2**30:.1f} GiB free; use device: cpu or backend: numpy")
         self.g = torch.zeros((n, n), dtype=torch.float64, device=device)
 
     def add(self, block: np.ndarray) -> None:
@@ -84,16 +104,21 @@ class GramAccumulator:
         return out
 
 
-def ranks_and_ties(values: np.ndarray, device: torch.device) -> tuple[np.ndarray, int]:
+def ranks_and_ties(values: np.ndarray, device: torch.device, fallback=None) -> tuple[np.ndarray, int]:
     """``(ranks, tied_pairs)`` of a 1-D array on ``device``: the ranks of
     ``scipy.stats.rankdata(values, method='average')`` bit for bit (float64), tied_pairs the
-    number of pairs of equal entries (NaN: each a group of its own), as rsaflow.compare.ranks_and_ties."""
+    number of pairs of equal entries (NaN: each a group of its own), as rsaflow.compare.ranks_and_ties.
+    ``fallback(values)`` (the NumPy ranking: the same bits) when the device lacks :data:`RANK_BYTES`
+    per value of free memory."""
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"ranks_and_ties needs a 1-D array, got shape {values.shape}")
     n = values.size
     if n == 0:
         return np.empty(0), 0
+    free = free_bytes(device)
+    if fallback is not None and free is not None and RANK_BYTES * n > free:
+        return fallback(values)
     v = _to(values, device)
     ordered, order = torch.sort(v)
     del v
