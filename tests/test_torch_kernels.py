@@ -181,6 +181,7 @@ def test_rdm_job_key_names_the_backend(tmp_path):
     spec = {"metric": "euclidean", "block": 4096}
     torch_spec = {**spec, **kernels.spec_slice({"backend": "torch", "device": "cpu"}, "rdm")}
     assert kernels.spec_slice({"backend": "numpy", "device": "cuda"}, "rdm") == {}
+    assert kernels.select(torch_spec, "rdm").ranks_and_ties is None  # on the CPU: NumPy's ranks (same bits)
     assert write_rdm(tmp_path / "act.h5", tmp_path / "np.h5", spec, "c0")
     assert write_rdm(tmp_path / "act.h5", tmp_path / "t.h5", torch_spec, "c0")  # computed: not the NumPy product
     assert not write_rdm(tmp_path / "act.h5", tmp_path / "t2.h5", torch_spec, "c0")  # reused: same key
