@@ -4,16 +4,18 @@ backend's module, rsaflow.torch_kernels, is imported only by :func:`select` when
 
 A :class:`Kernels` record is what a job gets: the Gram accumulator of the RDM job (None: BLAS dsyrk,
 rsaflow.rdm), the ranking of condensed vectors (None: rsaflow.compare.ranks_and_ties; torch only on a
-GPU: on the CPU the NumPy packed-key ranking is 3-10x faster than ``torch.sort`` and bit for bit the
-same), the second order's product (None: rsaflow.products.gram) and the attributes its products record.
+GPU: on the CPU the NumPy packed-key ranking is faster than ``torch.sort``, 1.3-4.5x in
+benchmarks/bench_gpu_kernels.py, and bit for bit the same), the second order's product (None:
+rsaflow.products.gram) and the attributes its products record.
 
 Content keys. The NumPy backend adds nothing to a config slice or a product (keys and bits as
 before the backends existed). The torch backend's RDM differs from the NumPy one in the last bits
 of the Gram sums, so it is a product of its own: its slice carries ``backend`` and ``device`` and
 its file the attribute ``kernels`` (backend, resolved device type, torch version), all in its
-content key; its ranks are bit-identical (rsaflow.torch_kernels). The second order's stored pairs
-leave the backend out of their reuse key, as they leave out ``compare.chunk_mb``: both change the
-sums by float rounding only (rsaflow.jobs.second_order).
+content key (not the GPU model, as for the extraction's device: another GPU may change the last
+bits, within the same tolerance); its ranks are bit-identical (rsaflow.torch_kernels). The second
+order's stored pairs and tiles leave the backend out of their reuse key, as they leave out
+``compare.chunk_mb``: both change the sums by float rounding only (rsaflow.jobs.second_order).
 """
 
 from __future__ import annotations
