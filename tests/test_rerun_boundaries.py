@@ -121,6 +121,9 @@ RERUNS: dict[str, frozenset] = {
     "jobs/effective_config.py": rules("effective_config"),
     # Brain responses: the subjects' RDMs and the region's group (one jobs module), the evaluation.
     "products.py": rules("second_order", "second_order_tile"),
+    # The numeric kernels' backends (rdm.backend, second_order.backend): the jobs that may run them.
+    "kernels.py": rules("rdm", "second_order", "second_order_tile"),
+    "torch_kernels.py": rules("rdm", "second_order", "second_order_tile"),
     "ranking.py": rules("rdm", "kernel", "external_rdm", "second_order", "second_order_tile", "brain_rdm", "brain_group", "brain_eval"),
     "checkpoints.py": rules("activations"),
     "layers.py": rules("activations"),
