@@ -169,6 +169,27 @@ def test_display_percentiles_equal_percentile_ranks():
                                rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["ties", "zeros", "negative", "positive"])
+def test_percentiles_from_stored_ranks_equal_the_sorted_square_bit_for_bit(kind):
+    """The RDM panel's percentiles from an RDM file's ranks (no N^2 sort) are display_percentiles of
+    the square: with ties, with zero dissimilarities (tied with the diagonal) and with negative ones
+    (crossnobis), for a subsample of rows and for all of them."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(["ties", "zeros", "negative", "positive"].index(kind))
+    n = 47
+    v = {"ties": np.round(rng.uniform(0, 2, n * (n - 1) // 2), 1),
+         "zeros": np.maximum(rng.normal(size=n * (n - 1) // 2), 0.0),
+         "negative": np.round(rng.normal(0.2, 1.0, n * (n - 1) // 2), 2),
+         "positive": rng.uniform(1, 2, n * (n - 1) // 2)}[kind]
+    for rows in (np.arange(0, n, 3), np.arange(n)):
+        new = figure_data.percentiles_from_ranks(v, rankdata(v), rows)
+        old = figure_data.display_percentiles(squareform(v), rows)
+        assert np.array_equal(new, old), np.abs(new - old).max()
+    with pytest.raises(ValueError, match="upper triangle"):
+        figure_data.percentiles_from_ranks(v[:-1], rankdata(v[:-1]), rows)
+
+
 def _records(k: int, n: int) -> tuple[list[dict], np.ndarray]:
     labels = np.repeat(np.arange(4), n // 4)
     records = [{"label": f"net{i % 3}/layer{i}", "model": f"net{i % 3}", "depth": i, "seed": i} for i in range(k)]
@@ -246,8 +267,16 @@ def test_figure_jobs_read_rdms_through_the_reader(tmp_path, monkeypatch):
     real_rdm, real_meta = figure_inputs.read_rdm, figure_inputs.read_meta
     monkeypatch.setattr(figure_inputs, "read_rdm", lambda p, **kw: reads.append(True) or real_rdm(p, **kw))
     monkeypatch.setattr(figure_inputs, "read_meta", lambda p, *a: reads.append(False) or real_meta(p, *a))
+    drawn = []
+    real_percentiles = figure_inputs.load_percentiles
+    monkeypatch.setattr("rsaflow.jobs.rdm_figure.load_percentiles",
+                        lambda r, rows: drawn.append((r, real_percentiles(r, rows))) or drawn[-1][1])
     draw_rdms(paths, tmp_path / "stimuli.h5", tmp_path / "rdms.png")
     assert reads.count(True) == figure_data.MAX_PANELS and reads.count(False) == 18
+    assert len(drawn) == figure_data.MAX_PANELS
+    for r, block in drawn:  # what the job drew: the percentiles of the file's square, sorted
+        square = figure_inputs.load_rdm(r)
+        assert np.array_equal(block, figure_data.display_percentiles(square, np.arange(40)))
     draw_stimulus_grid(tmp_path / "stimuli.h5", tmp_path / "grid.png")
     assert (tmp_path / "rdms.pdf").exists() and (tmp_path / "grid.png").stat().st_size > 1000
 

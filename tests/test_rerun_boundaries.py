@@ -51,6 +51,8 @@ EXTERNAL = BRAIN_RDMS | {"external_rdm"}
 ALL_FIGURES = FIGURES | {"evaluation_figure"}
 #: Rules that compute with RDMs (ranks, comparisons): the RDM writers and the brain's.
 RDM_NUMERICS = RDM_WRITERS | BRAIN
+#: Rules that may run the numeric kernels on a backend (rdm.backend, second_order.backend).
+KERNEL_USERS = SECOND_ORDER | {"rdm"}
 
 
 def rules(*names: str) -> frozenset:
@@ -133,6 +135,9 @@ RERUNS: dict[str, frozenset] = {
     "jobs/effective_config.py": rules("effective_config"),
     # The second order's products and every RDM computation's ranks.
     "products.py": SECOND_ORDER,
+    # The numeric kernels' backends (rdm.backend, second_order.backend): the jobs that may run them.
+    "kernels.py": KERNEL_USERS,
+    "torch_kernels.py": KERNEL_USERS,
     "ranking.py": RDM_NUMERICS,
     # The extraction's parts: checkpoints, layer outputs, the model sources (the lister is DAG-time).
     "checkpoints.py": EXTRACTION,

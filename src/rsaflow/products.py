@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from rsaflow import kernels
+
 #: Outputs of at most this many entries count as thin (K = 256 for a K x K block).
 THIN_OUTPUT = 256 * 256
 #: Pairs (columns) per single-threaded block of a thin product.
@@ -44,8 +46,13 @@ def gram(a: np.ndarray, b: np.ndarray | None = None, threads: int | None = None)
     :data:`BLOCK` columns, each on one BLAS thread, ``threads`` blocks at a time (default: the
     job's BLAS limit, :func:`blas_threads`), partials added in block order (bits independent of
     ``threads``). Equals ``a @ b.T`` up to summation order (a few ulps of the sum of |products|).
-    Memory: ``threads`` partials of R x C float64 beside the output.
+    Memory: ``threads`` partials of R x C float64 beside the output. Inside
+    ``rsaflow.kernels.using(k)`` with a torch backend: ``k.gram`` instead (rsaflow.torch_kernels.gram,
+    the same up to summation order).
     """
+    other = kernels.active().gram  # another backend's product, set by the job (rsaflow.kernels.using)
+    if other is not None:
+        return other(a, b)
     same = b is None
     b = a if same else b
     if a.shape[0] * b.shape[0] > THIN_OUTPUT or a.shape[1] <= BLOCK:

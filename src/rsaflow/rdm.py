@@ -38,6 +38,11 @@ the activations are read in column blocks and a Gram matrix is accumulated in fl
   images (correlation) of each other then get ~1e-32, not exactly 0.
 
 The result matches float64 ``pdist`` to about 1e-13 of the largest distance.
+
+Backends (config ``rdm.backend``, rsaflow.kernels): only the Gram accumulation is swappable
+(``kernels=``; the torch backend's float64 ``addmm`` on a GPU, rsaflow.torch_kernels); the blocks'
+checks, centring, near-pair recomputation and exact zeros stay here, so the match to ``pdist``
+above holds for every backend; the default (dsyrk) is bit for bit the same whatever is installed.
 """
 
 from __future__ import annotations
@@ -134,15 +139,19 @@ def _row_stats(blocks: Iterable[np.ndarray], n: int) -> tuple[np.ndarray, np.nda
     return sums, lo == hi, m
 
 
-def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None):
+def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None, accumulator=None):
     """Upper triangle of G = Xc Xc^T in one Fortran-ordered N x N float64 buffer (BLAS dsyrk,
     accumulated in place block after block), with Xc = X - means[:, None] when ``means`` is given.
 
-    Returns (buffer, row hashes of the raw bytes, M, row sums of Xc or None, all-zero row flags).
+    ``accumulator``: another backend's Gram (rsaflow.kernels: ``accumulator(n)`` has ``add(b64)``
+    for each checked, centred float64 block and ``result()``, a C-ordered N x N array whose lower
+    triangle holds G); None: dsyrk. Returns (buffer, row hashes of the raw bytes, M, row sums of
+    Xc or None, all-zero row flags).
     """
     from scipy.linalg.blas import dsyrk
 
-    gram_f = np.zeros((n, n), dtype=np.float64, order="F")
+    acc = accumulator(n) if accumulator is not None else None
+    gram_f = np.zeros((n, n), dtype=np.float64, order="F") if acc is None else None
     hashes = [hashlib.sha256() for _ in range(n)]
     resid = np.zeros(n) if means is not None else None
     zero = np.ones(n, dtype=bool)
@@ -159,8 +168,13 @@ def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None):
             b64 -= means[:, None]
             resid += b64.sum(axis=1)
         # b64.T is a Fortran-ordered view (no copy); trans=1 gives b64 @ b64.T, upper triangle of gram_f.
-        gram_f = dsyrk(1.0, b64.T, beta=1.0, c=gram_f, trans=1, lower=0, overwrite_c=1)
+        if acc is None:
+            gram_f = dsyrk(1.0, b64.T, beta=1.0, c=gram_f, trans=1, lower=0, overwrite_c=1)
+        else:
+            acc.add(b64)
         del b64
+    if acc is not None:
+        gram_f = acc.result().T  # its lower triangle, seen as the upper one of a Fortran-ordered view
     return gram_f, hashes, m_total, resid, zero
 
 
@@ -237,6 +251,7 @@ def _rdm_from_blocks(
     metric: str,
     get_rows: Callable[[np.ndarray], np.ndarray],
     near_rtol: float = NEAR_RTOL,
+    accumulator=None,
 ) -> tuple[np.ndarray, int]:
     """The one RDM implementation: every metric from column blocks, in one N x N float64 buffer.
 
@@ -244,6 +259,7 @@ def _rdm_from_blocks(
         ``what`` ("row-means" or "Gram") names the pass for progress logs. Called twice for
         correlation (row sums, then the Gram matrix of the centred blocks), once otherwise.
     get_rows: returns the full rows ``X[idx]`` for sorted indices ``idx`` (near pairs only).
+    accumulator: the Gram of another backend (:func:`_gram_pass`; rsaflow.kernels), None for dsyrk.
 
     Euclidean metrics return the squared distance NOT divided by M (the callers scale). Peak
     memory: N^2 x 8 B (the buffer, returned as the result) + row-step temporaries (<= ~0.3 x N^2 x 8 B)
@@ -258,7 +274,7 @@ def _rdm_from_blocks(
         if np.any(constant):
             raise _bad_rows_error(np.nonzero(constant)[0], metric)
         means = sums / m
-    gram_f, hashes, m, resid, zero = _gram_pass(make_blocks("Gram"), n, means)
+    gram_f, hashes, m, resid, zero = _gram_pass(make_blocks("Gram"), n, means, accumulator)
     if angular and not info.centred and np.any(zero):
         raise _bad_rows_error(np.nonzero(zero)[0], metric)
     # gram_f's upper triangle, seen through its C-ordered transpose d, is d's lower triangle
@@ -297,6 +313,7 @@ def compute_rdm(
     patterns: np.ndarray,
     metric: str = "euclidean",
     block: int = 4096,
+    kernels=None,
 ) -> np.ndarray:
     """RDM of ``patterns`` (N stimuli x M units) under ``metric`` (see the module table).
 
@@ -304,11 +321,13 @@ def compute_rdm(
     units of the in-memory array. Returns an (N, N) float64 array: exactly symmetric, exact zeros
     on the diagonal and for pairs of rows with identical bytes (every metric). Raises ValueError
     for NaN/Inf input, and, naming the rows, for constant rows (correlation) or all-zero rows
-    (cosine), where the distance is undefined.
+    (cosine), where the distance is undefined. ``kernels``: a backend's record
+    (rsaflow.kernels.select; None: NumPy), whose Gram accumulator replaces dsyrk.
     """
     patterns = _check_patterns(patterns)
     n, m = patterns.shape
-    d, _ = _rdm_from_blocks(lambda what: column_blocks(patterns, block), n, metric, lambda idx: patterns[idx])
+    d, _ = _rdm_from_blocks(lambda what: column_blocks(patterns, block), n, metric, lambda idx: patterns[idx],
+                            accumulator=_accumulator(kernels))
     return _finish(d, metric, m)
 
 
@@ -327,7 +346,13 @@ def _logged_blocks(dataset, block: int, what: str = "Gram"):
                  time.perf_counter() - start)
 
 
-def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[np.ndarray, int]:
+def _accumulator(kernels):
+    """The Gram accumulator of a backend's kernels (rsaflow.kernels.Kernels); None: BLAS dsyrk.
+    The one dispatch point of the RDM's backend: everything else is the NumPy path's."""
+    return None if kernels is None else kernels.gram_accumulator
+
+
+def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096, kernels=None) -> tuple[np.ndarray, int]:
     """RDM of an (N, M) h5py dataset read in column blocks of ``block`` units, so N x M need not
     fit in memory; every metric streams (correlation reads the file twice: row means, then the
     Gram matrix of the centred blocks).
@@ -335,14 +360,14 @@ def rdm_from_h5(dataset, metric: str = "euclidean", block: int = 4096) -> tuple[
     Peak memory: N^2 x 8 B (the result, the only N x N array) + about 0.3 x N^2 x 8 B of row-step
     temporaries + a few float64 copies of one N x block block (+ <= NEAR_CHUNK_BYTES of full
     rows for near pairs), independent of M. Returns (rdm, number of near pairs recomputed
-    directly from full rows).
+    directly from full rows). ``kernels``: as in :func:`compute_rdm`.
     """
     n, m = dataset.shape
     if n < 2:
         raise ValueError(f"need at least 2 stimuli, got {n}")
 
     d, n_near = _rdm_from_blocks(lambda what: _logged_blocks(dataset, block, what), n, metric,
-                                 lambda idx: dataset[idx, :])
+                                 lambda idx: dataset[idx, :], accumulator=_accumulator(kernels))
     return _finish(d, metric, m), n_near
 
 

@@ -78,7 +78,7 @@ def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = No
     return out
 
 
-def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -> None:
+def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None, ranker=None) -> None:
     """Write an RDM file from its upper triangle (float64, squareform order) and provenance ``attrs``.
 
     ``extra``: further datasets (an external group's ``subjects``, rsaflow.jobs.external_rdm).
@@ -86,9 +86,10 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None) -
     Peak memory about 2 S beside the caller's arrays: the values (S, not copied when float64 and
     contiguous) and their ranks (S; rsaflow.ranking sorts packed keys in the ranks' own memory),
     then the per-method scalars' one temporary, a centred copy (S), plus a few chunk arrays.
+    ``ranker``: another backend's rsaflow.compare.ranks_and_ties (rsaflow.kernels; bit-identical ranks).
     """
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
-    ranks, ties = ranks_and_ties(condensed)
+    ranks, ties = (ranker or ranks_and_ties)(condensed)
     scalars = method_attrs(condensed, ranks, ties)
     h5io.write_h5(path, "rdm", {**(extra or {}), "condensed": condensed, "ranks": ranks},
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})

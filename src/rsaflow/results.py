@@ -65,19 +65,22 @@ def rdm_record(f, path) -> dict:
     }
 
 
-def read_rdm(path, square: bool = False) -> dict:
+def read_rdm(path, square: bool = False, ranks: bool = False) -> dict:
     """One RDM file as a record; THE reader of RDM files (the square matrix on request).
 
     Keys: ``label`` (``model/layer``), ``model``, ``layer``, ``digest`` (the stimulus digest),
     ``depth`` (node index, -1 for external RDMs), ``path``, ``content_key`` (the store key: equal
     keys, equal content), ``n_stimuli``, ``condensed`` (P,) float64, the upper triangle in
     ``scipy.spatial.distance.squareform`` order, and with ``square=True`` ``rdm``: the (N, N)
-    float64 matrix (exactly symmetric, exactly 0 on the diagonal). Memory: 8 P bytes, plus 8 N^2
-    for the square.
+    float64 matrix (exactly symmetric, exactly 0 on the diagonal); with ``ranks=True`` ``ranks``:
+    the stored average ranks 1..P of ``condensed`` (rsaflow.rdmfile). Memory: 8 P bytes, plus 8 N^2
+    for the square, plus 8 P for the ranks.
     """
     with h5io.open_artifact(path, "rdm") as f:
         out = rdm_record(f, path)
         out["condensed"] = f["condensed"][()]
+        if ranks:
+            out["ranks"] = f["ranks"][()]
     if square:
         out["rdm"] = squareform(out["condensed"], checks=False)
     return out

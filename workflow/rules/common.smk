@@ -16,6 +16,7 @@ os.environ.update(
 
 from rsaflow import catalog, deps, filedigest, modelspec, provenance  # noqa: E402
 from rsaflow import config as rsacfg  # noqa: E402
+from rsaflow import kernels as rsakernels  # noqa: E402
 from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
@@ -180,8 +181,16 @@ def layer_expectation(wildcards):
 
 
 def rdm_spec(wildcards):
-    """The metric is the wildcard's (one of the registry's, by the constraint)."""
-    return rsacfg.dumps({"metric": wildcards.metric, "block": config["rdm"]["block"]})
+    """The metric is the wildcard's (one of the registry's, by the constraint); rdm.backend
+    and rdm.device only for torch (rsaflow.kernels.spec_slice: NumPy slices as before).
+    """
+    return rsacfg.dumps(
+        {
+            "metric": wildcards.metric,
+            "block": config["rdm"]["block"],
+            **rsakernels.spec_slice(config["rdm"], "rdm"),
+        }
+    )
 
 
 def external_rdm_spec(wildcards):
@@ -192,11 +201,13 @@ def tile_spec(wildcards):
     """A tile's slice: what its similarities depend on (not inference, not the tile count)."""
     spec = rsacfg.analysis_slice(ANALYSES[wildcards.analysis])
     drop = ("bootstrap", "permutations", "ci", "seed", "tiles")
-    return rsacfg.dumps({k: v for k, v in spec.items() if k not in drop})
+    kern = rsakernels.spec_slice(config["second_order"], "second_order")
+    return rsacfg.dumps({**{k: v for k, v in spec.items() if k not in drop}, **kern})
 
 
 def second_order_spec(wildcards):
-    return rsacfg.dumps(rsacfg.analysis_slice(ANALYSES[wildcards.analysis]))
+    kern = rsakernels.spec_slice(config["second_order"], "second_order")
+    return rsacfg.dumps({**rsacfg.analysis_slice(ANALYSES[wildcards.analysis]), **kern})
 
 
 def figures_spec(wildcards):

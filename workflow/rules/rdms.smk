@@ -13,6 +13,7 @@ rule rdm:
     threads: 2
     resources:
         mem_mb=rdm_mem_mb,
+        gpu=rsakernels.gpu_resource(config["rdm"], rsaschema.run_env(workflow), "rdm"),
     params:
         spec=rdm_spec,
         expect=layer_expectation,

@@ -17,6 +17,9 @@ rule second_order:
     threads: 2
     resources:
         mem_mb=second_order_mem_mb,
+        gpu=rsakernels.gpu_resource(
+            config["second_order"], rsaschema.run_env(workflow), "second_order"
+        ),
     params:
         spec=second_order_spec,
         code=code_digest("second_order"),
@@ -42,6 +45,9 @@ rule second_order_tile:
     threads: 2
     resources:
         mem_mb=tile_mem_mb,
+        gpu=rsakernels.gpu_resource(
+            config["second_order"], rsaschema.run_env(workflow), "second_order"
+        ),
     params:
         spec=tile_spec,
         code=code_digest("second_order_tile"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from rsaflow import h5io, rdmfile, store
+from rsaflow import h5io, kernels, rdmfile, store
 from rsaflow.errors import InputFileError
 from rsaflow.jobs.per_layer import read_layer, write_rdm_file
 from rsaflow.provenance import base_attrs
@@ -22,7 +22,8 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
     it computed.
     """
     carried, digest, (n, m) = read_layer(activations_path, expect)
-    attrs = {**base_attrs(spec, code), **carried, "metric": spec["metric"], "n_units": m}
+    kern = kernels.select(spec, "rdm")  # rdm.backend (NumPy: no attribute, keys as before)
+    attrs = {**base_attrs(spec, code), **carried, "metric": spec["metric"], "n_units": m, **kern.attrs}
     key = store.make_key("rdm", {"activations": digest}, attrs)
 
     def compute():
@@ -30,7 +31,7 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
         log.info("%s: N=%d stimuli, M=%d units, metric %s", activations_path, n, m, spec["metric"])
         with h5io.open_artifact(activations_path, "activations") as f:
             try:
-                rdm, n_near = rdm_from_h5(f["activations"], spec["metric"], spec["block"])
+                rdm, n_near = rdm_from_h5(f["activations"], spec["metric"], spec["block"], kern)
             except ValueError as exc:
                 raise InputFileError(activations_path, f"cannot compute an RDM: {exc}") from None
         log.info("RDM done in %.2f s (%d near-duplicate pairs recomputed directly)", time.perf_counter() - start,
@@ -39,6 +40,6 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
         # about 2 S): the peak stays at the square plus its triangle, 1.5 x N^2 x 8 B.
         condensed = rdmfile.upper_triangle(rdm)
         del rdm
-        write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, activations_path)
+        write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, activations_path, kern.ranks_and_ties)
 
     return store.produce("rdm", key, out_path, compute)

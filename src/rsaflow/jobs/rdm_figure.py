@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from rsaflow.jobs.figure_inputs import load_rdm, rdm_records, stimulus_meta
+from rsaflow.jobs.figure_inputs import load_percentiles, rdm_records, stimulus_meta
 from rsaflow.plots.stimuli import rdm_panel
 
 
 def draw_rdms(rdm_paths, stimuli_path, out_path) -> None:
-    """The RDM panel; reads the matrix of each drawn RDM only (see :mod:`rsaflow.jobs.figure_inputs`)."""
+    """The RDM panel; reads the values and stored ranks of each drawn RDM only (see
+    :mod:`rsaflow.jobs.figure_inputs`): no N^2 sort per panel."""
     stimuli = stimulus_meta(stimuli_path)
-    rdm_panel(rdm_records(rdm_paths, stimuli), stimuli["labels"], stimuli["class_names"], out_path, load=load_rdm)
+    rdm_panel(rdm_records(rdm_paths, stimuli), stimuli["labels"], stimuli["class_names"], out_path,
+              percentiles=load_percentiles)

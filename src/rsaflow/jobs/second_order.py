@@ -38,7 +38,8 @@ indexed on first sight; only the objects used are opened), and computes only the
 them has: adding one RDM computes one row (O(K P) reads, O(K P)
 work), removing one computes nothing. The log says ``pairs: reused R, computed C``. The object is
 hard-linked to ``results/second_order/<analysis>/pairs.h5`` (so the store's prune keeps it while it is current).
-The reuse key leaves out only the chunk size, which changes sums by float rounding (~1e-16).
+The reuse key leaves out only the chunk size and the backend (``second_order.backend``, rsaflow.kernels),
+which change sums by float rounding (~1e-16).
 
 Optional inference on the RDMs (``bootstrap`` resamples of stimuli, ``permutations`` of stimulus
 labels), written beside the matrix: ``ci_lower``, ``ci_upper``, ``boot_std``, ``p_values`` in the
@@ -51,7 +52,7 @@ import logging
 
 import numpy as np
 
-from rsaflow import h5io
+from rsaflow import h5io, kernels
 from rsaflow.compare import dissimilarity as to_dissimilarity
 from rsaflow.provenance import base_attrs
 from rsaflow.results import check_same_stimuli
@@ -112,7 +113,7 @@ def write_second_order(rdm_paths, out_h5, out_tsv, spec: dict, code_files, out_i
         raise ValueError(f"duplicate RDM labels: {labels}")
     digest = check_same_stimuli(records)
     code = base_attrs(spec, code_files)["code_sha256"]
-    with files:
+    with files, kernels.using(kernels.select(spec, "second_order")):  # second_order.backend (rsaflow.kernels)
         if tile_paths:
             sim = _assembled(records, tile_paths, method, code, digest, out_pairs)
         else:

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from rsaflow import h5io, store
+from rsaflow import h5io, kernels, store
 from rsaflow.provenance import base_attrs
 from rsaflow.results import check_same_stimuli
 from rsaflow.second_order.inputs import RunFiles, content_key
@@ -53,7 +53,7 @@ def write_tile(row_paths, col_paths, out, spec: dict, code_files, store_root=Non
     sorted by label) with every RDM of ``col_paths`` (columns, sorted by label); returns them.
     Each input is opened and checked once (rsaflow.second_order.inputs.RunFiles)."""
     method = spec["method"]
-    with RunFiles(method) as files:
+    with RunFiles(method) as files, kernels.using(kernels.select(spec, "second_order")):  # second_order.backend
         return _write_tile(_records(row_paths, files), _records(col_paths, files), out, spec, code_files,
                            store_root, files)
 

@@ -61,25 +61,32 @@ def stimulus_grid(images, labels: np.ndarray, class_names: list[str], path) -> N
 
 
 def rdm_panel_figure(records: Sequence[dict], labels: np.ndarray, class_names: Sequence[str],
-                     load: Callable[[dict], np.ndarray]):
+                     load: Callable[[dict], np.ndarray] | None = None,
+                     percentiles: Callable[[dict, np.ndarray], np.ndarray] | None = None):
     """RDMs as percentile heatmaps (0-100, :func:`display_percentiles`), classes marked along the axes.
 
-    records: dicts with ``label``, ``model``, ``depth``; ``load(record)`` returns its (N, N) RDM and is
-    called only for the panels drawn, one at a time (at most MAX_PANELS, evenly spaced in figure
-    order). Above MAX_PANEL_STIMULI stimuli, every s-th stimulus (stored order) is drawn. Classes
+    records: dicts with ``label``, ``model``, ``depth``; ``percentiles(record, rows)`` returns the
+    drawn block of percentiles (rsaflow.jobs.figure_inputs.load_percentiles reads them from the
+    stored ranks), or else ``load(record)`` returns its (N, N) RDM (:func:`display_percentiles`);
+    either is called only for the panels drawn, one at a time (at most MAX_PANELS, evenly spaced in
+    figure order). Above MAX_PANEL_STIMULI stimuli, every s-th stimulus (stored order) is drawn. Classes
     (:func:`rsaflow.plots.base.mark_classes`): white lines between class blocks, class names at each
     block's midpoint, on the y axis of the left column and the x axis of each column's lowest panel.
-    Peak memory: two N x N float64 arrays. Returns the figure.
+    Peak memory: two N x N float64 arrays with ``load``, the two stored vectors (N^2 float64 in all)
+    with ``percentiles``. Returns the figure.
     """
     labels = np.asarray(labels)
     shown, note = _shown_records(records)
     step = math.ceil(labels.size / MAX_PANEL_STIMULI)
     rows = np.arange(0, labels.size, step)
+    if percentiles is None:
+        def percentiles(record, rows):
+            return display_percentiles(load(record), rows)
     fig, axes = panel_grid(len(shown))
     ncols = axes.shape[1]
     image, class_note = None, ""
     for i, (ax, record) in enumerate(zip(axes.flat, shown)):
-        image = ax.imshow(display_percentiles(load(record), rows), cmap=CMAP, vmin=0, vmax=100,
+        image = ax.imshow(percentiles(record, rows), cmap=CMAP, vmin=0, vmax=100,
                           interpolation="nearest")
         class_note = mark_classes(ax, labels[rows], class_names, x_names=i + ncols >= len(shown),
                                   y_names=i % ncols == 0)
@@ -93,9 +100,9 @@ def rdm_panel_figure(records: Sequence[dict], labels: np.ndarray, class_names: S
 
 
 def rdm_panel(records: Sequence[dict], labels: np.ndarray, class_names: Sequence[str], path,
-              load=lambda r: r["rdm"]) -> None:
+              load=lambda r: r["rdm"], percentiles=None) -> None:
     """Draw :func:`rdm_panel_figure` to ``path`` (PNG and PDF)."""
-    save_figure(rdm_panel_figure(records, labels, class_names, load), path)
+    save_figure(rdm_panel_figure(records, labels, class_names, load, percentiles), path)
 
 
 def stimulus_mds_figure(records: Sequence[dict], labels: np.ndarray, class_names: list[str],
