@@ -241,6 +241,8 @@ RERUN_ROWS = {
                      {("rdm", f"results/rdms/cosine/{m}/{l}.h5") for m, l in
                       [("resnet18", "avgpool"), ("resnet18", "layer3"), ("squeeze", "features")]}),
     "`compare.*`": (lambda c: _with(c, compare__method="pearson"), set()),
+    "`rdm.backend: torch` or its `rdm.device`": "tests/test_torch_kernels.py::test_rdm_job_key_names_the_backend",
+    "`second_order.backend` or `device`": (lambda c: _with(c, second_order={"backend": "torch"}), set()),
     "add an analysis": (lambda c: _with(c, analyses={"p": {"method": "pearson"}}), set()),
     "an external RDM's `path` or `paths` (another existing file), its `ids` file or `order`":
         "tests/test_stale_inputs.py::test_another_external_file_reruns_exactly_that_rdm",
