@@ -85,6 +85,45 @@ def test_one_resample_equals_rsatoolbox(method):
     np.testing.assert_allclose(ceiling(mult), ref_nc, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["pearson", "cosine"])
+def test_batched_bootstrap_equals_rsatoolbox_per_resample(method, monkeypatch):
+    """The batched moments path (several resamples per product, pairs in blocks) gives, resample by
+    resample, rsatoolbox's compare on subsample / subsample_pattern and its boot_noise_ceiling for all
+    three sets of the dual bootstrap; across two batches and several blocks of pairs."""
+    monkeypatch.setattr(ev, "BLOCK", 16)  # 91 pairs: 6 blocks
+    monkeypatch.setattr(ev, "BATCH", 4)
+    layers, subjects = planted(7)
+    boot = ev.bootstrap(layers, subjects, method, "both", 9, seed=2)
+    draws = ev._draws(np.random.default_rng(2), "both", 9, S, N)
+    assert len(draws) >= 5
+    for b, subj, counts in draws[:2] + draws[4:6]:
+        idx, sub = np.repeat(np.arange(N), counts), np.repeat(np.arange(S), subj)
+        for t, data in (("both", rdms(subjects).subsample("index", sub).subsample_pattern("index", idx)),
+                        ("subjects", rdms(subjects).subsample("index", sub)),
+                        ("stimuli", rdms(subjects).subsample_pattern("index", idx))):
+            pattern = idx if t != "subjects" else np.arange(N)
+            ref = [rsatoolbox.rdm.compare(rdms(layers[k : k + 1]).subsample_pattern("index", pattern), data,
+                                          method=RSA[method])[0].mean() for k in range(3)]
+            np.testing.assert_allclose(boot[f"samples_{t}"][b], ref, rtol=0, atol=1e-12)
+            nc = rsatoolbox.inference.boot_noise_ceiling(data, method=RSA[method], rdm_descriptor="index")
+            np.testing.assert_allclose(boot[f"ceiling_{t}"][b], nc, rtol=0, atol=1e-12)
+    skipped = sorted(set(range(9)) - {d[0] for d in draws})
+    assert np.isnan(boot["samples"][skipped]).all()
+
+
+def test_bootstrap_bits_independent_of_threads(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(ev, "BLOCK", 16)
+    layers, subjects = planted(8)
+    runs = []
+    for threads in (1, 2, 3):
+        with threadpool_limits(threads):
+            runs.append(ev.bootstrap(layers, subjects, "pearson", "both", 20, seed=4))
+    for key in runs[0]:
+        assert runs[0][key].tobytes() == runs[1][key].tobytes() == runs[2][key].tobytes(), key
+
+
 def test_dual_variance_equals_rsatoolbox_extract_variances():
     layers, subjects = planted(3)
     boot = ev.bootstrap(layers, subjects, "pearson", "both", 200, seed=1)

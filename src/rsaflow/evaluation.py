@@ -14,6 +14,9 @@ N stimuli) and a comparison method (``pearson``, ``cosine``, ``spearman``: rsato
   resample is the RDM of the drawn stimuli without the pairs of two draws of one stimulus (as
   rsatoolbox's ``subsample_pattern``), held as the distinct pairs with their counts as weights. The
   noise ceiling is recomputed per sample (leave one distinct subject out, pooled with multiplicity).
+  Pearson and cosine evaluate :data:`BATCH` resamples at a time from weighted moments
+  (:func:`_moment_batches`: a few columns per resample in one product per block of pairs); the
+  sums run in a fixed block order, so a seed gives the same bytes whatever the thread count.
 - :func:`variances`: the model, pairwise-difference and noise-ceiling-difference variances of
   rsatoolbox's ``extract_variances`` (its ``_dual_bootstrap`` correction for ``both``:
   ``n_s/(n_s-1) v_subj + n_p/(n_p-1) v_stim - n_s n_p/((n_s-1)(n_p-1)) (v_both - v_subj - v_stim)``,
@@ -98,35 +101,6 @@ def evaluate_fixed(layers: np.ndarray, subjects: np.ndarray, method: str) -> tup
     return evals, noise_ceiling(subjects, method)
 
 
-class _Moments:
-    """Weighted sums over all P pairs for pearson and cosine: a resample's similarities from one
-    K x P x (S + 1) product and O(P) vectors, no copies of the RDMs (``x2`` is kept once)."""
-
-    def __init__(self, layers: np.ndarray, subjects: np.ndarray, method: str):
-        self.x, self.y, self.centred = layers, subjects, method == "pearson"
-        self.xx = layers * layers
-
-    def _stats(self, w: np.ndarray):
-        total = w.sum()
-        xw = self.x @ np.column_stack([w, (self.y * w).T])  # (K, 1 + S): sum w x, sum w x y
-        yw, yyw = self.y @ w, (self.y * w) @ self.y.T
-        xxw = self.xx @ w
-        sx, sxy = xw[:, 0], xw[:, 1:]
-        if self.centred:
-            sxy = sxy - np.outer(sx, yw) / total
-            yyw = yyw - np.outer(yw, yw) / total
-            xxw = xxw - sx * sx / total
-        if np.any(xxw <= 0) or np.any(np.diag(yyw) <= 0):
-            raise DegenerateRDMError("an RDM is constant on this selection of stimuli: similarity undefined")
-        ny = np.sqrt(np.diag(yyw))
-        return sxy / np.sqrt(xxw)[:, None] / ny[None, :], yyw / np.outer(ny, ny)
-
-    def sample(self, w: np.ndarray):
-        """(K, S) similarities on pairs weighted ``w`` and ceiling(mult) -> (lower, upper)."""
-        ev, rho = self._stats(w)
-        return ev, lambda mult: _gram_ceiling(rho, mult)
-
-
 def _gram_ceiling(rho: np.ndarray, mult: np.ndarray) -> tuple[float, float]:
     """boot_noise_ceiling for pearson / cosine from the subjects' similarity matrix: the pooled RDM of
     rsatoolbox (mean of z-scores, or of RMS-normalised RDMs) has sim(sum_t a_t z_t, z_s) =
@@ -145,10 +119,8 @@ def _gram_ceiling(rho: np.ndarray, mult: np.ndarray) -> tuple[float, float]:
 
 
 def _sampler(layers: np.ndarray, subjects: np.ndarray, method: str):
-    """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``."""
-    if method in ("pearson", "cosine"):
-        moments = _Moments(layers, subjects, method)
-        return lambda w, counts: moments.sample(w)
+    """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``, from
+    the unit vectors of the pairs drawn (any method; pearson and cosine take :func:`_moment_batches`)."""
 
     def sample(w, counts):
         keep = w > 0
@@ -165,36 +137,196 @@ def _pair_weights(counts: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarra
     return (counts[i] * counts[j]).astype(np.float64)
 
 
+#: Pairs per block of the batched resample products, each block one single-threaded BLAS call.
+BLOCK = 1 << 13
+#: Resamples evaluated together (one product per block for all of them).
+BATCH = 64
+
+
+def _draws(rng: np.random.Generator, kind: str, n_boot: int, s_n: int, n: int) -> list:
+    """The resamples in draw order, one generator: (b, subject multiplicities, stimulus counts) of the
+    samples that are not skipped (fewer than 2 distinct subjects; too few stimuli, rsaflow.resampling.draw)."""
+    ones = np.ones(s_n, dtype=np.int64)
+    out = []
+    for b in range(n_boot):
+        subj = np.bincount(rng.integers(0, s_n, s_n), minlength=s_n) if kind != "stimuli" else ones
+        counts = draw(rng, n, whole=False) if kind != "subjects" else np.ones(n, np.int64)
+        if counts is not None and np.count_nonzero(subj) >= 2:
+            out.append((b, subj, counts))
+    return out
+
+
+def _blocks(fn, p: int, threads: int) -> list:
+    """sum over blocks s of ``fn(lo, hi)`` (a list of arrays), added in block order; each block one
+    single-threaded BLAS call, ``threads`` blocks at a time (rsaflow.products' scheme: the bits of the
+    sums depend on the shapes only, never on the thread count)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    starts = list(range(0, p, BLOCK))
+    total = None
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max(1, threads)) as pool:
+        wave = max(1, threads) * 2
+        for w in range(0, len(starts), wave):
+            for part in pool.map(lambda lo: fn(lo, min(lo + BLOCK, p)), starts[w : w + wave]):
+                total = part if total is None else [t + q for t, q in zip(total, part)]
+    return total
+
+
+def _rows(n: int):
+    """rows(lo, hi) -> the stimuli (i, j) of the condensed positions lo..hi-1 (rsaflow.resampling.pair_rows)."""
+    row = np.arange(n, dtype=np.int64)
+    offsets = row * (2 * n - row - 1) // 2
+
+    def rows(lo, hi):
+        pos = np.arange(lo, hi, dtype=np.int64)
+        i = np.searchsorted(offsets, pos, side="right") - 1
+        return i, pos - offsets[i] + i + 1
+
+    return rows
+
+
+def _moment_table(layers: np.ndarray, subjects: np.ndarray, centred: bool, threads: int):
+    """On all pairs (w = 1): the (K, S) similarities and ceiling(mult) of pearson / cosine, from the
+    blocked sums x . [1, y_s], x . x, y_s . y_t and y_s . 1."""
+    p, s_n = layers.shape[1], subjects.shape[0]
+
+    def sums(lo, hi):
+        x, y = layers[:, lo:hi], subjects[:, lo:hi]
+        r = np.concatenate([np.ones((hi - lo, 1)), y.T], axis=1)
+        return [x @ r, np.einsum("kp,kp->k", x, x), y @ r]
+
+    xr, xx, yr = _blocks(sums, p, threads)
+    sx, sxy, sy, syy = xr[:, 0], xr[:, 1:], yr[:, 0], yr[:, 1:]
+    if centred:
+        sxy = sxy - np.outer(sx, sy) / p
+        syy = syy - np.outer(sy, sy) / p
+        xx = xx - sx * sx / p
+    if np.any(xx <= 0) or np.any(np.diag(syy) <= 0):
+        raise DegenerateRDMError("an RDM is constant on this selection of stimuli: similarity undefined")
+    ny = np.sqrt(np.diag(syy))
+    rho = syy / np.outer(ny, ny)
+    return sxy / np.sqrt(xx)[:, None] / ny[None, :], lambda mult: _gram_ceiling(rho, mult)
+
+
+def _moment_batches(layers: np.ndarray, subjects: np.ndarray, centred: bool, draws: list, sets: tuple,
+                    out: dict) -> None:
+    """Pearson (``centred``) / cosine samples of ``draws`` into ``out`` (see :func:`bootstrap`),
+    :data:`BATCH` resamples at a time.
+
+    A resample's mean evaluation sum_s m_s e[k, s] / sum_s m_s needs no (K, S) table: with pair
+    weights w, W = sum w and a_s = m_s / (||y_s||_w sum_s m_s) it is
+    (x_k . (w o Y^T a) - (x_k . w)(a . Y w) / W) / ||x_k||_w (cosine: without the second term and
+    uncentred norms). So one pass over the pairs gets the subjects' weighted moments w . [1, y_s,
+    y_s y_t] (whence ||y_s||_w, a and the ceiling's similarity matrix) and a second the layers' x_k . w,
+    x_k^2 . w and x_k . (w o Y^T a) for each stimulus-resampled set: all resamples of a batch in one
+    product per block of pairs (:func:`_blocks`), 2 + (stimulus-resampled sets) columns per resample
+    instead of a product with S + 1 columns per resample. The ``subjects`` set reads the (K, S) table
+    on all pairs. Equal to the per-resample products up to summation order (~1e-15)."""
+    from rsaflow.products import blas_threads
+
+    p, s_n = layers.shape[1], subjects.shape[0]
+    threads = blas_threads()
+    rows = _rows(n_from_pairs(p))
+    stim_sets = [t for t in sets if t != "subjects"]
+    full = _moment_table(layers, subjects, centred, threads) if "subjects" in sets else None
+    for start in range(0, len(draws), BATCH):
+        batch = draws[start : start + BATCH]
+        nb = len(batch)
+        subj = np.stack([d[1] for d in batch]).astype(np.float64)
+        mult = {"both": subj, "stimuli": np.ones((nb, s_n))}
+        bad = np.zeros(nb, dtype=bool)
+        if stim_sets:
+            c = np.stack([d[2] for d in batch], axis=1).astype(np.float64)  # (N, B) stimulus counts
+            tri = np.triu_indices(s_n)
+
+            def subject_moments(lo, hi):
+                i, j = rows(lo, hi)
+                w = c[i] * c[j]  # (pairs, B): the batch's pair weights
+                y = subjects[:, lo:hi].T
+                r = np.concatenate([np.ones((hi - lo, 1)), y, y[:, tri[0]] * y[:, tri[1]]], axis=1)
+                return [w.T @ r]
+
+            (mom,) = _blocks(subject_moments, p, threads)
+            total, yw = mom[:, 0], mom[:, 1 : 1 + s_n]
+            yyw = np.empty((nb, s_n, s_n))
+            yyw[:, tri[0], tri[1]] = mom[:, 1 + s_n :]
+            yyw[:, tri[1], tri[0]] = mom[:, 1 + s_n :]
+            if centred:
+                yyw = yyw - yw[:, :, None] * yw[:, None, :] / total[:, None, None]
+            var_y = np.diagonal(yyw, axis1=1, axis2=2)
+            bad |= np.any(var_y <= 0, axis=1)
+            ny = np.sqrt(np.where(var_y > 0, var_y, 1.0))
+            a = np.stack([mult[t] / ny / mult[t].sum(axis=1)[:, None] for t in stim_sets])  # (T, B, S)
+            a_cols = a.reshape(-1, s_n).T  # (S, T B)
+
+            def layer_moments(lo, hi):
+                i, j = rows(lo, hi)
+                w = c[i] * c[j]
+                z = np.empty((hi - lo, (1 + len(stim_sets)) * nb))
+                z[:, :nb] = w
+                np.multiply(np.tile(w, len(stim_sets)), subjects[:, lo:hi].T @ a_cols, out=z[:, nb:])
+                x = layers[:, lo:hi]
+                return [x @ z, (x * x) @ w]
+
+            xz, xxw = _blocks(layer_moments, p, threads)
+            sx = xz[:, :nb]
+            if centred:
+                xxw = xxw - sx * sx / total
+            bad |= np.any(xxw <= 0, axis=0)
+            nx = np.sqrt(np.where(xxw > 0, xxw, 1.0))
+            rho = yyw / (ny[:, :, None] * ny[:, None, :])
+        for q, (b, m, _) in enumerate(batch):
+            if bad[q]:  # a constant RDM on this resample: the whole sample is skipped
+                continue
+            for t in sets:
+                if t == "subjects":
+                    ev, ceiling = full
+                    out["samples_subjects"][b] = (ev @ m) / m.sum()
+                    out["ceiling_subjects"][b] = ceiling(m)
+                    continue
+                u = stim_sets.index(t)
+                num = xz[:, (1 + u) * nb + q]
+                if centred:
+                    num = num - sx[:, q] * (a[u, q] @ yw[q]) / total[q]
+                out[f"samples_{t}"][b] = num / nx[:, q]
+                out[f"ceiling_{t}"][b] = _gram_ceiling(rho[q], mult[t][q])
+
+
 def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, n_boot: int,
               seed: int = 0) -> dict:
     """Bootstrap samples of the mean evaluation. Returns ``samples`` (B, K) and ``ceiling`` (B, 2) of
     ``kind``, and for ``both`` also ``samples_subjects``/``_stimuli`` and ``ceiling_subjects``/``_stimuli``
     (the dual bootstrap's other two sets, the same draws). Samples that cannot be evaluated (fewer than
-    2 distinct subjects, too few stimuli, a constant RDM) are NaN rows."""
+    2 distinct subjects, too few stimuli, a constant RDM) are NaN rows. The draws come from one
+    generator in sample order (:func:`_draws`) and the sums over pairs are added in a fixed block
+    order (:func:`_blocks`), so a seed gives the same bytes whatever the thread count."""
     k, s_n = layers.shape[0], subjects.shape[0]
     n = n_from_pairs(layers.shape[1])
-    i, j = np.triu_indices(n, k=1)
-    sampler = _sampler(layers, subjects, method)
-    full = sampler(np.ones(layers.shape[1]), None)
-    rng = np.random.default_rng(seed)
     sets = ("both", "subjects", "stimuli") if kind == "both" else (kind,)
     out = {f"samples_{t}": np.full((n_boot, k), np.nan) for t in sets}
     out.update({f"ceiling_{t}": np.full((n_boot, 2), np.nan) for t in sets})
-    ones = np.ones(s_n, dtype=np.int64)
-    for b in range(n_boot):
-        subj = np.bincount(rng.integers(0, s_n, s_n), minlength=s_n) if kind != "stimuli" else ones
-        counts = draw(rng, n, whole=False) if kind != "subjects" else np.ones(n, np.int64)
-        if counts is None or np.count_nonzero(subj) < 2:
-            continue
-        try:
-            resampled = sampler(_pair_weights(counts, i, j), counts) if kind != "subjects" else full
-            chosen = {"both": (resampled, subj), "subjects": (full, subj), "stimuli": (resampled, ones)}
-            for t in sets:
-                (ev, ceiling), mult = chosen[t]
-                out[f"samples_{t}"][b] = (ev @ mult) / mult.sum()
-                out[f"ceiling_{t}"][b] = ceiling(mult)
-        except DegenerateRDMError:
-            continue
+    draws = _draws(np.random.default_rng(seed), kind, n_boot, s_n, n)
+    if method in ("pearson", "cosine"):
+        layers = np.ascontiguousarray(layers, dtype=np.float64)
+        subjects = np.ascontiguousarray(subjects, dtype=np.float64)
+        _moment_batches(layers, subjects, method == "pearson", draws, sets, out)
+    else:
+        sampler = _sampler(layers, subjects, method)
+        full = sampler(np.ones(layers.shape[1]), None)
+        i, j = np.triu_indices(n, k=1)
+        ones = np.ones(s_n, dtype=np.int64)
+        for b, subj, counts in draws:
+            try:
+                resampled = sampler(_pair_weights(counts, i, j), counts) if kind != "subjects" else full
+                chosen = {"both": (resampled, subj), "subjects": (full, subj), "stimuli": (resampled, ones)}
+                for t in sets:
+                    (ev, ceiling), mult = chosen[t]
+                    out[f"samples_{t}"][b] = (ev @ mult) / mult.sum()
+                    out[f"ceiling_{t}"][b] = ceiling(mult)
+            except DegenerateRDMError:
+                continue
     out["samples"], out["ceiling"] = out[f"samples_{sets[0]}"], out[f"ceiling_{sets[0]}"]
     return out
 
