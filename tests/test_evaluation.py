@@ -180,3 +180,34 @@ def test_commitment_picks_the_signal_layer_and_reports_the_other_half(split):
         perm = rng.permutation(S)
         expect = ev.evaluate_fixed(layers[:1], subjects[np.sort(perm[S // 2 :])], "pearson")[0].mean()
     assert rows[0]["reported"] == pytest.approx(expect, abs=1e-12)
+
+
+@pytest.mark.parametrize("method, k, s", [("pearson", 20, 4), ("pearson", 4, 16), ("spearman", 20, 4)])
+def test_job_bytes_bound_the_peak(tmp_path, method, k, s):
+    """The brain_eval memory estimate (its rule's mem_mb) is above the job's tracemalloc peak of numpy
+    arrays (RDM files read, evaluation, dual bootstrap, commitment) and within 2.5x of it."""
+    import tracemalloc
+
+    from rsaflow import rdmfile
+    from rsaflow.jobs.brain_eval import evaluate_region
+
+    rng = np.random.default_rng(0)
+    n = 200
+    true = pdist(rng.normal(size=(n, 8)))
+    paths = []
+    for i in range(k):
+        paths.append(tmp_path / f"l{i}.h5")
+        rdmfile.write(paths[-1], true + rng.normal(size=true.size),
+                      {"model": f"m{i % 3}", "layer": f"l{i}", "stimulus_digest": "d", "node_index": i})
+    subjects = true + rng.normal(size=(s, true.size))
+    rdmfile.write(tmp_path / "g.h5", subjects.mean(0), {"model": "brain", "layer": "V1", "stimulus_digest": "d",
+                                                        "node_index": -1}, extra={"subjects": subjects})
+    del subjects, true
+    spec = {"method": method, "bootstrap": "both", "samples": 10 if method == "pearson" else 2, "seed": 0,
+            "test": "t-test", "correction": "fdr", "commit": "stimuli"}
+    tracemalloc.start()
+    evaluate_region(paths, tmp_path / "g.h5", spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    estimate = ev.job_bytes(k, s, n, 2, spec["samples"])
+    assert peak <= estimate <= 2.5 * peak, (estimate / 1e6, peak / 1e6)

@@ -119,3 +119,43 @@ def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
         np.testing.assert_allclose(read_rdm(tmp_path / "out" / "s01.h5")["condensed"], first * 10 / 19, rtol=1e-12)
     finally:
         store.STORE_DIR = old
+
+
+@pytest.mark.parametrize("fmt, metric, noise, shape, t", [
+    ("npy", "crossnobis", "diag", (4, 60, 12000), 50),  # memory-mapped, channel blocks of 1 MB
+    ("npz", "euclidean", "none", (3, 60, 12000), 50),  # read whole
+    ("npy", "crossnobis", "shrinkage_diag", (3, 40, 900), 60),  # C x C matrices dominate
+    ("nii", "mahalanobis", "shrinkage_eye", (3, 40, 700), 60),
+    ("npy", "poisson_cv", "none", (6, 200, 500), 50),  # one N x N kernel per run
+])
+def test_rdm_job_bytes_bound_the_peak(tmp_path, fmt, metric, noise, shape, t):
+    """The brain_rdm memory estimate (its rule's mem_mb) is above the job's tracemalloc peak of numpy
+    arrays and within 2.5x of it, for each way the responses are held."""
+    import tracemalloc
+
+    from rsaflow.jobs.brain_rdm import _subject_rdm
+    from rsaflow.responses.io import rdm_job_bytes
+
+    rng = np.random.default_rng(0)
+    r, n, c = shape
+    x = np.abs(rng.normal(size=shape))
+    res = rng.normal(size=(t, c))
+    files = {"order": "stimuli"}
+    if fmt == "nii":
+        save_nifti(tmp_path / "x.nii.gz", x.reshape(r * n, c).T.reshape(c, 1, 1, r * n).astype(np.float32))
+        save_nifti(tmp_path / "res.nii.gz", res.T.reshape(c, 1, 1, t).astype(np.float32))
+        save_nifti(tmp_path / "mask.nii.gz", np.ones((c, 1, 1), np.uint8))
+        files.update(responses=str(tmp_path / "x.nii.gz"), residuals=str(tmp_path / "res.nii.gz"),
+                     mask=str(tmp_path / "mask.nii.gz"))
+    else:
+        np.save(tmp_path / "x.npy", x) if fmt == "npy" else np.savez(tmp_path / "x.npz", responses=x)
+        np.save(tmp_path / "res.npy", res)
+        files.update(responses=str(tmp_path / f"x.{fmt}"), residuals=str(tmp_path / "res.npy"))
+    del x, res
+    region = {**REGION, "metric": metric, "noise": noise}
+    estimate = rdm_job_bytes(files, region, n)
+    tracemalloc.start()
+    _subject_rdm(files, region, [str(i) for i in range(n)], "brain.V1.subjects.s01")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= estimate <= 2.5 * peak, (estimate / 1e6, peak / 1e6)

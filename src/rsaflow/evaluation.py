@@ -30,7 +30,6 @@ N stimuli) and a comparison method (``pearson``, ``cosine``, ``spearman``: rsato
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from rsaflow.compare import DegenerateRDMError, n_from_pairs
 from rsaflow.resampling import draw
@@ -143,6 +142,20 @@ BLOCK = 1 << 13
 BATCH = 64
 
 
+def job_bytes(k: int, s: int, n: int, threads: int, samples: int = BATCH) -> int:
+    """Peak bytes of numpy arrays of one brain_eval job (rsaflow.jobs.brain_eval) for K layers, S
+    subjects, N stimuli (P pairs) on ``threads`` threads: about 6 copies of the K + S condensed RDMs
+    (the records read and their stack; the unit vectors of evaluate_fixed and their temporaries; the
+    ranked methods' per-resample unit vectors stay below), plus per thread one block of pairs
+    (:data:`BLOCK`) of the batched moments: the subjects' S (S + 1) / 2 + S + 1 products, 4 weight
+    columns per resample of a batch (``samples`` up to :data:`BATCH`) and a K-row square of the layers. Checked against tracemalloc peaks
+    in tests/test_evaluation.py (the rule adds 300 MB of interpreter and libraries)."""
+    p = n * (n - 1) // 2
+    block = min(BLOCK, p)
+    columns = s * (s + 1) // 2 + 2 * s + 1 + 4 * min(BATCH, samples) + k
+    return int(8 * p * 6 * (k + s) + threads * 8 * block * columns)
+
+
 def _draws(rng: np.random.Generator, kind: str, n_boot: int, s_n: int, n: int) -> list:
     """The resamples in draw order, one generator: (b, subject multiplicities, stimulus counts) of the
     samples that are not skipped (fewer than 2 distinct subjects; too few stimuli, rsaflow.resampling.draw)."""
@@ -245,7 +258,13 @@ def _moment_batches(layers: np.ndarray, subjects: np.ndarray, centred: bool, dra
                 i, j = rows(lo, hi)
                 w = c[i] * c[j]  # (pairs, B): the batch's pair weights
                 y = subjects[:, lo:hi].T
-                r = np.concatenate([np.ones((hi - lo, 1)), y, y[:, tri[0]] * y[:, tri[1]]], axis=1)
+                r = np.empty((hi - lo, 1 + s_n + tri[0].size))  # [1, y_s, y_s y_t (s <= t)]
+                r[:, 0] = 1.0
+                r[:, 1 : 1 + s_n] = y
+                col = 1 + s_n
+                for a_ in range(s_n):
+                    np.multiply(y[:, a_ : a_ + 1], y[:, a_:], out=r[:, col : col + s_n - a_])
+                    col += s_n - a_
                 return [w.T @ r]
 
             (mom,) = _blocks(subject_moments, p, threads)
@@ -386,6 +405,8 @@ def tests(estimate: np.ndarray, lower: float, var: dict, test: str, boot: dict |
     mean of its bootstrap samples, the same for eval_fixed). ``bootstrap``: rsatoolbox's proportions over
     the valid samples of ``boot``: (#(e_b <= 0) + 1) / B, (#(lower_b - e_b <= 0) + 1) / B, and
     bootstrap_pair_tests' two-sided ``(B - 1) / B * 2 min(q, 1 - q) + 1 / B``."""
+    from scipy import stats  # here, not at import: the workflow reads job_bytes at DAG-build time
+
     k = estimate.size
     i, j = _pairs(k)
     if test == "t-test":
@@ -406,6 +427,8 @@ def tests(estimate: np.ndarray, lower: float, var: dict, test: str, boot: dict |
 def correct(p: np.ndarray, method: str) -> np.ndarray:
     """Multiple-comparison adjusted p-values of one family: ``fdr`` (Benjamini-Hochberg,
     scipy.stats.false_discovery_control(p, method='bh')), ``bonferroni`` (min(1, m p)), ``none``."""
+    from scipy import stats
+
     p = np.asarray(p, dtype=np.float64)
     if method == "none" or p.size == 0:
         return p.copy()

@@ -458,6 +458,30 @@ def brain_eval_spec(wildcards):
     return rsacfg.dumps(spec)
 
 
+def brain_rdm_mem_mb(wildcards, attempt):
+    """brain_rdm (rsaflow.jobs.brain_rdm): 300 MB + rsaflow.responses.io.rdm_job_bytes from the
+    subject's file headers (the responses as read, the noise estimate's C x C matrices under
+    shrinkage, channel blocks of block_mb, 4 x 8 N^2 B); 300 MB + 4 x 8 N^2 B when a header cannot
+    be read (the job then says why in one line)."""
+    from rsaflow.responses.io import rdm_job_bytes
+
+    n = n_stimuli_estimate()
+    est = rdm_job_bytes(brain_subject(wildcards), brain_region(wildcards), n)
+    return int(300 + (32 * n * n if est is None else est) / 1e6) * attempt
+
+
+def brain_eval_mem_mb(wildcards, threads, attempt):
+    """brain_eval (rsaflow.jobs.brain_eval): 300 MB + rsaflow.evaluation.job_bytes(K layers, S subjects,
+    N, threads): ~6 x 8 (K + S) P B plus a block of pairs per thread."""
+    from rsaflow.evaluation import job_bytes
+
+    k = len(brain_eval_layers(wildcards))
+    region = brain_region(wildcards)
+    samples = region["evaluate"]["samples"]
+    n = n_stimuli_estimate()
+    return int(300 + job_bytes(k, len(region["subjects"]), n, threads, samples) / 1e6) * attempt
+
+
 def brain_eval_layers(wildcards):
     metric = brain_region(wildcards)["evaluate"]["rdm_metric"] or MAIN_METRIC
     return rdm_files(metric)

@@ -184,3 +184,81 @@ def stimulus_order(path, file_ids: list | None, stimulus_ids: list[str], order: 
         raise InputFileError(path, f"{len(unknown)} stimulus ids are not in the stimulus set (first: {unknown[:5]}); "
                                    "ids are those of results/stimuli/order.tsv")
     return np.array([pos[s] for s in stimulus_ids])
+
+
+def file_shape(path, dataset: str, mask=None) -> tuple[tuple, int, bool] | None:
+    """From the header only: (shape, bytes per value once read, memory-mapped) of a responses
+    (``dataset`` ``responses``) or residuals file; a NIfTI as (volumes, mask voxels), read as float64
+    (the mask is read to count its voxels). None when the file cannot be read (its job says why)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    try:
+        if suffix == ".npy":
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
+            return x.shape, x.dtype.itemsize, True
+        if suffix == ".npz":
+            import zipfile
+
+            with zipfile.ZipFile(path) as z, z.open(f"{dataset}.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            return shape, np.dtype(dtype).itemsize, False
+        if suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return f[dataset].shape, f[dataset].dtype.itemsize, False
+        if suffix in NIFTI and mask is not None:
+            import nibabel
+
+            volumes = nibabel.load(str(path)).shape[3]
+            return (volumes, int(np.count_nonzero(np.asarray(nibabel.load(str(mask)).dataobj)))), 8, False
+    except Exception:  # noqa: BLE001 - unreadable here: the job reports it in one line
+        return None
+    return None
+
+
+def rdm_job_bytes(files: dict, region: dict, n_stimuli: int) -> int | None:
+    """Peak bytes of numpy arrays of one brain_rdm job (rsaflow.jobs.brain_rdm) from the files' headers;
+    None when a header cannot be read. Held throughout: the responses as read (nothing for a ``.npy``,
+    memory-mapped: its pages are the page cache's), then the largest of three phases:
+
+    - the noise estimate: the residuals as float64 (nothing more for a float64 ``.npy``), its copies and
+      C x C matrices (the NOISE record's ``tc_arrays``, ``c2_arrays``) and two C-vectors;
+    - the check of every value (check_responses): the finite flags of one 64 MB block;
+    - the RDM: the precision (8 C, or 8 C^2 for a full one), channel blocks of ``block_mb`` as float64
+      and (1 + 3 / R) blocks of sums (all channels at once under a full precision), 4 N x N float64
+      (kernel, square RDM, reordering; poisson_cv one kernel per run more);
+
+    and 1 MB of small arrays.
+
+    Checked against tracemalloc peaks in tests/test_responses_io.py (the rule adds 300 MB of
+    interpreter and libraries, workflow/rules/brain.smk)."""
+    from rsaflow.responses.noise import NOISE
+    from rsaflow.responses.rdms import RESPONSE_METRICS
+
+    metric, noise = RESPONSE_METRICS[region["metric"]], NOISE[region["noise"]]
+    head = file_shape(files["responses"], "responses", files.get("mask"))
+    if head is None or len(head[0]) not in (2, 3):
+        return None
+    shape, itemsize, mapped = head
+    if len(shape) == 2:  # NIfTI volumes, run-major
+        shape = (max(1, shape[0] // n_stimuli), n_stimuli, shape[1])
+    r, n, c = shape
+    full = metric.uses_noise and noise.full
+    data = 8 * r * n * c
+    block = data if full else min(data, region["block_mb"] * 2**20)
+    rdm_phase = (1 + 3 / r) * block + 4 * 8 * n * n + (8 * r * n * n if metric.per_fold_kernels else 0)
+    noise_phase = 0
+    if metric.uses_noise and noise.needs_residuals and "residuals" in files:
+        res = file_shape(files["residuals"], "residuals", files.get("mask"))
+        if res is None:
+            return None
+        (t, _), res_itemsize, res_mapped = res
+        rdm_phase += 8 * c * c if full else 8 * c
+        noise_phase = (0 if res_mapped and res_itemsize == 8 else 8 * t * c) + 8 * t * c * noise.tc_arrays
+        noise_phase += 8 * c * c * noise.c2_arrays + 2 * 8 * c
+    check_phase = min(r * n * c, 8 * 2**20)  # check_responses: finite flags of 64 MB blocks
+    small = 2**20  # ids, orders, per-stimulus counts
+    return int((0 if mapped else itemsize * r * n * c) + max(rdm_phase, noise_phase, check_phase) + small)

@@ -162,7 +162,8 @@ def poisson_cv(responses, precision: Precision = Precision(), block_bytes: int =
 class ResponseMetric:
     """One RDM metric on responses: ``compute(responses, precision, block_bytes, **options)`` ->
     condensed RDM; ``cross_validated``: needs >= 2 runs (folds = runs); ``uses_noise``: takes the
-    precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name."""
+    precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name;
+    ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes)."""
 
     name: str
     compute: Callable
@@ -170,6 +171,7 @@ class ResponseMetric:
     uses_noise: bool
     rsatoolbox: str
     formula: str
+    per_fold_kernels: bool = False
 
 
 RESPONSE_METRICS = {
@@ -182,7 +184,7 @@ RESPONSE_METRICS = {
                        "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C"),
         ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C"),
         ResponseMetric("poisson_cv", poisson_cv, True, False, "poisson_cv",
-                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C"),
+                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C", per_fold_kernels=True),
     )
 }
 
