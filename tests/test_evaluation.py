@@ -6,10 +6,12 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from rsaflow import evaluation as ev
+from rsaflow.methods import METHODS
 from rsaflow.resampling import draw
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
-RSA = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
+RSA = {m: METHODS[m].rsatoolbox for m in ev.EVAL_METHODS}  # the registry's rsatoolbox names
+STIMULUS_METHODS = [m for m in ev.EVAL_METHODS if ev.resamples_stimuli(m)]
 N, S = 14, 6
 
 
@@ -64,7 +66,7 @@ def test_corrections():
     np.testing.assert_array_equal(ev.correct(p, "bonferroni"), np.minimum(1, 12 * p))
 
 
-@pytest.mark.parametrize("method", ev.EVAL_METHODS)
+@pytest.mark.parametrize("method", STIMULUS_METHODS)
 def test_one_resample_equals_rsatoolbox(method):
     """A stimulus resample (weighted distinct pairs) equals rsatoolbox's subsample_pattern, and a subject
     resample's noise ceiling its boot_noise_ceiling on the subsampled RDMs."""
@@ -111,17 +113,53 @@ def test_batched_bootstrap_equals_rsatoolbox_per_resample(method, monkeypatch):
     assert np.isnan(boot["samples"][skipped]).all()
 
 
-def test_bootstrap_bits_independent_of_threads(monkeypatch):
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_bootstrap_bits_independent_of_threads(monkeypatch, method):
+    """The batched path sums fixed blocks (6 blocks here); the per-resample path runs on one BLAS thread
+    (at N = 200 threaded dot products would change its bits)."""
     from threadpoolctl import threadpool_limits
 
     monkeypatch.setattr(ev, "BLOCK", 16)
-    layers, subjects = planted(8)
+    rng = np.random.default_rng(8)
+    n = 14 if method == "pearson" else 200
+    true = pdist(rng.normal(size=(n, 4)))
+    layers = true + rng.normal(size=(5, true.size)) * true.std()
+    subjects = true + rng.normal(size=(5, true.size)) * true.std()
     runs = []
     for threads in (1, 2, 3):
         with threadpool_limits(threads):
-            runs.append(ev.bootstrap(layers, subjects, "pearson", "both", 20, seed=4))
+            runs.append(ev.bootstrap(layers, subjects, method, "both", 20 if method == "pearson" else 4, seed=4))
     for key in runs[0]:
         assert runs[0][key].tobytes() == runs[1][key].tobytes() == runs[2][key].tobytes(), key
+
+
+def test_every_method_with_a_ceiling_evaluates():
+    """rsatoolbox's eval methods that rsaflow's registry holds (corr, cosine, spearman, rho-a, tau-a,
+    cosine_cov, corr_cov) are all offered, and the schema's evaluate.method enum is exactly them."""
+    import yaml
+
+    from conftest import REPO
+
+    assert set(RSA.values()) == {"corr", "cosine", "spearman", "rho-a", "tau-a", "cosine_cov", "corr_cov"}
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    region = schema["properties"]["brain"]["additionalProperties"]["properties"]
+    assert region["evaluate"]["properties"]["method"]["enum"] == list(ev.EVAL_METHODS)
+    assert STIMULUS_METHODS == ["spearman", "pearson", "cosine", "rho_a", "kendall_tau_a"]
+
+
+@pytest.mark.parametrize("method", [m for m in ev.EVAL_METHODS if not ev.resamples_stimuli(m)])
+def test_whole_methods_resample_subjects_as_rsatoolbox_and_refuse_stimuli(method):
+    layers, subjects = planted(9)
+    boot = ev.bootstrap(layers, subjects, method, "subjects", 6, seed=5)
+    for b, subj, _ in ev._draws(np.random.default_rng(5), "subjects", 6, S, N)[:3]:
+        data = rdms(subjects).subsample("index", np.repeat(np.arange(S), subj))
+        ref = [rsatoolbox.rdm.compare(rdms(layers[k : k + 1]), data, method=RSA[method])[0].mean() for k in range(3)]
+        np.testing.assert_allclose(boot["samples"][b], ref, rtol=0, atol=1e-12)
+        nc = rsatoolbox.inference.boot_noise_ceiling(data, method=RSA[method], rdm_descriptor="index")
+        np.testing.assert_allclose(boot["ceiling"][b], nc, rtol=0, atol=1e-12)
+    for kind in ("stimuli", "both"):
+        with pytest.raises(ValueError, match="no bootstrap over stimuli"):
+            ev.bootstrap(layers, subjects, method, kind, 4)
 
 
 def test_dual_variance_equals_rsatoolbox_extract_variances():

@@ -156,3 +156,18 @@ def test_brain_jobs_declare_the_memory_of_their_files(done):
         assert declared[("brain_rdm", f"results/brain/V1/{s}.h5")] == int(300 + rdm_job_bytes(files, region, 20) / 1e6)
     got = next(v for (rule, _), v in declared.items() if rule == "brain_eval")
     assert got == int(300 + evaluation.job_bytes(2, 2, 20, 2, 20) / 1e6)
+
+
+def test_a_whole_rdm_method_with_a_stimulus_bootstrap_is_one_config_error(done):
+    wf, config, _, _ = done
+    bad = {**config, "brain": {"V1": {**config["brain"]["V1"], "evaluate": {"method": "cosine_cov",
+                                                                        "bootstrap": "both"}}}}
+    original = wf.config_path.read_text()
+    wf.write_config(bad)
+    try:
+        proc = wf.run("-n", check=False)
+    finally:
+        wf.config_path.write_text(original)
+    assert proc.returncode != 0
+    assert "config error at brain.V1.evaluate.bootstrap: 'both' resamples stimuli, which method cosine_cov" in (
+        proc.stdout + proc.stderr)

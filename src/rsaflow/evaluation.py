@@ -1,8 +1,10 @@
 """Model evaluation against a group of subjects' RDMs, with rsatoolbox's semantics and statistics.
 
 For layers' RDMs ``L`` (K, P) and subjects' RDMs ``D`` (S, P) (condensed upper triangles of the same
-N stimuli) and a comparison method (``pearson``, ``cosine``, ``spearman``: rsatoolbox's ``corr``,
-``cosine``, ``spearman``):
+N stimuli) and a comparison method of :data:`EVAL_METHODS` (the registry's methods with a noise ceiling:
+``spearman``, ``pearson``, ``cosine``, ``rho_a``, ``kendall_tau_a``, ``cosine_cov``, ``corr_cov``, as
+rsatoolbox names them in rsaflow.methods.Method.rsatoolbox; chosen by the records' kind, ranked and
+centred, never by name):
 
 - :func:`evaluate_fixed`: ``e[k, s] = sim(L_k, D_s)`` (rsatoolbox ``eval_fixed(...).evaluations[0]``),
   with the noise ceiling of ``rsatoolbox.inference.boot_noise_ceiling`` (rsaflow.ceiling.noise_ceiling).
@@ -31,12 +33,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow.compare import DegenerateRDMError, n_from_pairs
-from rsaflow.resampling import draw
-from rsaflow.ceiling import noise_ceiling
+from rsaflow.ceiling import noise_ceiling, pool_rdms, rdm_similarity
+from rsaflow.compare import DegenerateRDMError, kendall_tau_a, n_from_pairs, tied_pairs
+from rsaflow.methods import METHODS, NOISE_CEILING_METHODS
+from rsaflow.resampling import draw, rank_vector
 
-EVAL_METHODS = ("pearson", "cosine", "spearman")
+#: Method kinds (rsaflow.methods.Method.kind) a layer can be evaluated with, and those whose
+#: stimulus resamples are defined here: weighted distinct pairs (``vector``) or the resampled
+#: triangle itself (``raw``). A ``whole`` method (cosine_cov, corr_cov) whitens the resample's whole
+#: RDM, where rsatoolbox drops the pairs of two draws of one stimulus: only its subjects resample.
+EVAL_KINDS = ("vector", "raw", "whole")
+STIMULUS_KINDS = ("vector", "raw")
+#: The evaluation methods: those with rsatoolbox's noise ceiling (a ``pool``) of these kinds.
+EVAL_METHODS = tuple(m for m in NOISE_CEILING_METHODS if METHODS[m].kind in EVAL_KINDS)
 KINDS = ("none", "subjects", "stimuli", "both")
+
+
+def resamples_stimuli(method: str) -> bool:
+    """Whether a bootstrap over stimuli (``stimuli``, ``both``) is defined for ``method`` here."""
+    return METHODS[method].kind in STIMULUS_KINDS
 
 
 def weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -52,11 +67,15 @@ def weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _units(x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
-    """Rows of ``x`` as vectors whose dot products are the method's weighted similarities."""
+    """Rows of ``x`` as vectors whose dot products are the (``vector`` kind) method's weighted
+    similarities: ranked methods by rsaflow.resampling.rank_vector (unit, or rho-a's scale), the
+    others centred (when ``centred``) and of unit weighted norm."""
+    info = METHODS[method]
     x = np.asarray(x, dtype=np.float64)
-    if method == "spearman":
-        x = np.stack([weighted_ranks(row, w) for row in x])
-    if method in ("pearson", "spearman"):
+    if info.ranked:
+        total = float(w.sum())
+        return np.stack([rank_vector(row, w, total, method) for row in x])
+    if info.centred:
         x = x - ((x @ w) / w.sum())[:, None]
     norm = np.sqrt((x * x) @ w)
     if np.any(norm == 0):
@@ -65,11 +84,14 @@ def _units(x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
 
 
 def _pool(x: np.ndarray, mult: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
-    """rsatoolbox's pool_rdm of the rows of ``x`` repeated ``mult`` times, on the weighted pairs."""
+    """rsatoolbox's pool_rdm of the rows of ``x`` repeated ``mult`` times, on the weighted pairs, by the
+    method's ``pool``: mean of the weighted ranks, z-scores or RMS-normalised rows (a shift of the
+    z-score pool, rsatoolbox's minus its minimum, changes no ``vector`` similarity)."""
     total = w.sum()
-    if method == "spearman":
+    pool = METHODS[method].pool
+    if pool == "ranks":
         x = np.stack([weighted_ranks(row, w) for row in x])
-    elif method == "pearson":
+    elif pool == "zscore":
         x = x - ((x @ w) / total)[:, None]
         x = x / np.sqrt(((x * x) @ w) / total)[:, None]
     else:
@@ -93,11 +115,58 @@ def _ceiling(d: np.ndarray, mult: np.ndarray, w: np.ndarray, method: str) -> tup
     return float(np.mean(lows)), float(np.mean(units @ upper))
 
 
+def _plain_ceiling(d: np.ndarray, mult: np.ndarray, method: str) -> tuple[float, float]:
+    """boot_noise_ceiling of the subjects ``d`` (their triangles as they are) drawn ``mult`` times, any
+    method: rsaflow.ceiling's pool and similarity of the drawn copies, leaving out each distinct subject
+    (all its copies) in turn, averaged over the distinct subjects."""
+    keep = np.flatnonzero(mult > 0)
+    if keep.size < 2:
+        return np.nan, np.nan
+    d, mult = d[keep], mult[keep]
+    everyone = pool_rdms(np.repeat(d, mult, axis=0), method)
+    lows, highs = [], []
+    for s in range(keep.size):
+        others = np.repeat(np.delete(d, s, axis=0), np.delete(mult, s), axis=0)
+        lows.append(rdm_similarity(pool_rdms(others, method), d[s], method))
+        highs.append(rdm_similarity(everyone, d[s], method))
+    return float(np.mean(lows)), float(np.mean(highs))
+
+
+def _table(layers: np.ndarray, subjects: np.ndarray, method: str) -> np.ndarray:
+    """(K, S) similarities of the triangles as they are (every pair once): unit vectors (``vector``:
+    :func:`_units`; ``whole``: rsaflow.measures.cov_vector) and one product, or kendall_tau_a per pair
+    (``raw``, the tie counts of each triangle computed once)."""
+    kind = METHODS[method].kind
+    if kind == "vector":
+        w = np.ones(layers.shape[1])
+        return _units(layers, w, method) @ _units(subjects, w, method).T
+    if kind == "whole":
+        from rsaflow.measures import DegenerateInputError, cov_vector
+
+        try:
+            return (np.stack([cov_vector(r, method) for r in layers])
+                    @ np.stack([cov_vector(r, method) for r in subjects]).T)
+        except DegenerateInputError as exc:
+            raise DegenerateRDMError(str(exc)) from None
+    ties_l, ties_s = [tied_pairs(r) for r in layers], [tied_pairs(r) for r in subjects]
+    return np.array([[kendall_tau_a(x, y, tx, ty) for y, ty in zip(subjects, ties_s)]
+                     for x, tx in zip(layers, ties_l)])
+
+
 def evaluate_fixed(layers: np.ndarray, subjects: np.ndarray, method: str) -> tuple[np.ndarray, tuple]:
     """(K, S) similarities of each layer to each subject and the (lower, upper) noise ceiling."""
-    w = np.ones(layers.shape[1])
-    evals = _units(layers, w, method) @ _units(subjects, w, method).T
-    return evals, noise_ceiling(subjects, method)
+    if method not in EVAL_METHODS:
+        raise ValueError(f"no model evaluation with {method!r}; choose one of {', '.join(EVAL_METHODS)}")
+    with _one_blas_thread():
+        return _table(np.asarray(layers, float), np.asarray(subjects, float), method), noise_ceiling(subjects, method)
+
+
+def _one_blas_thread():
+    """A context with BLAS on one thread: threaded dot products and matrix-vector products split their
+    sums by thread, so the bits of a result would depend on the job's thread count."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 def _gram_ceiling(rho: np.ndarray, mult: np.ndarray) -> tuple[float, float]:
@@ -118,11 +187,17 @@ def _gram_ceiling(rho: np.ndarray, mult: np.ndarray) -> tuple[float, float]:
 
 
 def _sampler(layers: np.ndarray, subjects: np.ndarray, method: str):
-    """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``, from
-    the unit vectors of the pairs drawn (any method; pearson and cosine take :func:`_moment_batches`)."""
+    """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``: from the
+    unit vectors of the pairs drawn (``vector``; pearson and cosine take :func:`_moment_batches`), or
+    from the resampled triangle, each pair repeated w times (``raw``: kendall_tau_a)."""
+    raw = METHODS[method].kind == "raw"
 
     def sample(w, counts):
         keep = w > 0
+        if raw:
+            idx = np.repeat(np.flatnonzero(keep), w[keep].astype(np.int64))
+            d = subjects[:, idx]
+            return _table(layers[:, idx], d, method), lambda mult: _plain_ceiling(d, mult, method)
         ww = w[keep]
         d = subjects[:, keep]
         ev = _units(layers[:, keep], ww, method) @ _units(d, ww, method).T
@@ -225,7 +300,8 @@ def _moment_table(layers: np.ndarray, subjects: np.ndarray, centred: bool, threa
 
 def _moment_batches(layers: np.ndarray, subjects: np.ndarray, centred: bool, draws: list, sets: tuple,
                     out: dict) -> None:
-    """Pearson (``centred``) / cosine samples of ``draws`` into ``out`` (see :func:`bootstrap`),
+    """Samples of ``draws`` into ``out`` (see :func:`bootstrap`) for an unranked ``vector`` method
+    (pearson, ``centred``; cosine),
     :data:`BATCH` resamples at a time.
 
     A resample's mean evaluation sum_s m_s e[k, s] / sum_s m_s needs no (K, S) table: with pair
@@ -320,34 +396,53 @@ def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, 
     (the dual bootstrap's other two sets, the same draws). Samples that cannot be evaluated (fewer than
     2 distinct subjects, too few stimuli, a constant RDM) are NaN rows. The draws come from one
     generator in sample order (:func:`_draws`) and the sums over pairs are added in a fixed block
-    order (:func:`_blocks`), so a seed gives the same bytes whatever the thread count."""
+    order (:func:`_blocks`; the per-resample methods run on one BLAS thread), so a seed gives the same
+    bytes whatever the thread count. ``method``: one of :data:`EVAL_METHODS`; a bootstrap over stimuli
+    needs :func:`resamples_stimuli`."""
     k, s_n = layers.shape[0], subjects.shape[0]
     n = n_from_pairs(layers.shape[1])
     sets = ("both", "subjects", "stimuli") if kind == "both" else (kind,)
     out = {f"samples_{t}": np.full((n_boot, k), np.nan) for t in sets}
     out.update({f"ceiling_{t}": np.full((n_boot, 2), np.nan) for t in sets})
+    info = METHODS[method]
+    if method not in EVAL_METHODS:
+        raise ValueError(f"no model evaluation with {method!r}; choose one of {', '.join(EVAL_METHODS)}")
+    if kind != "subjects" and not resamples_stimuli(method):
+        raise ValueError(f"{method} whitens each resample's whole RDM: no bootstrap over stimuli here "
+                         "(rsatoolbox drops the pairs of two draws of one stimulus); use bootstrap subjects or none")
+    layers = np.ascontiguousarray(layers, dtype=np.float64)
+    subjects = np.ascontiguousarray(subjects, dtype=np.float64)
     draws = _draws(np.random.default_rng(seed), kind, n_boot, s_n, n)
-    if method in ("pearson", "cosine"):
-        layers = np.ascontiguousarray(layers, dtype=np.float64)
-        subjects = np.ascontiguousarray(subjects, dtype=np.float64)
-        _moment_batches(layers, subjects, method == "pearson", draws, sets, out)
+    if info.kind == "vector" and not info.ranked:
+        _moment_batches(layers, subjects, info.centred, draws, sets, out)
     else:
-        sampler = _sampler(layers, subjects, method)
-        full = sampler(np.ones(layers.shape[1]), None)
-        i, j = np.triu_indices(n, k=1)
-        ones = np.ones(s_n, dtype=np.int64)
-        for b, subj, counts in draws:
-            try:
-                resampled = sampler(_pair_weights(counts, i, j), counts) if kind != "subjects" else full
-                chosen = {"both": (resampled, subj), "subjects": (full, subj), "stimuli": (resampled, ones)}
-                for t in sets:
-                    (ev, ceiling), mult = chosen[t]
-                    out[f"samples_{t}"][b] = (ev @ mult) / mult.sum()
-                    out[f"ceiling_{t}"][b] = ceiling(mult)
-            except DegenerateRDMError:
-                continue
+        with _one_blas_thread():
+            _unit_samples(layers, subjects, method, kind, draws, sets, out)
     out["samples"], out["ceiling"] = out[f"samples_{sets[0]}"], out[f"ceiling_{sets[0]}"]
     return out
+
+
+def _unit_samples(layers, subjects, method: str, kind: str, draws: list, sets: tuple, out: dict) -> None:
+    """Samples of ``draws`` into ``out`` one resample at a time (:func:`_sampler`), for the methods
+    without batched moments; a resample on which an RDM is constant is skipped (NaN rows)."""
+    s_n, n = subjects.shape[0], n_from_pairs(layers.shape[1])
+    sampler = _sampler(layers, subjects, method)
+    if resamples_stimuli(method):
+        full = sampler(np.ones(layers.shape[1]), None)
+    else:
+        full = (_table(layers, subjects, method), lambda mult: _plain_ceiling(subjects, mult, method))
+    i, j = np.triu_indices(n, k=1)
+    ones = np.ones(s_n, dtype=np.int64)
+    for b, subj, counts in draws:
+        try:
+            resampled = sampler(_pair_weights(counts, i, j), counts) if kind != "subjects" else full
+            chosen = {"both": (resampled, subj), "subjects": (full, subj), "stimuli": (resampled, ones)}
+            for t in sets:
+                (ev, ceiling), mult = chosen[t]
+                out[f"samples_{t}"][b] = (ev @ mult) / mult.sum()
+                out[f"ceiling_{t}"][b] = ceiling(mult)
+        except DegenerateRDMError:
+            continue
 
 
 def _pairs(k: int) -> tuple[np.ndarray, np.ndarray]:

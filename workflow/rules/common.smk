@@ -89,6 +89,15 @@ for _region, _spec in BRAIN.items():
             f"config error at brain.{_region}.evaluate.test: 'bootstrap' needs "
             "evaluate.bootstrap subjects, stimuli or both (or test: t-test)"
         )
+    if _ev["bootstrap"] in ("stimuli", "both"):
+        from rsaflow.evaluation import resamples_stimuli
+
+        if not resamples_stimuli(_ev["method"]):
+            raise SystemExit(
+                f"config error at brain.{_region}.evaluate.bootstrap: {_ev['bootstrap']!r} resamples "
+                f"stimuli, which method {_ev['method']} does not (it whitens each resample's whole RDM); "
+                "use bootstrap: subjects or none"
+            )
 
 
 def one_of(names):
@@ -479,7 +488,10 @@ def brain_eval_mem_mb(wildcards, threads, attempt):
     region = brain_region(wildcards)
     samples = region["evaluate"]["samples"]
     n = n_stimuli_estimate()
-    return int(300 + job_bytes(k, len(region["subjects"]), n, threads, samples) / 1e6) * attempt
+    return (
+        int(300 + job_bytes(k, len(region["subjects"]), n, threads, samples) / 1e6)
+        * attempt
+    )
 
 
 def brain_eval_layers(wildcards):
