@@ -115,10 +115,10 @@ def _reference_evaluation():
 
 
 def _fixed_work() -> float:
-    """Median seconds of a fixed numpy workload (a 1,500^2 product and ten 100 x 124,750 x 12 products), to
+    """Median seconds of a fixed numpy workload (a 2,000^2 product and ten 100 x 124,750 x 12 products), to
     compare this run's load with another's: 0.49 s on the 2-core machine at load 0.6 (23:25 UTC, 2026-12-01)."""
     rng = np.random.default_rng(0)
-    a, x, w = rng.normal(size=(1500, 1500)), rng.normal(size=(100, 124750)), rng.normal(size=(124750, 12))
+    a, x, w = rng.normal(size=(2000, 2000)), rng.normal(size=(100, 124750)), rng.normal(size=(124750, 12))
     times = []
     for _ in range(3):
         t0 = time.perf_counter()

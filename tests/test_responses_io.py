@@ -92,6 +92,41 @@ def test_bad_inputs_one_line_nothing_written(stimuli, tmp_path):
         assert not (tmp_path / "out" / "s01.h5").exists()
 
 
+def test_unbalanced_runs_through_the_job(stimuli, tmp_path):
+    """unbalanced: true: NaN rows are missing responses, the RDM is the unbalanced crossnobis (equal to
+    rsatoolbox in test_responses), in the workflow's order; a stimulus in one run only, or a metric without
+    an unbalanced form, is one line."""
+    ids = stimulus_ids(stimuli)
+    n = len(ids)
+    x, res = arrays(n)
+    present = np.ones((R, n), dtype=bool)
+    present[0, 2] = present[1, 4] = False
+    missing = np.where(present[:, :, None], x, np.nan)
+    perm = np.random.default_rng(5).permutation(n)
+    np.savez(tmp_path / "m.npz", responses=missing[:, perm], stimulus_ids=np.array(ids)[perm])
+    np.save(tmp_path / "res.npy", res)
+    files = {"responses": tmp_path / "m.npz", "residuals": tmp_path / "res.npy"}
+    region = {**REGION, "unbalanced": True}
+    out = run(stimuli, tmp_path, files, region)
+    direct = response_rdm(missing, "crossnobis", precision("diag", res), present=present)
+    np.testing.assert_allclose(read_rdm(out)["condensed"], direct, rtol=0, atol=1e-13)
+    out.unlink()
+    once = missing.copy()
+    once[1:, 3] = np.nan  # stimulus 3 only in run 0
+    np.save(tmp_path / "once.npy", once)
+    for files_, spec, expected in [
+        ({"responses": tmp_path / "once.npy", "residuals": tmp_path / "res.npy", "order": "stimuli"}, region,
+         f"stimulus {ids[3]!r} has a response in 1 run(s); an unbalanced design needs each stimulus in at least 2"),
+        (files, {**region, "metric": "correlation", "noise": "none"},
+         "2 run/stimulus responses are missing and correlation has no unbalanced form here"),
+        (files, REGION, "or set unbalanced: true at brain.V1"),
+    ]:
+        with pytest.raises(InputFileError) as err:
+            run(stimuli, tmp_path, files_, spec)
+        assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert not (tmp_path / "out" / "s01.h5").exists()
+
+
 def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
     """The same files and settings are reused from the store; a changed dof (or prior) computes anew."""
     import logging

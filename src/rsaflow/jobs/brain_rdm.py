@@ -47,7 +47,12 @@ def _subject_rdm(files: dict, region: dict, ids: list[str], where: str, unlabell
     if file_ids is None and files.get("order") == "stimuli" and unlabelled is not None:
         unlabelled()
     order = io.stimulus_order(files["responses"], file_ids, ids, files.get("order"), where)
-    io.check_responses(files["responses"], x, file_ids or ids)
+    present = io.check_responses(files["responses"], x, file_ids or ids, unbalanced=region.get("unbalanced", False),
+                                 min_runs=2 if metric.cross_validated else 1, where=where.rsplit(".subjects.", 1)[0])
+    if present is not None and not metric.unbalanced:
+        raise InputFileError(files["responses"], f"{int((~present).sum())} run/stimulus responses are missing and "
+                             f"{metric.name} has no unbalanced form here; use "
+                             f"{', '.join(m for m, r in RESPONSE_METRICS.items() if r.unbalanced)}")
     prec = precision("none")
     if metric.uses_noise and noise.needs_residuals:
         if "residuals" not in files:
@@ -64,7 +69,7 @@ def _subject_rdm(files: dict, region: dict, ids: list[str], where: str, unlabell
     log.info("%s: %d runs x %d stimuli x %d channels, metric %s, noise %s", where, *x.shape, metric.name,
              noise.name if metric.uses_noise else "none")
     rdm = response_rdm(x, metric.name, prec,
-                       block_bytes=region["block_mb"] * 2**20, prior_lambda=region["prior_lambda"],
+                       block_bytes=region["block_mb"] * 2**20, present=present, prior_lambda=region["prior_lambda"],
                        prior_weight=region["prior_weight"])
     square = np.zeros((len(ids), len(ids)))
     iu = np.triu_indices(len(ids), k=1)

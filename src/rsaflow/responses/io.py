@@ -142,30 +142,43 @@ def read_residuals(path, n_channels: int, mask=None) -> np.ndarray:
     return res
 
 
-def check_responses(path, x: np.ndarray, ids: list[str], block_bytes: int = 64 * 2**20) -> None:
-    """Every (run, stimulus) has a response and every channel is finite, read in channel blocks.
+def check_responses(path, x: np.ndarray, ids: list[str], block_bytes: int = 64 * 2**20, unbalanced: bool = False,
+                    min_runs: int = 1, where: str = "brain.<region>") -> np.ndarray | None:
+    """Every channel finite and, unless ``unbalanced``, every (run, stimulus) present, read in channel blocks.
 
-    ``ids``: the stimuli's ids in the file's order, for the message. A run with no finite value for
-    a stimulus is a missing stimulus (rsaflow needs every stimulus in every run: rsatoolbox's
-    cross-validation folds are runs); a channel with a NaN or Inf anywhere is a bad voxel.
+    ``ids``: the stimuli's ids in the file's order, for the message. A (run, stimulus) whose channels
+    are all NaN is a missing stimulus: refused by default (rsatoolbox's cross-validation folds are
+    runs); with ``unbalanced`` allowed, as long as every stimulus is in ``min_runs`` runs (2 for the
+    cross-validated metrics), and the (R, N) bool ``present`` is returned (None when none is missing).
+    A channel with a NaN or Inf in a present response is a bad voxel.
     """
     r, n, c = x.shape
     finite_count = np.zeros((r, n), dtype=np.int64)
-    bad_channels = []
+    nonfinite = np.zeros(c, dtype=np.int64)
     step = max(1, block_bytes // (8 * r * n))
     for lo in range(0, c, step):
         ok = np.isfinite(np.asarray(x[:, :, lo : lo + step]))
         finite_count += ok.sum(axis=2)
-        bad_channels.extend((lo + np.flatnonzero(~ok.all(axis=(0, 1)))).tolist())
+        nonfinite[lo : lo + step] = r * n - ok.sum(axis=(0, 1))
     missing = np.argwhere(finite_count == 0)
-    if missing.size:
+    if missing.size and not unbalanced:
         run, stim = missing[0]
         raise InputFileError(path, f"run {run} has no response for stimulus {ids[stim]!r} ({len(missing)} missing "
                                    "run/stimulus pairs): every run must hold every stimulus; drop the run or the "
-                                   "stimulus")
+                                   f"stimulus, or set unbalanced: true at {where} (rsatoolbox's calc_rdm_unbalanced)")
+    bad_channels = np.flatnonzero(nonfinite > len(missing)).tolist()  # a missing response is NaN in every channel
     if bad_channels:
         raise InputFileError(path, f"{len(bad_channels)} channels (voxels) are NaN or Inf in some run or stimulus "
                                    f"(first channels: {bad_channels[:5]}): remove them from the mask")
+    if not missing.size:
+        return None
+    present = finite_count > 0
+    runs = present.sum(axis=0)
+    if np.any(runs < min_runs):
+        stim = int(np.flatnonzero(runs < min_runs)[0])
+        raise InputFileError(path, f"stimulus {ids[stim]!r} has a response in {int(runs[stim])} run(s); "
+                                   f"an unbalanced design needs each stimulus in at least {min_runs}")
+    return present
 
 
 def stimulus_order(path, file_ids: list | None, stimulus_ids: list[str], order: str | None, where: str) -> np.ndarray:

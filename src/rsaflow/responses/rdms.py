@@ -56,8 +56,12 @@ def _blocks(responses, block_bytes: int, precision: Precision):
         yield slice(lo, min(c, lo + step))
 
 
-def _block(responses, cols: slice) -> np.ndarray:
-    return np.asarray(responses[:, :, cols], dtype=np.float64)
+def _block(responses, cols: slice, present: np.ndarray | None = None) -> np.ndarray:
+    """The channels ``cols`` as float64; with ``present`` (R, N), the missing (run, stimulus) rows as 0."""
+    x = np.asarray(responses[:, :, cols], dtype=np.float64)
+    if present is not None:
+        x = np.where(present[:, :, None], x, 0.0)
+    return x
 
 
 def _from_kernel(k: np.ndarray, c: int) -> np.ndarray:
@@ -67,18 +71,26 @@ def _from_kernel(k: np.ndarray, c: int) -> np.ndarray:
     return upper_triangle(rdm) / c
 
 
-def euclidean(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
+def euclidean(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+              **_) -> np.ndarray:
     """Squared Euclidean distance of the run-averaged patterns over C: ``||p_i - p_j||^2 / C``
     (rsatoolbox 'euclidean'; the precision is ignored)."""
-    return mahalanobis(responses, Precision(), block_bytes)
+    return mahalanobis(responses, Precision(), block_bytes, present)
 
 
-def mahalanobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
-    """``(p_i - p_j) W (p_i - p_j)^T / C`` of the run-averaged patterns (rsatoolbox 'mahalanobis')."""
+def mahalanobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+                **_) -> np.ndarray:
+    """``(p_i - p_j) W (p_i - p_j)^T / C`` of the run-averaged patterns (rsatoolbox 'mahalanobis').
+
+    ``present`` (R, N) bool, unbalanced designs: p_i is the mean over the runs that hold stimulus i,
+    as rsatoolbox's ``calc_rdm_unbalanced`` (which averages x_a W x_b over all pairs of i's and j's
+    measurements, a measurement with itself included)."""
     r, n, c = responses.shape
     k = np.zeros((n, n))
+    runs = None if present is None else present.sum(axis=0).astype(np.float64)[:, None]
     for cols in _blocks(responses, block_bytes, precision):
-        p = _block(responses, cols).mean(axis=0)
+        x = _block(responses, cols, present)
+        p = x.mean(axis=0) if runs is None else x.sum(axis=0) / runs
         k += precision.apply(p, cols) @ p.T
     return _from_kernel(k, c)
 
@@ -100,15 +112,21 @@ def correlation(responses, precision: Precision = Precision(), block_bytes: int 
     return upper_triangle(1 - g / norm[:, None] / norm[None, :])
 
 
-def crossnobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
+def crossnobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+               **_) -> np.ndarray:
     """Leave-one-run-out cross-validated Mahalanobis distance over C, averaged over the R folds
-    (rsatoolbox 'crossnobis', ``cv_descriptor`` = run, one precision for all folds)."""
+    (rsatoolbox 'crossnobis', ``cv_descriptor`` = run, one precision for all folds).
+
+    The kernel is the mean of x_r,i W x_f,j^T over the R (R - 1) ordered pairs of runs r != f. With
+    ``present`` (R, N) bool (unbalanced designs) it is the mean over the pairs of different runs that
+    hold both stimuli, ``(m m^T - sum_r m_r m_r^T)`` of them (m = runs per stimulus), as rsatoolbox's
+    ``calc_rdm_unbalanced`` with ``cv_descriptor`` = run."""
     r, n, c = responses.shape
     if r < 2:
         raise ValueError(f"crossnobis needs at least 2 runs, got {r}")
     k = np.zeros((n, n))
     for cols in _blocks(responses, block_bytes, precision):
-        x = _block(responses, cols)
+        x = _block(responses, cols, present)
         s = x.sum(axis=0)
         sw = np.zeros_like(s)
         for f in range(r):
@@ -116,7 +134,11 @@ def crossnobis(responses, precision: Precision = Precision(), block_bytes: int =
             sw += xw
             k -= xw @ x[f].T
         k += sw @ s.T
-    return _from_kernel(k / (r * (r - 1)), c)
+    if present is None:
+        return _from_kernel(k / (r * (r - 1)), c)
+    m = present.astype(np.float64)
+    pairs = np.outer(m.sum(axis=0), m.sum(axis=0)) - m.T @ m
+    return _from_kernel(k / pairs, c)
 
 
 def _rates(x: np.ndarray, prior_lambda: float, prior_weight: float) -> np.ndarray:
@@ -163,7 +185,8 @@ class ResponseMetric:
     """One RDM metric on responses: ``compute(responses, precision, block_bytes, **options)`` ->
     condensed RDM; ``cross_validated``: needs >= 2 runs (folds = runs); ``uses_noise``: takes the
     precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name;
-    ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes)."""
+    ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes);
+    ``unbalanced``: takes ``present`` (runs missing stimuli), as rsatoolbox's calc_rdm_unbalanced."""
 
     name: str
     compute: Callable
@@ -172,16 +195,18 @@ class ResponseMetric:
     rsatoolbox: str
     formula: str
     per_fold_kernels: bool = False
+    unbalanced: bool = False
 
 
 RESPONSE_METRICS = {
     m.name: m
     for m in (
-        ResponseMetric("euclidean", euclidean, False, False, "euclidean", "||p_i - p_j||^2 / C"),
+        ResponseMetric("euclidean", euclidean, False, False, "euclidean", "||p_i - p_j||^2 / C", unbalanced=True),
         ResponseMetric("correlation", correlation, False, False, "correlation", "1 - r(p_i, p_j)"),
-        ResponseMetric("mahalanobis", mahalanobis, False, True, "mahalanobis", "(p_i - p_j) W (p_i - p_j)^T / C"),
+        ResponseMetric("mahalanobis", mahalanobis, False, True, "mahalanobis", "(p_i - p_j) W (p_i - p_j)^T / C",
+                       unbalanced=True),
         ResponseMetric("crossnobis", crossnobis, True, True, "crossnobis",
-                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C"),
+                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C", unbalanced=True),
         ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C"),
         ResponseMetric("poisson_cv", poisson_cv, True, False, "poisson_cv",
                        "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C", per_fold_kernels=True),
@@ -190,9 +215,17 @@ RESPONSE_METRICS = {
 
 
 def response_rdm(responses, metric: str, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES,
-                 **options) -> np.ndarray:
-    """The condensed RDM of ``responses`` (R, N, C) under ``metric`` (a key of RESPONSE_METRICS)."""
+                 present: np.ndarray | None = None, **options) -> np.ndarray:
+    """The condensed RDM of ``responses`` (R, N, C) under ``metric`` (a key of RESPONSE_METRICS).
+
+    ``present`` (R, N) bool: which (run, stimulus) responses exist (an unbalanced design; the others
+    are ignored, NaN or not), for the metrics whose record says ``unbalanced``; None: all."""
     record = RESPONSE_METRICS[metric]
+    if present is not None:
+        if not record.unbalanced:
+            raise ValueError(f"{metric} has no unbalanced form here; "
+                             f"use one of {', '.join(m for m, r in RESPONSE_METRICS.items() if r.unbalanced)}")
+        options["present"] = np.asarray(present, dtype=bool)
     if responses.ndim != 3:
         raise ValueError(f"responses must be (runs, stimuli, channels), got shape {responses.shape}")
     if record.cross_validated and responses.shape[0] < 2:
