@@ -6,6 +6,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from rsaflow import evaluation as ev
+from rsaflow import evaluation_moments
 from rsaflow.methods import METHODS
 from rsaflow.resampling import draw
 
@@ -92,8 +93,8 @@ def test_batched_bootstrap_equals_rsatoolbox_per_resample(method, monkeypatch):
     """The batched moments path (several resamples per product, pairs in blocks) gives, resample by
     resample, rsatoolbox's compare on subsample / subsample_pattern and its boot_noise_ceiling for all
     three sets of the dual bootstrap; across two batches and several blocks of pairs."""
-    monkeypatch.setattr(ev, "BLOCK", 16)  # 91 pairs: 6 blocks
-    monkeypatch.setattr(ev, "BATCH", 4)
+    monkeypatch.setattr(evaluation_moments, "BLOCK", 16)  # 91 pairs: 6 blocks
+    monkeypatch.setattr(evaluation_moments, "BATCH", 4)
     layers, subjects = planted(7)
     boot = ev.bootstrap(layers, subjects, method, "both", 9, seed=2)
     draws = ev._draws(np.random.default_rng(2), "both", 9, S, N)
@@ -119,7 +120,7 @@ def test_bootstrap_bits_independent_of_threads(monkeypatch, method):
     (at N = 200 threaded dot products would change its bits)."""
     from threadpoolctl import threadpool_limits
 
-    monkeypatch.setattr(ev, "BLOCK", 16)
+    monkeypatch.setattr(evaluation_moments, "BLOCK", 16)
     rng = np.random.default_rng(8)
     n = 14 if method == "pearson" else 200
     true = pdist(rng.normal(size=(n, 4)))

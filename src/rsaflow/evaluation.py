@@ -17,7 +17,7 @@ centred, never by name):
   rsatoolbox's ``subsample_pattern``), held as the distinct pairs with their counts as weights. The
   noise ceiling is recomputed per sample (leave one distinct subject out, pooled with multiplicity).
   Pearson and cosine evaluate :data:`BATCH` resamples at a time from weighted moments
-  (:func:`_moment_batches`: a few columns per resample in one product per block of pairs); the
+  (rsaflow.evaluation_moments: a few columns per resample in one product per block of pairs); the
   sums run in a fixed block order, so a seed gives the same bytes whatever the thread count.
 - :func:`variances`: the model, pairwise-difference and noise-ceiling-difference variances of
   rsatoolbox's ``extract_variances`` (its ``_dual_bootstrap`` correction for ``both``:
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rsaflow import evaluation_moments
 from rsaflow.ceiling import noise_ceiling, pool_rdms, rdm_similarity
 from rsaflow.compare import DegenerateRDMError, kendall_tau_a, n_from_pairs, tied_pairs
 from rsaflow.methods import METHODS, NOISE_CEILING_METHODS
@@ -169,26 +170,9 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _gram_ceiling(rho: np.ndarray, mult: np.ndarray) -> tuple[float, float]:
-    """boot_noise_ceiling for pearson / cosine from the subjects' similarity matrix: the pooled RDM of
-    rsatoolbox (mean of z-scores, or of RMS-normalised RDMs) has sim(sum_t a_t z_t, z_s) =
-    a . rho[:, s] / sqrt(a rho a)."""
-    keep = np.flatnonzero(mult > 0)
-    if keep.size < 2:
-        return np.nan, np.nan
-    rho, a = rho[np.ix_(keep, keep)], mult[keep].astype(np.float64)
-    lows, highs = [], []
-    for n in range(keep.size):
-        b = a.copy()
-        b[n] = 0
-        lows.append(b @ rho[:, n] / np.sqrt(b @ rho @ b))
-        highs.append(a @ rho[:, n] / np.sqrt(a @ rho @ a))
-    return float(np.mean(lows)), float(np.mean(highs))
-
-
 def _sampler(layers: np.ndarray, subjects: np.ndarray, method: str):
     """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``: from the
-    unit vectors of the pairs drawn (``vector``; pearson and cosine take :func:`_moment_batches`), or
+    unit vectors of the pairs drawn (``vector``; pearson and cosine take rsaflow.evaluation_moments), or
     from the resampled triangle, each pair repeated w times (``raw``: kendall_tau_a)."""
     raw = METHODS[method].kind == "raw"
 
@@ -211,23 +195,17 @@ def _pair_weights(counts: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarra
     return (counts[i] * counts[j]).astype(np.float64)
 
 
-#: Pairs per block of the batched resample products, each block one single-threaded BLAS call.
-BLOCK = 1 << 13
-#: Resamples evaluated together (one product per block for all of them).
-BATCH = 64
-
-
-def job_bytes(k: int, s: int, n: int, threads: int, samples: int = BATCH) -> int:
+def job_bytes(k: int, s: int, n: int, threads: int, samples: int = 64) -> int:
     """Peak bytes of numpy arrays of one brain_eval job (rsaflow.jobs.brain_eval) for K layers, S
     subjects, N stimuli (P pairs) on ``threads`` threads: about 6 copies of the K + S condensed RDMs
     (the records read and their stack; the unit vectors of evaluate_fixed and their temporaries; the
     ranked methods' per-resample unit vectors stay below), plus per thread one block of pairs
-    (:data:`BLOCK`) of the batched moments: the subjects' S (S + 1) / 2 + S + 1 products, 4 weight
-    columns per resample of a batch (``samples`` up to :data:`BATCH`) and a K-row square of the layers. Checked against tracemalloc peaks
-    in tests/test_evaluation.py (the rule adds 300 MB of interpreter and libraries)."""
+    (rsaflow.evaluation_moments.BLOCK): the subjects' S (S + 1) / 2 + S + 1 products, 4 weight columns
+    per resample of a batch (``samples`` up to BATCH) and a K-row square of the layers. Checked against
+    tracemalloc peaks in tests/test_evaluation.py (the rule adds 300 MB of interpreter and libraries)."""
     p = n * (n - 1) // 2
-    block = min(BLOCK, p)
-    columns = s * (s + 1) // 2 + 2 * s + 1 + 4 * min(BATCH, samples) + k
+    block = min(evaluation_moments.BLOCK, p)
+    columns = s * (s + 1) // 2 + 2 * s + 1 + 4 * min(evaluation_moments.BATCH, samples) + k
     return int(8 * p * 6 * (k + s) + threads * 8 * block * columns)
 
 
@@ -244,151 +222,6 @@ def _draws(rng: np.random.Generator, kind: str, n_boot: int, s_n: int, n: int) -
     return out
 
 
-def _blocks(fn, p: int, threads: int) -> list:
-    """sum over blocks s of ``fn(lo, hi)`` (a list of arrays), added in block order; each block one
-    single-threaded BLAS call, ``threads`` blocks at a time (rsaflow.products' scheme: the bits of the
-    sums depend on the shapes only, never on the thread count)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    starts = list(range(0, p, BLOCK))
-    total = None
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max(1, threads)) as pool:
-        wave = max(1, threads) * 2
-        for w in range(0, len(starts), wave):
-            for part in pool.map(lambda lo: fn(lo, min(lo + BLOCK, p)), starts[w : w + wave]):
-                total = part if total is None else [t + q for t, q in zip(total, part)]
-    return total
-
-
-def _rows(n: int):
-    """rows(lo, hi) -> the stimuli (i, j) of the condensed positions lo..hi-1 (rsaflow.resampling.pair_rows)."""
-    row = np.arange(n, dtype=np.int64)
-    offsets = row * (2 * n - row - 1) // 2
-
-    def rows(lo, hi):
-        pos = np.arange(lo, hi, dtype=np.int64)
-        i = np.searchsorted(offsets, pos, side="right") - 1
-        return i, pos - offsets[i] + i + 1
-
-    return rows
-
-
-def _moment_table(layers: np.ndarray, subjects: np.ndarray, centred: bool, threads: int):
-    """On all pairs (w = 1): the (K, S) similarities and ceiling(mult) of pearson / cosine, from the
-    blocked sums x . [1, y_s], x . x, y_s . y_t and y_s . 1."""
-    p, s_n = layers.shape[1], subjects.shape[0]
-
-    def sums(lo, hi):
-        x, y = layers[:, lo:hi], subjects[:, lo:hi]
-        r = np.concatenate([np.ones((hi - lo, 1)), y.T], axis=1)
-        return [x @ r, np.einsum("kp,kp->k", x, x), y @ r]
-
-    xr, xx, yr = _blocks(sums, p, threads)
-    sx, sxy, sy, syy = xr[:, 0], xr[:, 1:], yr[:, 0], yr[:, 1:]
-    if centred:
-        sxy = sxy - np.outer(sx, sy) / p
-        syy = syy - np.outer(sy, sy) / p
-        xx = xx - sx * sx / p
-    if np.any(xx <= 0) or np.any(np.diag(syy) <= 0):
-        raise DegenerateRDMError("an RDM is constant on this selection of stimuli: similarity undefined")
-    ny = np.sqrt(np.diag(syy))
-    rho = syy / np.outer(ny, ny)
-    return sxy / np.sqrt(xx)[:, None] / ny[None, :], lambda mult: _gram_ceiling(rho, mult)
-
-
-def _moment_batches(layers: np.ndarray, subjects: np.ndarray, centred: bool, draws: list, sets: tuple,
-                    out: dict) -> None:
-    """Samples of ``draws`` into ``out`` (see :func:`bootstrap`) for an unranked ``vector`` method
-    (pearson, ``centred``; cosine),
-    :data:`BATCH` resamples at a time.
-
-    A resample's mean evaluation sum_s m_s e[k, s] / sum_s m_s needs no (K, S) table: with pair
-    weights w, W = sum w and a_s = m_s / (||y_s||_w sum_s m_s) it is
-    (x_k . (w o Y^T a) - (x_k . w)(a . Y w) / W) / ||x_k||_w (cosine: without the second term and
-    uncentred norms). So one pass over the pairs gets the subjects' weighted moments w . [1, y_s,
-    y_s y_t] (whence ||y_s||_w, a and the ceiling's similarity matrix) and a second the layers' x_k . w,
-    x_k^2 . w and x_k . (w o Y^T a) for each stimulus-resampled set: all resamples of a batch in one
-    product per block of pairs (:func:`_blocks`), 2 + (stimulus-resampled sets) columns per resample
-    instead of a product with S + 1 columns per resample. The ``subjects`` set reads the (K, S) table
-    on all pairs. Equal to the per-resample products up to summation order (~1e-15)."""
-    from rsaflow.products import blas_threads
-
-    p, s_n = layers.shape[1], subjects.shape[0]
-    threads = blas_threads()
-    rows = _rows(n_from_pairs(p))
-    stim_sets = [t for t in sets if t != "subjects"]
-    full = _moment_table(layers, subjects, centred, threads) if "subjects" in sets else None
-    for start in range(0, len(draws), BATCH):
-        batch = draws[start : start + BATCH]
-        nb = len(batch)
-        subj = np.stack([d[1] for d in batch]).astype(np.float64)
-        mult = {"both": subj, "stimuli": np.ones((nb, s_n))}
-        bad = np.zeros(nb, dtype=bool)
-        if stim_sets:
-            c = np.stack([d[2] for d in batch], axis=1).astype(np.float64)  # (N, B) stimulus counts
-            tri = np.triu_indices(s_n)
-
-            def subject_moments(lo, hi):
-                i, j = rows(lo, hi)
-                w = c[i] * c[j]  # (pairs, B): the batch's pair weights
-                y = subjects[:, lo:hi].T
-                r = np.empty((hi - lo, 1 + s_n + tri[0].size))  # [1, y_s, y_s y_t (s <= t)]
-                r[:, 0] = 1.0
-                r[:, 1 : 1 + s_n] = y
-                col = 1 + s_n
-                for a_ in range(s_n):
-                    np.multiply(y[:, a_ : a_ + 1], y[:, a_:], out=r[:, col : col + s_n - a_])
-                    col += s_n - a_
-                return [w.T @ r]
-
-            (mom,) = _blocks(subject_moments, p, threads)
-            total, yw = mom[:, 0], mom[:, 1 : 1 + s_n]
-            yyw = np.empty((nb, s_n, s_n))
-            yyw[:, tri[0], tri[1]] = mom[:, 1 + s_n :]
-            yyw[:, tri[1], tri[0]] = mom[:, 1 + s_n :]
-            if centred:
-                yyw = yyw - yw[:, :, None] * yw[:, None, :] / total[:, None, None]
-            var_y = np.diagonal(yyw, axis1=1, axis2=2)
-            bad |= np.any(var_y <= 0, axis=1)
-            ny = np.sqrt(np.where(var_y > 0, var_y, 1.0))
-            a = np.stack([mult[t] / ny / mult[t].sum(axis=1)[:, None] for t in stim_sets])  # (T, B, S)
-            a_cols = a.reshape(-1, s_n).T  # (S, T B)
-
-            def layer_moments(lo, hi):
-                i, j = rows(lo, hi)
-                w = c[i] * c[j]
-                z = np.empty((hi - lo, (1 + len(stim_sets)) * nb))
-                z[:, :nb] = w
-                np.multiply(np.tile(w, len(stim_sets)), subjects[:, lo:hi].T @ a_cols, out=z[:, nb:])
-                x = layers[:, lo:hi]
-                return [x @ z, (x * x) @ w]
-
-            xz, xxw = _blocks(layer_moments, p, threads)
-            sx = xz[:, :nb]
-            if centred:
-                xxw = xxw - sx * sx / total
-            bad |= np.any(xxw <= 0, axis=0)
-            nx = np.sqrt(np.where(xxw > 0, xxw, 1.0))
-            rho = yyw / (ny[:, :, None] * ny[:, None, :])
-        for q, (b, m, _) in enumerate(batch):
-            if bad[q]:  # a constant RDM on this resample: the whole sample is skipped
-                continue
-            for t in sets:
-                if t == "subjects":
-                    ev, ceiling = full
-                    out["samples_subjects"][b] = (ev @ m) / m.sum()
-                    out["ceiling_subjects"][b] = ceiling(m)
-                    continue
-                u = stim_sets.index(t)
-                num = xz[:, (1 + u) * nb + q]
-                if centred:
-                    num = num - sx[:, q] * (a[u, q] @ yw[q]) / total[q]
-                out[f"samples_{t}"][b] = num / nx[:, q]
-                out[f"ceiling_{t}"][b] = _gram_ceiling(rho[q], mult[t][q])
-
-
 def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, n_boot: int,
               seed: int = 0) -> dict:
     """Bootstrap samples of the mean evaluation. Returns ``samples`` (B, K) and ``ceiling`` (B, 2) of
@@ -396,7 +229,7 @@ def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, 
     (the dual bootstrap's other two sets, the same draws). Samples that cannot be evaluated (fewer than
     2 distinct subjects, too few stimuli, a constant RDM) are NaN rows. The draws come from one
     generator in sample order (:func:`_draws`) and the sums over pairs are added in a fixed block
-    order (:func:`_blocks`; the per-resample methods run on one BLAS thread), so a seed gives the same
+    order (rsaflow.evaluation_moments; the per-resample methods run on one BLAS thread), so a seed gives the same
     bytes whatever the thread count. ``method``: one of :data:`EVAL_METHODS`; a bootstrap over stimuli
     needs :func:`resamples_stimuli`."""
     k, s_n = layers.shape[0], subjects.shape[0]
@@ -414,7 +247,7 @@ def bootstrap(layers: np.ndarray, subjects: np.ndarray, method: str, kind: str, 
     subjects = np.ascontiguousarray(subjects, dtype=np.float64)
     draws = _draws(np.random.default_rng(seed), kind, n_boot, s_n, n)
     if info.kind == "vector" and not info.ranked:
-        _moment_batches(layers, subjects, info.centred, draws, sets, out)
+        evaluation_moments.samples(layers, subjects, info.centred, draws, sets, out)
     else:
         with _one_blas_thread():
             _unit_samples(layers, subjects, method, kind, draws, sets, out)
