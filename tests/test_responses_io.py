@@ -127,6 +127,16 @@ def test_unbalanced_runs_through_the_job(stimuli, tmp_path):
         assert not (tmp_path / "out" / "s01.h5").exists()
 
 
+@pytest.mark.parametrize("metric", ["poisson", "poisson_cv"])
+def test_count_metrics_refuse_negative_responses(stimuli, tmp_path, metric):
+    x, _ = arrays(len(stimulus_ids(stimuli)))
+    np.save(tmp_path / "x.npy", x)  # normal values, some negative
+    with pytest.raises(InputFileError, match=f"{metric} needs non-negative counts"):
+        run(stimuli, tmp_path, {"responses": tmp_path / "x.npy", "order": "stimuli"},
+            {**REGION, "metric": metric, "noise": "none"})
+    assert not (tmp_path / "out" / "s01.h5").exists()
+
+
 def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
     """The same files and settings are reused from the store; a changed dof (or prior) computes anew."""
     import logging

@@ -64,7 +64,7 @@ def _subject_rdm(files: dict, region: dict, ids: list[str], where: str, unlabell
             raise InputFileError(files["residuals"], f"noise {noise.name!r}: {exc}") from None
     if not precision_fits(prec):
         raise InputFileError(files["responses"], "noise precision is not finite")
-    if metric.name in ("poisson", "poisson_cv") and np.any(np.asarray(x).min() < 0):
+    if metric.counts and np.any(np.asarray(x).min() < 0):
         raise InputFileError(files["responses"], f"{metric.name} needs non-negative counts (spike counts)")
     log.info("%s: %d runs x %d stimuli x %d channels, metric %s, noise %s", where, *x.shape, metric.name,
              noise.name if metric.uses_noise else "none")

@@ -186,7 +186,8 @@ class ResponseMetric:
     condensed RDM; ``cross_validated``: needs >= 2 runs (folds = runs); ``uses_noise``: takes the
     precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name;
     ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes);
-    ``unbalanced``: takes ``present`` (runs missing stimuli), as rsatoolbox's calc_rdm_unbalanced."""
+    ``unbalanced``: takes ``present`` (runs missing stimuli), as rsatoolbox's calc_rdm_unbalanced;
+    ``counts``: needs non-negative responses (spike counts: log rates)."""
 
     name: str
     compute: Callable
@@ -196,6 +197,7 @@ class ResponseMetric:
     formula: str
     per_fold_kernels: bool = False
     unbalanced: bool = False
+    counts: bool = False
 
 
 RESPONSE_METRICS = {
@@ -207,9 +209,11 @@ RESPONSE_METRICS = {
                        unbalanced=True),
         ResponseMetric("crossnobis", crossnobis, True, True, "crossnobis",
                        "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C", unbalanced=True),
-        ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C"),
+        ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C",
+                       counts=True),
         ResponseMetric("poisson_cv", poisson_cv, True, False, "poisson_cv",
-                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C", per_fold_kernels=True),
+                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C", per_fold_kernels=True,
+                       counts=True),
     )
 }
 
