@@ -142,3 +142,17 @@ def test_unbalanced_equals_calc_rdm_unbalanced(metric, noise):
     assert response_rdm(x, metric, prec, present=full).tobytes() == response_rdm(x, metric, prec).tobytes()
     with pytest.raises(ValueError, match="correlation has no unbalanced form"):
         response_rdm(missing, "correlation", present=present)
+
+
+@pytest.mark.parametrize("noise", ["diag", "shrinkage_diag"])
+def test_one_precision_per_run_equals_calc_rdm_with_a_list(noise):
+    """A precision per run: rsatoolbox's crossnobis with a list of precisions (pairs of runs, each with the
+    inverse of the mean of their covariances)."""
+    x, _ = planted(12)
+    rng = np.random.default_rng(3)
+    precs = [precision(noise, rng.normal(size=(T, C)) * (1 + r)) for r in range(R)]
+    ref = rsatoolbox.rdm.calc_rdm(dataset(x), method="crossnobis", descriptor="stimulus",
+                                  noise=[p.matrix(C) for p in precs], cv_descriptor="run").get_vectors()[0]
+    np.testing.assert_allclose(response_rdm(x, "crossnobis", precs), ref, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="one noise precision per run is offered for balanced runs and crossnobis"):
+        response_rdm(x, "mahalanobis", precs)

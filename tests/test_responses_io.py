@@ -27,8 +27,8 @@ def stimuli(tmp_path_factory):
 def run(stimuli, tmp_path, files, region=REGION):
     out = tmp_path / "out" / "s01.h5"
     out.parent.mkdir(exist_ok=True)
-    write_brain_rdm({k: str(v) if k != "order" else v for k, v in files.items()}, stimuli, out, "V1", "s01",
-                    region, "code")
+    write_brain_rdm({k: [str(f) for f in v] if isinstance(v, list) else str(v) if k != "order" else v
+                     for k, v in files.items()}, stimuli, out, "V1", "s01", region, "code")
     return out
 
 
@@ -134,6 +134,30 @@ def test_count_metrics_refuse_negative_responses(stimuli, tmp_path, metric):
     with pytest.raises(InputFileError, match=f"{metric} needs non-negative counts"):
         run(stimuli, tmp_path, {"responses": tmp_path / "x.npy", "order": "stimuli"},
             {**REGION, "metric": metric, "noise": "none"})
+    assert not (tmp_path / "out" / "s01.h5").exists()
+
+
+def test_one_precision_per_run_through_the_job(stimuli, tmp_path):
+    """residuals_per_run: one file per run gives crossnobis with a precision per run (equal to rsatoolbox's
+    list of precisions in test_responses), in the workflow's order; another count of files is one line."""
+    from rsaflow.responses.io import rdm_job_bytes
+
+    ids = stimulus_ids(stimuli)
+    x, _ = arrays(len(ids))
+    rng = np.random.default_rng(9)
+    for r in range(R):
+        np.save(tmp_path / f"res{r}.npy", rng.normal(size=(T, C)) * (1 + r))
+    per_run = [tmp_path / f"res{r}.npy" for r in range(R)]
+    np.save(tmp_path / "x.npy", x)
+    files = {"responses": tmp_path / "x.npy", "residuals_per_run": per_run, "order": "stimuli"}
+    out = run(stimuli, tmp_path, files)
+    direct = response_rdm(x, "crossnobis", [precision("diag", np.load(f)) for f in per_run])
+    np.testing.assert_allclose(read_rdm(out)["condensed"], direct, rtol=0, atol=1e-13)
+    assert rdm_job_bytes({**files, "residuals_per_run": [str(f) for f in per_run]}, REGION, len(ids)) > 0
+    out.unlink()
+    with pytest.raises(InputFileError) as err:
+        run(stimuli, tmp_path, {**files, "residuals_per_run": per_run[:2]})
+    assert "residuals_per_run: 2 files for 3 runs; one per run" in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out" / "s01.h5").exists()
 
 

@@ -123,10 +123,12 @@ def test_evaluation_per_layer_and_the_figure_in_the_report(done):
 def test_adding_a_subject_reruns_its_rdm_the_group_and_the_analysis_only(done):
     wf, config, _, root = done
     np.save(root / "s03.npy", np.random.default_rng(3).normal(size=(R, 20, 6)))
-    np.save(root / "s03_res.npy", np.random.default_rng(4).normal(size=(T, 6)))
+    for r in range(R):  # one residuals file per run: a list of inputs
+        np.save(root / f"s03_res{r}.npy", np.random.default_rng(4 + r).normal(size=(T, 6)))
     more = {**config, "brain": {"V1": {**config["brain"]["V1"], "subjects": {
         **config["brain"]["V1"]["subjects"],
-        "s03": {"responses": str(root / "s03.npy"), "residuals": str(root / "s03_res.npy"), "order": "stimuli"}}}}}
+        "s03": {"responses": str(root / "s03.npy"), "order": "stimuli",
+                "residuals_per_run": [str(root / f"s03_res{r}.npy") for r in range(R)]}}}}}
     jobs = wf.planned_with(more)
     planned = {rule for rule, _ in jobs}
     rdms = {out for rule, out in jobs if rule == "brain_rdm"}

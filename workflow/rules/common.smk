@@ -431,11 +431,14 @@ def brain_subject(wildcards):
 
 
 def brain_subject_inputs(wildcards):
-    """The subject's files (responses, mask, residuals) as named inputs."""
+    """The subject's files (responses, mask, residuals, residuals_per_run) as named inputs."""
     entry = brain_subject(wildcards)
-    return {
+    files = {
         k: local(entry[k]) for k in ("responses", "mask", "residuals") if k in entry
     }
+    if "residuals_per_run" in entry:
+        files["residuals_per_run"] = [local(f) for f in entry["residuals_per_run"]]
+    return files
 
 
 def brain_spec(wildcards):

@@ -240,7 +240,8 @@ def rdm_job_bytes(files: dict, region: dict, n_stimuli: int) -> int | None:
     - the noise estimate: the residuals as float64 (nothing more for a float64 ``.npy``), its copies and
       C x C matrices (the NOISE record's ``tc_arrays``, ``c2_arrays``) and two C-vectors;
     - the check of every value (check_responses): the finite flags of one 64 MB block;
-    - the RDM: the precision (8 C, or 8 C^2 for a full one), channel blocks of ``block_mb`` as float64
+    - the RDM: the precision (8 C, or 8 C^2 for a full one; one per run with ``residuals_per_run``, and
+      4 x 8 C^2 for a pair's), channel blocks of ``block_mb`` as float64
       and (1 + 3 / R) blocks of sums (all channels at once under a full precision), 4 N x N float64
       (kernel, square RDM, reordering; poisson_cv one kernel per run more);
 
@@ -264,12 +265,15 @@ def rdm_job_bytes(files: dict, region: dict, n_stimuli: int) -> int | None:
     block = data if full else min(data, region["block_mb"] * 2**20)
     rdm_phase = (1 + 3 / r) * block + 4 * 8 * n * n + (8 * r * n * n if metric.per_fold_kernels else 0)
     noise_phase = 0
-    if metric.uses_noise and noise.needs_residuals and "residuals" in files:
-        res = file_shape(files["residuals"], "residuals", files.get("mask"))
+    per_run = files.get("residuals_per_run")
+    if metric.uses_noise and noise.needs_residuals and ("residuals" in files or per_run):
+        res = file_shape(per_run[0] if per_run else files["residuals"], "residuals", files.get("mask"))
         if res is None:
             return None
         (t, _), res_itemsize, res_mapped = res
-        rdm_phase += 8 * c * c if full else 8 * c
+        rdm_phase += (8 * c * c if full else 8 * c) * (len(per_run) if per_run else 1)
+        if per_run and full:  # a pair's precision: two inverses, their mean and its inverse
+            rdm_phase += 4 * 8 * c * c
         noise_phase = (0 if res_mapped and res_itemsize == 8 else 8 * t * c) + 8 * t * c * noise.tc_arrays
         noise_phase += 8 * c * c * noise.c2_arrays + 2 * 8 * c
     check_phase = min(r * n * c, 8 * 2**20)  # check_responses: finite flags of 64 MB blocks

@@ -141,6 +141,38 @@ def crossnobis(responses, precision: Precision = Precision(), block_bytes: int =
     return _from_kernel(k / pairs, c)
 
 
+def _pair_precision(a: Precision, b: Precision, c: int) -> Precision:
+    """The precision of a pair of runs from theirs: the inverse of the mean of the two covariances
+    (rsatoolbox's crossnobis with a list of precisions); diagonal when both are."""
+    if a.full is None and b.full is None:
+        if a.diag is None and b.diag is None:
+            return Precision()
+        da, db = (1.0 if p.diag is None else p.diag for p in (a, b))
+        return Precision(diag=np.broadcast_to(2.0 / (1.0 / da + 1.0 / db), (c,)).copy())
+    ma, mb = (np.eye(c) if p.matrix(c) is None else p.matrix(c) for p in (a, b))
+    return Precision(full=np.linalg.inv((np.linalg.inv(ma) + np.linalg.inv(mb)) / 2))
+
+
+def crossnobis_per_run(responses, precisions: list, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """Crossnobis with one noise precision per run (rsatoolbox's ``calc_rdm_crossnobis`` with a list of
+    precisions, one per fold): the mean over the R (R - 1) / 2 pairs of runs r < f of
+    ``(x_r,i - x_r,j) W_rf (x_f,i - x_f,j)^T / C``, ``W_rf`` the inverse of the mean of the two runs'
+    covariances (:func:`_pair_precision`, made when its pair is reached). Not the leave-one-run-out
+    average of a single precision: rsatoolbox's estimator for this case."""
+    r, n, c = responses.shape
+    if len(precisions) != r:
+        raise ValueError(f"{len(precisions)} noise precisions for {r} runs: give one per run")
+    pairs = [(i, j) for i in range(r) for j in range(i + 1, r)]
+    full = any(not p.separable for p in precisions)
+    k = np.zeros((n, n))
+    for cols in _blocks(responses, block_bytes, Precision(full=np.eye(1)) if full else Precision()):
+        x = _block(responses, cols)
+        for i, j in pairs:
+            w = _pair_precision(precisions[i], precisions[j], c)
+            k += w.apply(x[i], cols) @ x[j].T
+    return _from_kernel(k / len(pairs), c)
+
+
 def _rates(x: np.ndarray, prior_lambda: float, prior_weight: float) -> np.ndarray:
     return (x + prior_lambda * prior_weight) / (1 + prior_weight)
 
@@ -187,7 +219,8 @@ class ResponseMetric:
     precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name;
     ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes);
     ``unbalanced``: takes ``present`` (runs missing stimuli), as rsatoolbox's calc_rdm_unbalanced;
-    ``counts``: needs non-negative responses (spike counts: log rates)."""
+    ``counts``: needs non-negative responses (spike counts: log rates); ``per_run_noise``: its form with
+    one precision per run, ``f(responses, precisions, block_bytes)`` (None: not offered)."""
 
     name: str
     compute: Callable
@@ -198,6 +231,7 @@ class ResponseMetric:
     per_fold_kernels: bool = False
     unbalanced: bool = False
     counts: bool = False
+    per_run_noise: Callable | None = None
 
 
 RESPONSE_METRICS = {
@@ -208,7 +242,8 @@ RESPONSE_METRICS = {
         ResponseMetric("mahalanobis", mahalanobis, False, True, "mahalanobis", "(p_i - p_j) W (p_i - p_j)^T / C",
                        unbalanced=True),
         ResponseMetric("crossnobis", crossnobis, True, True, "crossnobis",
-                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C", unbalanced=True),
+                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C", unbalanced=True,
+                       per_run_noise=crossnobis_per_run),
         ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C",
                        counts=True),
         ResponseMetric("poisson_cv", poisson_cv, True, False, "poisson_cv",
@@ -225,6 +260,11 @@ def response_rdm(responses, metric: str, precision: Precision = Precision(), blo
     ``present`` (R, N) bool: which (run, stimulus) responses exist (an unbalanced design; the others
     are ignored, NaN or not), for the metrics whose record says ``unbalanced``; None: all."""
     record = RESPONSE_METRICS[metric]
+    if isinstance(precision, (list, tuple)):  # one per run
+        if record.per_run_noise is None or present is not None:
+            raise ValueError(f"one noise precision per run is offered for balanced runs and "
+                             f"{', '.join(m for m, x in RESPONSE_METRICS.items() if x.per_run_noise)} only")
+        return record.per_run_noise(responses, list(precision), block_bytes)
     if present is not None:
         if not record.unbalanced:
             raise ValueError(f"{metric} has no unbalanced form here; "
