@@ -12,8 +12,9 @@ Cases (2 BLAS threads):
   bootstrap samples (subjects and stimuli, three sample sets), variances and tests. Target: < 2 minutes.
   Then 100 samples by the code of REFERENCE_COMMIT (git show) and by this code, in the same run: their
   ratio and largest difference; and the load average and a fixed workload's time, to compare runs.
+- d: the same evaluation with spearman, 6 dual samples, this code and REFERENCE_COMMIT's in the same run.
 
-Usage: PYTHONPATH=src python benchmarks/bench_responses.py [--quick] [a b c]
+Usage: PYTHONPATH=src python benchmarks/bench_responses.py [--quick] [a b c d]
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ HERE = Path(__file__).resolve()
 
 
 #: Sizes of the cases: the issue's targets, and --quick (seconds: checks that the script runs).
-SIZES = {"full": {"a": (6, 200, 5000, 200), "b": (6, 1000, 20000), "c": (500, 100, 10, 1000, 100)},
-         "quick": {"a": (3, 30, 300, 50), "b": (3, 100, 2000), "c": (60, 8, 4, 20, 20)}}
+SIZES = {"full": {"a": (6, 200, 5000, 200), "b": (6, 1000, 20000), "c": (500, 100, 10, 1000, 100),
+                  "d": (500, 100, 10, 6)},
+         "quick": {"a": (3, 30, 300, 50), "b": (3, 100, 2000), "c": (60, 8, 4, 20, 20), "d": (60, 8, 4, 3)}}
 SIZE = SIZES["full"]
 
 
@@ -166,6 +168,31 @@ def case_c() -> list[list[str]]:
     return rows
 
 
+def case_d() -> list[str]:
+    """spearman: a few dual samples by this code and by REFERENCE_COMMIT's, in the same run."""
+    from scipy.spatial.distance import pdist
+
+    from rsaflow import evaluation as ev
+
+    rng = np.random.default_rng(0)
+    n, k, s, samples = SIZE["d"]
+    true = pdist(rng.normal(size=(n, 8)))
+    layers = true + rng.normal(size=(k, true.size)) * true.std() * np.linspace(0.2, 3, k)[:, None]
+    subjects = true + rng.normal(size=(s, true.size)) * true.std()
+    t0 = time.perf_counter()
+    mine = ev.bootstrap(layers, subjects, "spearman", "both", samples, seed=0)
+    took = time.perf_counter() - t0
+    old = _reference_evaluation()
+    if old is None:
+        return ["d", f"{took:.1f} s", "-", "-", f"spearman, {samples} dual samples"]
+    t0 = time.perf_counter()
+    ref = old.bootstrap(layers, subjects, "spearman", "both", samples, seed=0)
+    t_ref = time.perf_counter() - t0
+    diff = max(float(np.nanmax(np.abs(ref[key] - mine[key]))) for key in ref)
+    return ["d", f"{took:.1f} s", f"{REFERENCE_COMMIT}: {t_ref:.1f} s", f"{t_ref / took:.1f}x",
+            f"spearman, {samples} dual samples, max diff {diff:.1e}"]
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["child-b"]:
         limit_threads(2)
@@ -179,10 +206,10 @@ def main(argv: list[str]) -> None:
     if "--quick" in argv:
         SIZE = SIZES["quick"]
         argv = [a for a in argv if a != "--quick"]
-    cases = argv or ["a", "b", "c"]
+    cases = argv or ["a", "b", "c", "d"]
     rows = []
     for name in cases:
-        got = {"a": case_a, "b": case_b, "c": case_c}[name]()
+        got = {"a": case_a, "b": case_b, "c": case_c, "d": case_d}[name]()
         for row in got if isinstance(got[0], list) else [got]:
             rows.append(row)
             print("  ".join(row), flush=True)

@@ -55,18 +55,6 @@ def resamples_stimuli(method: str) -> bool:
     return METHODS[method].kind in STIMULUS_KINDS
 
 
-def weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Average ranks of each value in the multiset {x[q] repeated w[q] times} (ties at their mean rank)."""
-    order = np.argsort(x, kind="stable")
-    xs, ws = x[order], w[order]
-    _, start, inverse = np.unique(xs, return_index=True, return_inverse=True)
-    group_w = np.add.reduceat(ws, start)
-    before = np.concatenate([[0.0], np.cumsum(group_w)[:-1]])
-    ranks = np.empty_like(x, dtype=np.float64)
-    ranks[order] = (before + (group_w + 1) / 2)[inverse]
-    return ranks
-
-
 def _units(x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
     """Rows of ``x`` as vectors whose dot products are the (``vector`` kind) method's weighted
     similarities: ranked methods by rsaflow.resampling.rank_vector (unit, or rho-a's scale), the
@@ -84,36 +72,36 @@ def _units(x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
     return x * np.sqrt(w) / norm[:, None]
 
 
-def _pool(x: np.ndarray, mult: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
-    """rsatoolbox's pool_rdm of the rows of ``x`` repeated ``mult`` times, on the weighted pairs, by the
-    method's ``pool``: mean of the weighted ranks, z-scores or RMS-normalised rows (a shift of the
-    z-score pool, rsatoolbox's minus its minimum, changes no ``vector`` similarity)."""
+def _pool_rows(x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
+    """Each row of ``x`` as rsatoolbox's pool_rdm normalises it before averaging, on the weighted pairs, by
+    the method's ``pool``: weighted ranks, z-scores or RMS-normalised values (a shift of the z-score pool,
+    rsatoolbox's minus its minimum, changes no ``vector`` similarity)."""
     total = w.sum()
     pool = METHODS[method].pool
     if pool == "ranks":
-        x = np.stack([weighted_ranks(row, w) for row in x])
-    elif pool == "zscore":
+        return np.stack([evaluation_moments.weighted_ranks(row, w) for row in x])
+    if pool == "zscore":
         x = x - ((x @ w) / total)[:, None]
-        x = x / np.sqrt(((x * x) @ w) / total)[:, None]
-    else:
-        x = x / np.sqrt(((x * x) @ w) / total)[:, None]
-    return (mult @ x) / mult.sum()
+    return x / np.sqrt(((x * x) @ w) / total)[:, None]
 
 
-def _ceiling(d: np.ndarray, mult: np.ndarray, w: np.ndarray, method: str) -> tuple[float, float]:
-    """(lower, upper) noise ceiling of the distinct subjects ``d`` drawn ``mult`` times (boot_noise_ceiling)."""
-    keep = mult > 0
-    d, mult = d[keep], mult[keep].astype(np.float64)
-    if d.shape[0] < 2:
-        return np.nan, np.nan
-    units = _units(d, w, method)
-    upper = _units(_pool(d, mult, w, method)[None], w, method)[0]
-    lows = []
-    for s in range(d.shape[0]):
-        others = mult.copy()
-        others[s] = 0
-        lows.append(_units(_pool(d, others, w, method)[None], w, method)[0] @ units[s])
-    return float(np.mean(lows)), float(np.mean(units @ upper))
+def _ceiling(d: np.ndarray, w: np.ndarray, method: str, units: np.ndarray):
+    """ceiling(mult) -> (lower, upper) noise ceiling of the subjects ``d`` (their :func:`_units` ``units``)
+    drawn ``mult`` times (boot_noise_ceiling: leave one distinct subject out, pooled with multiplicity);
+    the rows' pool forms are computed once for every ``mult``."""
+    rows = _pool_rows(d, w, method)
+
+    def ceiling(mult):
+        keep = np.flatnonzero(mult > 0)
+        if keep.size < 2:
+            return np.nan, np.nan
+        m = mult[keep].astype(np.float64)
+        pools = np.array([m] + [np.where(np.arange(keep.size) == s, 0.0, m) for s in range(keep.size)])
+        pooled = _units((pools @ rows[keep]) / pools.sum(axis=1)[:, None], w, method)
+        lows = np.einsum("sp,sp->s", pooled[1:], units[keep])
+        return float(np.mean(lows)), float(np.mean(units[keep] @ pooled[0]))
+
+    return ceiling
 
 
 def _plain_ceiling(d: np.ndarray, mult: np.ndarray, method: str) -> tuple[float, float]:
@@ -174,7 +162,9 @@ def _sampler(layers: np.ndarray, subjects: np.ndarray, method: str):
     """sample(w, counts) -> ((K, S) similarities, ceiling(mult)) on the pairs weighted ``w``: from the
     unit vectors of the pairs drawn (``vector``; pearson and cosine take rsaflow.evaluation_moments), or
     from the resampled triangle, each pair repeated w times (``raw``: kendall_tau_a)."""
-    raw = METHODS[method].kind == "raw"
+    info = METHODS[method]
+    raw = info.kind == "raw"
+    sorted_rows = None if raw or not info.ranked else [evaluation_moments.SortedRows(x) for x in (layers, subjects)]
 
     def sample(w, counts):
         keep = w > 0
@@ -182,10 +172,12 @@ def _sampler(layers: np.ndarray, subjects: np.ndarray, method: str):
             idx = np.repeat(np.flatnonzero(keep), w[keep].astype(np.int64))
             d = subjects[:, idx]
             return _table(layers[:, idx], d, method), lambda mult: _plain_ceiling(d, mult, method)
-        ww = w[keep]
-        d = subjects[:, keep]
-        ev = _units(layers[:, keep], ww, method) @ _units(d, ww, method).T
-        return ev, lambda mult: _ceiling(d, mult, ww, method)
+        ww, d = w[keep], subjects[:, keep]
+        if sorted_rows is None:
+            units = _units(d, ww, method)
+            return _units(layers[:, keep], ww, method) @ units.T, _ceiling(d, ww, method, units)
+        units = sorted_rows[1].vectors(keep, w, info.unit)
+        return sorted_rows[0].vectors(keep, w, info.unit) @ units.T, _ceiling(d, ww, method, units)
 
     return sample
 

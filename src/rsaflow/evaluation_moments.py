@@ -1,4 +1,5 @@
-"""Pearson and cosine bootstrap samples of a model evaluation in batches (rsaflow.evaluation.bootstrap).
+"""Bootstrap samples of a model evaluation made cheap (rsaflow.evaluation.bootstrap): pearson and cosine
+in batches of moments; the ranked methods' vectors from orders sorted once (:class:`SortedRows`).
 
 A resample's mean evaluation over its subjects needs no (K, S) table: with pair weights w (c_i c_j for
 stimuli drawn c_i and c_j times), W = sum w and a_s = m_s / (||y_s||_w sum_s m_s) for subjects drawn
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import math
+
+from rsaflow import ranking
 from rsaflow.compare import DegenerateRDMError, n_from_pairs
 
 #: Pairs per block of the batched resample products, each block one single-threaded BLAS call.
@@ -192,3 +196,60 @@ def samples(layers: np.ndarray, subjects: np.ndarray, centred: bool, draws: list
                     num = num - sx[:, q] * (a[u, q] @ yw[q]) / total[q]
                 out[f"samples_{t}"][b] = num / nx[:, q]
                 out[f"ceiling_{t}"][b] = _gram_ceiling(rho[q], mult[t][q])
+
+
+def weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average ranks of each value in the multiset {x[q] repeated w[q] times} (ties at their mean rank)."""
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    _, start, inverse = np.unique(xs, return_index=True, return_inverse=True)
+    group_w = np.add.reduceat(ws, start)
+    before = np.concatenate([[0.0], np.cumsum(group_w)[:-1]])
+    ranks = np.empty_like(x, dtype=np.float64)
+    ranks[order] = (before + (group_w + 1) / 2)[inverse]
+    return ranks
+
+
+class SortedRows:
+    """Rows (K, P) sorted once (rsaflow.ranking.argsort), so that a resample's weighted ranks need no sort:
+    a value's rank in the multiset {x_q repeated w_q times} is (weight of the smaller values) + (weight of
+    its ties + 1) / 2 whatever w is. ``vectors(keep, w, unit)`` gives what rsaflow.resampling.rank_vector
+    gives for each row's kept values (the same operations, so the same values): sqrt(w) times the centred
+    ranks, of unit weighted norm (``unit``) or scaled by sqrt(12 / (W^3 - W)) (rho-a). Memory: 4 K P B of
+    orders (int32) and, for rows with ties, 4 P B of tie groups each."""
+
+    def __init__(self, rows: np.ndarray):
+        self.orders, self.groups = [], []
+        for row in rows:
+            order = ranking.argsort(row)
+            ordered = row[order]
+            new = np.empty(row.size, dtype=bool)
+            new[:1] = True
+            np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+            starts = np.flatnonzero(new)
+            self.orders.append(order.astype(np.int32 if row.size < 2**31 else np.int64))
+            self.groups.append(None if starts.size == row.size else (starts, np.diff(np.append(starts, row.size))))
+
+    def vectors(self, keep: np.ndarray, w: np.ndarray, unit: bool) -> np.ndarray:
+        """(K, #keep) vectors on the kept pairs; ``w`` the weights of all P pairs (0 where not kept)."""
+        total = float(w.sum())
+        ww = w[keep]
+        out = np.empty((len(self.orders), ww.size))
+        for k, (order, groups) in enumerate(zip(self.orders, self.groups)):
+            group_w = w[order] if groups is None else np.add.reduceat(w[order], groups[0])
+            group_rank = np.cumsum(group_w) - group_w + (group_w + 1.0) / 2.0
+            centred = np.empty(w.size)
+            shifted = group_rank - (total + 1.0) / 2.0
+            centred[order] = shifted if groups is None else np.repeat(shifted, groups[1])
+            c = centred[keep]
+            if not unit:
+                scale = math.sqrt(12.0 / (total**3 - total))
+            else:
+                norm = math.sqrt(np.einsum("i,i,i->", ww, c, c))
+                if norm == 0 or norm <= 1e-12 * group_rank[-1]:
+                    raise DegenerateRDMError("all dissimilarities are equal (zero variance): correlation undefined")
+                scale = 1.0 / norm
+            c *= np.sqrt(ww)
+            c *= scale
+            out[k] = c
+        return out
