@@ -10,8 +10,11 @@ Cases (2 BLAS threads):
   fresh child: its peak RSS (VmHWM, /proc) against the data's 960 MB. Target: <= 2x the data.
 - c: evaluation (rsaflow.evaluation) of 100 layers x 10 subjects x 500 stimuli, pearson, 1,000 dual
   bootstrap samples (subjects and stimuli, three sample sets), variances and tests. Target: < 2 minutes.
+  Then 100 samples by the code of REFERENCE_COMMIT (git show) and by this code, in the same run: their
+  ratio and largest difference; and the load average and a fixed workload's time, to compare runs.
+- d: the same evaluation with spearman, 6 dual samples, this code and REFERENCE_COMMIT's in the same run.
 
-Usage: PYTHONPATH=src python benchmarks/bench_responses.py [a b c]
+Usage: PYTHONPATH=src python benchmarks/bench_responses.py [--quick] [a b c d]
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ HERE = Path(__file__).resolve()
 
 
 #: Sizes of the cases: the issue's targets, and --quick (seconds: checks that the script runs).
-SIZES = {"full": {"a": (6, 200, 5000, 200), "b": (6, 1000, 20000), "c": (500, 100, 10, 1000)},
-         "quick": {"a": (3, 30, 300, 50), "b": (3, 100, 2000), "c": (60, 8, 4, 20)}}
+SIZES = {"full": {"a": (6, 200, 5000, 200), "b": (6, 1000, 20000), "c": (500, 100, 10, 1000, 100),
+                  "d": (500, 100, 10, 6)},
+         "quick": {"a": (3, 30, 300, 50), "b": (3, 100, 2000), "c": (60, 8, 4, 20, 20), "d": (60, 8, 4, 3)}}
 SIZE = SIZES["full"]
 
 
@@ -93,23 +97,100 @@ def case_b() -> list[str]:
             f"data {data / 1e6:.0f} MB"]
 
 
-def case_c() -> list[str]:
+#: The code case c compares with (rsaflow.evaluation before the batched moments path), loaded with git.
+REFERENCE_COMMIT = "f493168"
+
+
+def _reference_evaluation():
+    """rsaflow.evaluation as of REFERENCE_COMMIT (git show), or None when git or the commit is missing."""
+    import types
+
+    try:
+        src = subprocess.run(["git", "show", f"{REFERENCE_COMMIT}:src/rsaflow/evaluation.py"], cwd=HERE.parents[1],
+                             capture_output=True, text=True, check=True).stdout
+        module = types.ModuleType("evaluation_reference")
+        exec(compile(src, f"evaluation@{REFERENCE_COMMIT}", "exec"), module.__dict__)
+        return module
+    except Exception as exc:  # noqa: BLE001 - a missing reference only drops its row
+        print(f"note: no reference evaluation ({exc})")
+        return None
+
+
+def _fixed_work() -> float:
+    """Median seconds of a fixed numpy workload (a 2,000^2 product and ten 100 x 124,750 x 12 products), to
+    compare this run's load with another's: 0.49 s on the 2-core machine at load 0.6 (23:25 UTC, 2026-12-01)."""
+    rng = np.random.default_rng(0)
+    a, x, w = rng.normal(size=(2000, 2000)), rng.normal(size=(100, 124750)), rng.normal(size=(124750, 12))
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a
+        for _ in range(10):
+            x @ w
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[1]
+
+
+def case_c() -> list[list[str]]:
+    import os
+
     from scipy.spatial.distance import pdist
 
     from rsaflow import evaluation as ev
 
     rng = np.random.default_rng(0)
-    n, k, s, samples = SIZE["c"]
+    n, k, s, samples, ref_samples = SIZE["c"]
     true = pdist(rng.normal(size=(n, 8)))
     layers = true + rng.normal(size=(k, true.size)) * true.std() * np.linspace(0.2, 3, k)[:, None]
     subjects = true + rng.normal(size=(s, true.size)) * true.std()
+    load = os.getloadavg()[0]
+    fixed = _fixed_work()
     t0 = time.perf_counter()
     evals, ceiling = ev.evaluate_fixed(layers, subjects, "pearson")
     boot = ev.bootstrap(layers, subjects, "pearson", "both", samples, seed=0)
     var = ev.variances(evals, boot, "both", n)
     ev.tests(evals.mean(axis=1), ceiling[0], var, "t-test")
     took = time.perf_counter() - t0
-    return ["c", f"{took:.0f} s", f"{samples} dual samples", f"target < 120 s: {'met' if took < 120 else 'NOT met'}", ""]
+    rows = [["c", f"{took:.1f} s", f"{samples} dual samples", f"target < 120 s: {'met' if took < 120 else 'NOT met'}",
+             f"load {load:.1f}, fixed work {fixed:.2f} s"]]
+    old = _reference_evaluation()
+    if old is not None:
+        t0 = time.perf_counter()
+        ref = old.bootstrap(layers, subjects, "pearson", "both", ref_samples, seed=0)
+        t_ref = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mine = ev.bootstrap(layers, subjects, "pearson", "both", ref_samples, seed=0)
+        t_new = time.perf_counter() - t0
+        diff = max(float(np.nanmax(np.abs(ref[key] - mine[key]))) for key in ref)
+        same_nan = all(np.array_equal(np.isnan(ref[key]), np.isnan(boot[key][:ref_samples])) for key in ref)
+        rows.append([f"c, {ref_samples} samples", f"{t_new:.1f} s", f"{REFERENCE_COMMIT}: {t_ref:.1f} s",
+                     f"{t_ref / t_new:.1f}x", f"max diff {diff:.1e}, skipped alike: {same_nan}"])
+    return rows
+
+
+def case_d() -> list[str]:
+    """spearman: a few dual samples by this code and by REFERENCE_COMMIT's, in the same run."""
+    from scipy.spatial.distance import pdist
+
+    from rsaflow import evaluation as ev
+
+    rng = np.random.default_rng(0)
+    n, k, s, samples = SIZE["d"]
+    true = pdist(rng.normal(size=(n, 8)))
+    layers = true + rng.normal(size=(k, true.size)) * true.std() * np.linspace(0.2, 3, k)[:, None]
+    subjects = true + rng.normal(size=(s, true.size)) * true.std()
+    t0 = time.perf_counter()
+    mine = ev.bootstrap(layers, subjects, "spearman", "both", samples, seed=0)
+    took = time.perf_counter() - t0
+    old = _reference_evaluation()
+    if old is None:
+        return ["d", f"{took:.1f} s", "-", "-", f"spearman, {samples} dual samples"]
+    t0 = time.perf_counter()
+    ref = old.bootstrap(layers, subjects, "spearman", "both", samples, seed=0)
+    t_ref = time.perf_counter() - t0
+    diff = max(float(np.nanmax(np.abs(ref[key] - mine[key]))) for key in ref)
+    return ["d", f"{took:.1f} s", f"{REFERENCE_COMMIT}: {t_ref:.1f} s", f"{t_ref / took:.1f}x",
+            f"spearman, {samples} dual samples, max diff {diff:.1e}"]
 
 
 def main(argv: list[str]) -> None:
@@ -117,16 +198,21 @@ def main(argv: list[str]) -> None:
         limit_threads(2)
         child_b(argv[1])
         return
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return
     limit_threads(2)
     global SIZE
     if "--quick" in argv:
         SIZE = SIZES["quick"]
         argv = [a for a in argv if a != "--quick"]
-    cases = argv or ["a", "b", "c"]
+    cases = argv or ["a", "b", "c", "d"]
     rows = []
     for name in cases:
-        rows.append({"a": case_a, "b": case_b, "c": case_c}[name]())
-        print("  ".join(rows[-1]), flush=True)
+        got = {"a": case_a, "b": case_b, "c": case_c, "d": case_d}[name]()
+        for row in got if isinstance(got[0], list) else [got]:
+            rows.append(row)
+            print("  ".join(row), flush=True)
     print(machine(), versions("numpy", "scipy", "rsatoolbox"))
     print_grid("bench_responses", ["case", "rsaflow", "reference / peak", "ratio", "note"], rows)
 

@@ -6,10 +6,13 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from rsaflow import evaluation as ev
+from rsaflow import evaluation_moments
+from rsaflow.methods import METHODS
 from rsaflow.resampling import draw
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
-RSA = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
+RSA = {m: METHODS[m].rsatoolbox for m in ev.EVAL_METHODS}  # the registry's rsatoolbox names
+STIMULUS_METHODS = [m for m in ev.EVAL_METHODS if ev.resamples_stimuli(m)]
 N, S = 14, 6
 
 
@@ -64,7 +67,7 @@ def test_corrections():
     np.testing.assert_array_equal(ev.correct(p, "bonferroni"), np.minimum(1, 12 * p))
 
 
-@pytest.mark.parametrize("method", ev.EVAL_METHODS)
+@pytest.mark.parametrize("method", STIMULUS_METHODS)
 def test_one_resample_equals_rsatoolbox(method):
     """A stimulus resample (weighted distinct pairs) equals rsatoolbox's subsample_pattern, and a subject
     resample's noise ceiling its boot_noise_ceiling on the subsampled RDMs."""
@@ -83,6 +86,81 @@ def test_one_resample_equals_rsatoolbox(method):
         np.testing.assert_allclose((e[k] @ mult) / mult.sum(), ref.mean(), rtol=0, atol=1e-12)
     ref_nc = rsatoolbox.inference.boot_noise_ceiling(data, method=RSA[method], rdm_descriptor="index")
     np.testing.assert_allclose(ceiling(mult), ref_nc, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["pearson", "cosine"])
+def test_batched_bootstrap_equals_rsatoolbox_per_resample(method, monkeypatch):
+    """The batched moments path (several resamples per product, pairs in blocks) gives, resample by
+    resample, rsatoolbox's compare on subsample / subsample_pattern and its boot_noise_ceiling for all
+    three sets of the dual bootstrap; across two batches and several blocks of pairs."""
+    monkeypatch.setattr(evaluation_moments, "BLOCK", 16)  # 91 pairs: 6 blocks
+    monkeypatch.setattr(evaluation_moments, "BATCH", 4)
+    layers, subjects = planted(7)
+    boot = ev.bootstrap(layers, subjects, method, "both", 9, seed=2)
+    draws = ev._draws(np.random.default_rng(2), "both", 9, S, N)
+    assert len(draws) >= 5
+    for b, subj, counts in draws[:2] + draws[4:6]:
+        idx, sub = np.repeat(np.arange(N), counts), np.repeat(np.arange(S), subj)
+        for t, data in (("both", rdms(subjects).subsample("index", sub).subsample_pattern("index", idx)),
+                        ("subjects", rdms(subjects).subsample("index", sub)),
+                        ("stimuli", rdms(subjects).subsample_pattern("index", idx))):
+            pattern = idx if t != "subjects" else np.arange(N)
+            ref = [rsatoolbox.rdm.compare(rdms(layers[k : k + 1]).subsample_pattern("index", pattern), data,
+                                          method=RSA[method])[0].mean() for k in range(3)]
+            np.testing.assert_allclose(boot[f"samples_{t}"][b], ref, rtol=0, atol=1e-12)
+            nc = rsatoolbox.inference.boot_noise_ceiling(data, method=RSA[method], rdm_descriptor="index")
+            np.testing.assert_allclose(boot[f"ceiling_{t}"][b], nc, rtol=0, atol=1e-12)
+    skipped = sorted(set(range(9)) - {d[0] for d in draws})
+    assert np.isnan(boot["samples"][skipped]).all()
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_bootstrap_bits_independent_of_threads(monkeypatch, method):
+    """The batched path sums fixed blocks (6 blocks here); the per-resample path runs on one BLAS thread
+    (at N = 200 threaded dot products would change its bits)."""
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(evaluation_moments, "BLOCK", 16)
+    rng = np.random.default_rng(8)
+    n = 14 if method == "pearson" else 200
+    true = pdist(rng.normal(size=(n, 4)))
+    layers = true + rng.normal(size=(5, true.size)) * true.std()
+    subjects = true + rng.normal(size=(5, true.size)) * true.std()
+    runs = []
+    for threads in (1, 2, 3):
+        with threadpool_limits(threads):
+            runs.append(ev.bootstrap(layers, subjects, method, "both", 20 if method == "pearson" else 4, seed=4))
+    for key in runs[0]:
+        assert runs[0][key].tobytes() == runs[1][key].tobytes() == runs[2][key].tobytes(), key
+
+
+def test_every_method_with_a_ceiling_evaluates():
+    """rsatoolbox's eval methods that rsaflow's registry holds (corr, cosine, spearman, rho-a, tau-a,
+    cosine_cov, corr_cov) are all offered, and the schema's evaluate.method enum is exactly them."""
+    import yaml
+
+    from conftest import REPO
+
+    assert set(RSA.values()) == {"corr", "cosine", "spearman", "rho-a", "tau-a", "cosine_cov", "corr_cov"}
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    region = schema["properties"]["brain"]["additionalProperties"]["properties"]
+    assert region["evaluate"]["properties"]["method"]["enum"] == list(ev.EVAL_METHODS)
+    assert STIMULUS_METHODS == ["spearman", "pearson", "cosine", "rho_a", "kendall_tau_a"]
+
+
+@pytest.mark.parametrize("method", [m for m in ev.EVAL_METHODS if not ev.resamples_stimuli(m)])
+def test_whole_methods_resample_subjects_as_rsatoolbox_and_refuse_stimuli(method):
+    layers, subjects = planted(9)
+    boot = ev.bootstrap(layers, subjects, method, "subjects", 6, seed=5)
+    for b, subj, _ in ev._draws(np.random.default_rng(5), "subjects", 6, S, N)[:3]:
+        data = rdms(subjects).subsample("index", np.repeat(np.arange(S), subj))
+        ref = [rsatoolbox.rdm.compare(rdms(layers[k : k + 1]), data, method=RSA[method])[0].mean() for k in range(3)]
+        np.testing.assert_allclose(boot["samples"][b], ref, rtol=0, atol=1e-12)
+        nc = rsatoolbox.inference.boot_noise_ceiling(data, method=RSA[method], rdm_descriptor="index")
+        np.testing.assert_allclose(boot["ceiling"][b], nc, rtol=0, atol=1e-12)
+    for kind in ("stimuli", "both"):
+        with pytest.raises(ValueError, match="no bootstrap over stimuli"):
+            ev.bootstrap(layers, subjects, method, kind, 4)
 
 
 def test_dual_variance_equals_rsatoolbox_extract_variances():
@@ -141,3 +219,34 @@ def test_commitment_picks_the_signal_layer_and_reports_the_other_half(split):
         perm = rng.permutation(S)
         expect = ev.evaluate_fixed(layers[:1], subjects[np.sort(perm[S // 2 :])], "pearson")[0].mean()
     assert rows[0]["reported"] == pytest.approx(expect, abs=1e-12)
+
+
+@pytest.mark.parametrize("method, k, s", [("pearson", 20, 4), ("pearson", 4, 16), ("spearman", 20, 4)])
+def test_job_bytes_bound_the_peak(tmp_path, method, k, s):
+    """The brain_eval memory estimate (its rule's mem_mb) is above the job's tracemalloc peak of numpy
+    arrays (RDM files read, evaluation, dual bootstrap, commitment) and within 2.5x of it."""
+    import tracemalloc
+
+    from rsaflow import rdmfile
+    from rsaflow.jobs.brain_eval import evaluate_region
+
+    rng = np.random.default_rng(0)
+    n = 200
+    true = pdist(rng.normal(size=(n, 8)))
+    paths = []
+    for i in range(k):
+        paths.append(tmp_path / f"l{i}.h5")
+        rdmfile.write(paths[-1], true + rng.normal(size=true.size),
+                      {"model": f"m{i % 3}", "layer": f"l{i}", "stimulus_digest": "d", "node_index": i})
+    subjects = true + rng.normal(size=(s, true.size))
+    rdmfile.write(tmp_path / "g.h5", subjects.mean(0), {"model": "brain", "layer": "V1", "stimulus_digest": "d",
+                                                        "node_index": -1}, extra={"subjects": subjects})
+    del subjects, true
+    spec = {"method": method, "bootstrap": "both", "samples": 10 if method == "pearson" else 2, "seed": 0,
+            "test": "t-test", "correction": "fdr", "commit": "stimuli"}
+    tracemalloc.start()
+    evaluate_region(paths, tmp_path / "g.h5", spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    estimate = ev.job_bytes(k, s, n, 2, spec["samples"])
+    assert peak <= estimate <= 2.5 * peak, (estimate / 1e6, peak / 1e6)

@@ -156,6 +156,7 @@ RERUNS: dict[str, frozenset] = {
     "resampling.py": rules("second_order", "brain_eval"),
     "subject_bootstrap.py": rules("second_order"),
     "evaluation.py": rules("brain_eval"),
+    "evaluation_moments.py": rules("brain_eval"),
     "jobs/brain_eval.py": rules("brain_eval"),
     "jobs/brain_rdm.py": BRAIN_RDMS,
     "plots/evaluation.py": rules("evaluation_figure"),

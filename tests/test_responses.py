@@ -111,3 +111,48 @@ def test_needs_runs():
     x, _ = planted(6)
     with pytest.raises(ValueError, match="at least 2 runs"):
         response_rdm(x[:1], "crossnobis")
+
+
+UNBALANCED = [m for m, r in RESPONSE_METRICS.items() if r.unbalanced]
+
+
+@pytest.mark.parametrize("metric, noise", [("crossnobis", "diag"), ("crossnobis", "shrinkage_diag"),
+                                           ("euclidean", "none"), ("mahalanobis", "shrinkage_eye")])
+def test_unbalanced_equals_calc_rdm_unbalanced(metric, noise):
+    """Runs missing stimuli (NaN rows): as rsatoolbox.rdm.calc_rdm_unbalanced on the present rows (its
+    conditions in order of first appearance, put back in stimulus order); all present: the balanced RDM."""
+    from rsatoolbox.rdm.calc_unbalanced import calc_rdm_unbalanced
+    from scipy.spatial.distance import squareform
+
+    assert UNBALANCED == ["euclidean", "mahalanobis", "crossnobis"]
+    x, res = planted(11)
+    present = np.ones((R, N), dtype=bool)
+    present[0, 1] = present[2, 1] = present[3, 5] = present[1, 0] = False
+    prec = precision(noise, res)
+    runs, stims = np.nonzero(present)
+    ds = rsatoolbox.data.Dataset(x[runs, stims], obs_descriptors={"stimulus": stims, "run": runs})
+    cv = {"cv_descriptor": "run"} if RESPONSE_METRICS[metric].cross_validated else {}
+    ref = calc_rdm_unbalanced(ds, method=metric, descriptor="stimulus", noise=prec.matrix(C), **cv)
+    order = np.argsort(ref.pattern_descriptors["stimulus"])
+    expect = squareform(squareform(ref.get_vectors()[0])[np.ix_(order, order)])
+    missing = np.where(present[:, :, None], x, np.nan)
+    # the same sums in another order (closed-form fold sums): 1e-10 is ~1e5 x the rounding
+    np.testing.assert_allclose(response_rdm(missing, metric, prec, present=present), expect, rtol=0, atol=1e-10)
+    full = np.ones((R, N), dtype=bool)
+    assert response_rdm(x, metric, prec, present=full).tobytes() == response_rdm(x, metric, prec).tobytes()
+    with pytest.raises(ValueError, match="correlation has no unbalanced form"):
+        response_rdm(missing, "correlation", present=present)
+
+
+@pytest.mark.parametrize("noise", ["diag", "shrinkage_diag"])
+def test_one_precision_per_run_equals_calc_rdm_with_a_list(noise):
+    """A precision per run: rsatoolbox's crossnobis with a list of precisions (pairs of runs, each with the
+    inverse of the mean of their covariances)."""
+    x, _ = planted(12)
+    rng = np.random.default_rng(3)
+    precs = [precision(noise, rng.normal(size=(T, C)) * (1 + r)) for r in range(R)]
+    ref = rsatoolbox.rdm.calc_rdm(dataset(x), method="crossnobis", descriptor="stimulus",
+                                  noise=[p.matrix(C) for p in precs], cv_descriptor="run").get_vectors()[0]
+    np.testing.assert_allclose(response_rdm(x, "crossnobis", precs), ref, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="one noise precision per run is offered for balanced runs and crossnobis"):
+        response_rdm(x, "mahalanobis", precs)

@@ -27,8 +27,8 @@ def stimuli(tmp_path_factory):
 def run(stimuli, tmp_path, files, region=REGION):
     out = tmp_path / "out" / "s01.h5"
     out.parent.mkdir(exist_ok=True)
-    write_brain_rdm({k: str(v) if k != "order" else v for k, v in files.items()}, stimuli, out, "V1", "s01",
-                    region, "code")
+    write_brain_rdm({k: [str(f) for f in v] if isinstance(v, list) else str(v) if k != "order" else v
+                     for k, v in files.items()}, stimuli, out, "V1", "s01", region, "code")
     return out
 
 
@@ -92,6 +92,75 @@ def test_bad_inputs_one_line_nothing_written(stimuli, tmp_path):
         assert not (tmp_path / "out" / "s01.h5").exists()
 
 
+def test_unbalanced_runs_through_the_job(stimuli, tmp_path):
+    """unbalanced: true: NaN rows are missing responses, the RDM is the unbalanced crossnobis (equal to
+    rsatoolbox in test_responses), in the workflow's order; a stimulus in one run only, or a metric without
+    an unbalanced form, is one line."""
+    ids = stimulus_ids(stimuli)
+    n = len(ids)
+    x, res = arrays(n)
+    present = np.ones((R, n), dtype=bool)
+    present[0, 2] = present[1, 4] = False
+    missing = np.where(present[:, :, None], x, np.nan)
+    perm = np.random.default_rng(5).permutation(n)
+    np.savez(tmp_path / "m.npz", responses=missing[:, perm], stimulus_ids=np.array(ids)[perm])
+    np.save(tmp_path / "res.npy", res)
+    files = {"responses": tmp_path / "m.npz", "residuals": tmp_path / "res.npy"}
+    region = {**REGION, "unbalanced": True}
+    out = run(stimuli, tmp_path, files, region)
+    direct = response_rdm(missing, "crossnobis", precision("diag", res), present=present)
+    np.testing.assert_allclose(read_rdm(out)["condensed"], direct, rtol=0, atol=1e-13)
+    out.unlink()
+    once = missing.copy()
+    once[1:, 3] = np.nan  # stimulus 3 only in run 0
+    np.save(tmp_path / "once.npy", once)
+    for files_, spec, expected in [
+        ({"responses": tmp_path / "once.npy", "residuals": tmp_path / "res.npy", "order": "stimuli"}, region,
+         f"stimulus {ids[3]!r} has a response in 1 run(s); an unbalanced design needs each stimulus in at least 2"),
+        (files, {**region, "metric": "correlation", "noise": "none"},
+         "2 run/stimulus responses are missing and correlation has no unbalanced form here"),
+        (files, REGION, "or set unbalanced: true at brain.V1"),
+    ]:
+        with pytest.raises(InputFileError) as err:
+            run(stimuli, tmp_path, files_, spec)
+        assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert not (tmp_path / "out" / "s01.h5").exists()
+
+
+@pytest.mark.parametrize("metric", ["poisson", "poisson_cv"])
+def test_count_metrics_refuse_negative_responses(stimuli, tmp_path, metric):
+    x, _ = arrays(len(stimulus_ids(stimuli)))
+    np.save(tmp_path / "x.npy", x)  # normal values, some negative
+    with pytest.raises(InputFileError, match=f"{metric} needs non-negative counts"):
+        run(stimuli, tmp_path, {"responses": tmp_path / "x.npy", "order": "stimuli"},
+            {**REGION, "metric": metric, "noise": "none"})
+    assert not (tmp_path / "out" / "s01.h5").exists()
+
+
+def test_one_precision_per_run_through_the_job(stimuli, tmp_path):
+    """residuals_per_run: one file per run gives crossnobis with a precision per run (equal to rsatoolbox's
+    list of precisions in test_responses), in the workflow's order; another count of files is one line."""
+    from rsaflow.responses.io import rdm_job_bytes
+
+    ids = stimulus_ids(stimuli)
+    x, _ = arrays(len(ids))
+    rng = np.random.default_rng(9)
+    for r in range(R):
+        np.save(tmp_path / f"res{r}.npy", rng.normal(size=(T, C)) * (1 + r))
+    per_run = [tmp_path / f"res{r}.npy" for r in range(R)]
+    np.save(tmp_path / "x.npy", x)
+    files = {"responses": tmp_path / "x.npy", "residuals_per_run": per_run, "order": "stimuli"}
+    out = run(stimuli, tmp_path, files)
+    direct = response_rdm(x, "crossnobis", [precision("diag", np.load(f)) for f in per_run])
+    np.testing.assert_allclose(read_rdm(out)["condensed"], direct, rtol=0, atol=1e-13)
+    assert rdm_job_bytes({**files, "residuals_per_run": [str(f) for f in per_run]}, REGION, len(ids)) > 0
+    out.unlink()
+    with pytest.raises(InputFileError) as err:
+        run(stimuli, tmp_path, {**files, "residuals_per_run": per_run[:2]})
+    assert "residuals_per_run: 2 files for 3 runs; one per run" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out" / "s01.h5").exists()
+
+
 def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
     """The same files and settings are reused from the store; a changed dof (or prior) computes anew."""
     import logging
@@ -119,3 +188,43 @@ def test_reuse_key_holds_every_setting(stimuli, tmp_path, caplog):
         np.testing.assert_allclose(read_rdm(tmp_path / "out" / "s01.h5")["condensed"], first * 10 / 19, rtol=1e-12)
     finally:
         store.STORE_DIR = old
+
+
+@pytest.mark.parametrize("fmt, metric, noise, shape, t", [
+    ("npy", "crossnobis", "diag", (4, 60, 12000), 50),  # memory-mapped, channel blocks of 1 MB
+    ("npz", "euclidean", "none", (3, 60, 12000), 50),  # read whole
+    ("npy", "crossnobis", "shrinkage_diag", (3, 40, 900), 60),  # C x C matrices dominate
+    ("nii", "mahalanobis", "shrinkage_eye", (3, 40, 700), 60),
+    ("npy", "poisson_cv", "none", (6, 200, 500), 50),  # one N x N kernel per run
+])
+def test_rdm_job_bytes_bound_the_peak(tmp_path, fmt, metric, noise, shape, t):
+    """The brain_rdm memory estimate (its rule's mem_mb) is above the job's tracemalloc peak of numpy
+    arrays and within 2.5x of it, for each way the responses are held."""
+    import tracemalloc
+
+    from rsaflow.jobs.brain_rdm import _subject_rdm
+    from rsaflow.responses.io import rdm_job_bytes
+
+    rng = np.random.default_rng(0)
+    r, n, c = shape
+    x = np.abs(rng.normal(size=shape))
+    res = rng.normal(size=(t, c))
+    files = {"order": "stimuli"}
+    if fmt == "nii":
+        save_nifti(tmp_path / "x.nii.gz", x.reshape(r * n, c).T.reshape(c, 1, 1, r * n).astype(np.float32))
+        save_nifti(tmp_path / "res.nii.gz", res.T.reshape(c, 1, 1, t).astype(np.float32))
+        save_nifti(tmp_path / "mask.nii.gz", np.ones((c, 1, 1), np.uint8))
+        files.update(responses=str(tmp_path / "x.nii.gz"), residuals=str(tmp_path / "res.nii.gz"),
+                     mask=str(tmp_path / "mask.nii.gz"))
+    else:
+        np.save(tmp_path / "x.npy", x) if fmt == "npy" else np.savez(tmp_path / "x.npz", responses=x)
+        np.save(tmp_path / "res.npy", res)
+        files.update(responses=str(tmp_path / f"x.{fmt}"), residuals=str(tmp_path / "res.npy"))
+    del x, res
+    region = {**REGION, "metric": metric, "noise": noise}
+    estimate = rdm_job_bytes(files, region, n)
+    tracemalloc.start()
+    _subject_rdm(files, region, [str(i) for i in range(n)], "brain.V1.subjects.s01")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= estimate <= 2.5 * peak, (estimate / 1e6, peak / 1e6)

@@ -2,6 +2,7 @@
 with stimulus ids, to subject RDMs equal to rsatoolbox's calc_rdm, a brain/<region> group in the second
 order with its noise ceiling, and the reruns adding a subject causes."""
 
+import re
 import zipfile
 
 import numpy as np
@@ -73,7 +74,7 @@ def done(tmp_path_factory):
                 "residuals": str(root / "s01_res.nii.gz"), "order": "stimuli"},
         "s02": {"responses": str(root / "s02.npz"), "residuals": str(root / "s02_res.npy")}}}}
     wf.write_config(config)
-    wf.run()
+    wf.log = wf.run().stderr  # the jobs as Snakemake printed them (resources)
     wf.run("--report", str(root / "report.zip"))
     return wf, config, {"s01": (x1, res1), "s02": (x2, res2)}, root
 
@@ -122,10 +123,12 @@ def test_evaluation_per_layer_and_the_figure_in_the_report(done):
 def test_adding_a_subject_reruns_its_rdm_the_group_and_the_analysis_only(done):
     wf, config, _, root = done
     np.save(root / "s03.npy", np.random.default_rng(3).normal(size=(R, 20, 6)))
-    np.save(root / "s03_res.npy", np.random.default_rng(4).normal(size=(T, 6)))
+    for r in range(R):  # one residuals file per run: a list of inputs
+        np.save(root / f"s03_res{r}.npy", np.random.default_rng(4 + r).normal(size=(T, 6)))
     more = {**config, "brain": {"V1": {**config["brain"]["V1"], "subjects": {
         **config["brain"]["V1"]["subjects"],
-        "s03": {"responses": str(root / "s03.npy"), "residuals": str(root / "s03_res.npy"), "order": "stimuli"}}}}}
+        "s03": {"responses": str(root / "s03.npy"), "order": "stimuli",
+                "residuals_per_run": [str(root / f"s03_res{r}.npy") for r in range(R)]}}}}}
     jobs = wf.planned_with(more)
     planned = {rule for rule, _ in jobs}
     rdms = {out for rule, out in jobs if rule == "brain_rdm"}
@@ -134,3 +137,39 @@ def test_adding_a_subject_reruns_its_rdm_the_group_and_the_analysis_only(done):
                        "mds_figure", "effective_config", "brain_eval", "evaluation_figure"}, planned
     assert {"brain_eval", "brain_group"} <= planned
     assert {"rdm", "activations", "kernel"}.isdisjoint(planned)
+
+
+def test_brain_jobs_declare_the_memory_of_their_files(done):
+    """mem_mb of brain_rdm from the subject's headers (rsaflow.responses.io.rdm_job_bytes, checked against
+    tracemalloc in test_responses_io) and of brain_eval from K, S and N (rsaflow.evaluation.job_bytes)."""
+    from rsaflow.responses.io import rdm_job_bytes
+
+    wf, config, _, _ = done
+    region = {**config["brain"]["V1"], "block_mb": 256}
+    declared = {}
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", wf.log):
+        rule = re.match(r"\s*(?:local)?rule (\w+):", block)
+        out = re.search(r"output: (\S+)", block)
+        mem = re.search(r"resources: .*?\bmem_mb=(\d+)", block)
+        if rule and out and mem:
+            declared[(rule.group(1), out.group(1).rstrip(","))] = int(mem.group(1))
+    for s in ("s01", "s02"):
+        files = config["brain"]["V1"]["subjects"][s]
+        assert declared[("brain_rdm", f"results/brain/V1/{s}.h5")] == int(300 + rdm_job_bytes(files, region, 20) / 1e6)
+    got = next(v for (rule, _), v in declared.items() if rule == "brain_eval")
+    assert got == int(300 + evaluation.job_bytes(2, 2, 20, 2, 20) / 1e6)
+
+
+def test_a_whole_rdm_method_with_a_stimulus_bootstrap_is_one_config_error(done):
+    wf, config, _, _ = done
+    bad = {**config, "brain": {"V1": {**config["brain"]["V1"], "evaluate": {"method": "cosine_cov",
+                                                                        "bootstrap": "both"}}}}
+    original = wf.config_path.read_text()
+    wf.write_config(bad)
+    try:
+        proc = wf.run("-n", check=False)
+    finally:
+        wf.config_path.write_text(original)
+    assert proc.returncode != 0
+    assert "config error at brain.V1.evaluate.bootstrap: 'both' resamples stimuli, which method cosine_cov" in (
+        proc.stdout + proc.stderr)

@@ -16,6 +16,8 @@ rule brain_rdm:
     conda:
         "../../envs/analysis.yaml"
     threads: 2
+    resources:
+        mem_mb=brain_rdm_mem_mb,
     params:
         spec=brain_spec,
         files=brain_files_spec,
@@ -61,6 +63,8 @@ rule brain_eval:
     conda:
         "../../envs/analysis.yaml"
     threads: 2
+    resources:
+        mem_mb=brain_eval_mem_mb,
     params:
         spec=brain_eval_spec,
         code=code_digest("brain_eval"),

@@ -90,6 +90,15 @@ for _region, _spec in BRAIN.items():
             f"config error at brain.{_region}.evaluate.test: 'bootstrap' needs "
             "evaluate.bootstrap subjects, stimuli or both (or test: t-test)"
         )
+    if _ev["bootstrap"] in ("stimuli", "both"):
+        from rsaflow.evaluation import resamples_stimuli
+
+        if not resamples_stimuli(_ev["method"]):
+            raise SystemExit(
+                f"config error at brain.{_region}.evaluate.bootstrap: {_ev['bootstrap']!r} resamples "
+                f"stimuli, which method {_ev['method']} does not (it whitens each resample's whole RDM); "
+                "use bootstrap: subjects or none"
+            )
 
 
 def one_of(names):
@@ -433,11 +442,14 @@ def brain_subject(wildcards):
 
 
 def brain_subject_inputs(wildcards):
-    """The subject's files (responses, mask, residuals) as named inputs."""
+    """The subject's files (responses, mask, residuals, residuals_per_run) as named inputs."""
     entry = brain_subject(wildcards)
-    return {
+    files = {
         k: local(entry[k]) for k in ("responses", "mask", "residuals") if k in entry
     }
+    if "residuals_per_run" in entry:
+        files["residuals_per_run"] = [local(f) for f in entry["residuals_per_run"]]
+    return files
 
 
 def brain_spec(wildcards):
@@ -467,6 +479,33 @@ def brain_eval_spec(wildcards):
     spec = dict(brain_region(wildcards)["evaluate"])
     spec["rdm_metric"] = spec["rdm_metric"] or MAIN_METRIC
     return rsacfg.dumps(spec)
+
+
+def brain_rdm_mem_mb(wildcards, attempt):
+    """brain_rdm (rsaflow.jobs.brain_rdm): 300 MB + rsaflow.responses.io.rdm_job_bytes from the
+    subject's file headers (the responses as read, the noise estimate's C x C matrices under
+    shrinkage, channel blocks of block_mb, 4 x 8 N^2 B); 300 MB + 4 x 8 N^2 B when a header cannot
+    be read (the job then says why in one line)."""
+    from rsaflow.responses.io import rdm_job_bytes
+
+    n = n_stimuli_estimate()
+    est = rdm_job_bytes(brain_subject(wildcards), brain_region(wildcards), n)
+    return int(300 + (32 * n * n if est is None else est) / 1e6) * attempt
+
+
+def brain_eval_mem_mb(wildcards, threads, attempt):
+    """brain_eval (rsaflow.jobs.brain_eval): 300 MB + rsaflow.evaluation.job_bytes(K layers, S subjects,
+    N, threads): ~6 x 8 (K + S) P B plus a block of pairs per thread."""
+    from rsaflow.evaluation import job_bytes
+
+    k = len(brain_eval_layers(wildcards))
+    region = brain_region(wildcards)
+    samples = region["evaluate"]["samples"]
+    n = n_stimuli_estimate()
+    return (
+        int(300 + job_bytes(k, len(region["subjects"]), n, threads, samples) / 1e6)
+        * attempt
+    )
 
 
 def brain_eval_layers(wildcards):

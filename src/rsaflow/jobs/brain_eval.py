@@ -14,7 +14,8 @@ Inputs: the layers' RDM files (the region's ``evaluate.rdm_metric``) and the reg
 - ``layers.tsv``: one line per layer: label, model, depth, estimate, sem (sqrt of var_model), p_zero,
   p_zero_adjusted, p_ceiling, p_ceiling_adjusted; ``pairs.tsv``: label_a, label_b, difference, p, p_adjusted.
 
-Memory: K + S condensed RDMs (8 (K + S) P B) and per resample their unit vectors on the drawn pairs.
+Memory: K + S condensed RDMs (8 (K + S) P B); pearson and cosine add per thread a few blocks of
+8192 pairs x 3 x 64 resamples (~20 MB), the ranked methods per resample their unit vectors (8 (K + S) P B).
 """
 
 from __future__ import annotations

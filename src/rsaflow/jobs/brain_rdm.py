@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: The ``model`` attribute of brain RDM files: their label is ``brain/<region>`` (group) or
 #: ``brain/<region>/<subject>``.
 BRAIN = "brain"
-FILES = ("responses", "mask", "residuals")
+FILES = ("responses", "mask", "residuals", "residuals_per_run")
 
 
 def _subject_rdm(files: dict, region: dict, ids: list[str], where: str, unlabelled=None) -> np.ndarray:
@@ -47,30 +47,52 @@ def _subject_rdm(files: dict, region: dict, ids: list[str], where: str, unlabell
     if file_ids is None and files.get("order") == "stimuli" and unlabelled is not None:
         unlabelled()
     order = io.stimulus_order(files["responses"], file_ids, ids, files.get("order"), where)
-    io.check_responses(files["responses"], x, file_ids or ids)
-    prec = precision("none")
-    if metric.uses_noise and noise.needs_residuals:
-        if "residuals" not in files:
-            raise InputFileError(files["responses"], f"noise {noise.name!r} needs residuals: add 'residuals:' at {where}")
-        res = io.read_residuals(files["residuals"], x.shape[2], files.get("mask"))
-        try:
-            prec = precision(noise.name, res, region.get("dof"))
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            raise InputFileError(files["residuals"], f"noise {noise.name!r}: {exc}") from None
-    if not precision_fits(prec):
-        raise InputFileError(files["responses"], "noise precision is not finite")
-    if metric.name in ("poisson", "poisson_cv") and np.any(np.asarray(x).min() < 0):
+    present = io.check_responses(files["responses"], x, file_ids or ids, unbalanced=region.get("unbalanced", False),
+                                 min_runs=2 if metric.cross_validated else 1, where=where.rsplit(".subjects.", 1)[0])
+    if present is not None and not metric.unbalanced:
+        raise InputFileError(files["responses"], f"{int((~present).sum())} run/stimulus responses are missing and "
+                             f"{metric.name} has no unbalanced form here; use "
+                             f"{', '.join(m for m, r in RESPONSE_METRICS.items() if r.unbalanced)}")
+    prec = _precision(files, region, x, present, where)
+    if metric.counts and np.any(np.asarray(x).min() < 0):
         raise InputFileError(files["responses"], f"{metric.name} needs non-negative counts (spike counts)")
     log.info("%s: %d runs x %d stimuli x %d channels, metric %s, noise %s", where, *x.shape, metric.name,
              noise.name if metric.uses_noise else "none")
     rdm = response_rdm(x, metric.name, prec,
-                       block_bytes=region["block_mb"] * 2**20, prior_lambda=region["prior_lambda"],
+                       block_bytes=region["block_mb"] * 2**20, present=present, prior_lambda=region["prior_lambda"],
                        prior_weight=region["prior_weight"])
     square = np.zeros((len(ids), len(ids)))
     iu = np.triu_indices(len(ids), k=1)
     square[iu] = rdm
     square += square.T
     return rdmfile.upper_triangle(square[np.ix_(order, order)])
+
+
+def _precision(files: dict, region: dict, x, present, where: str):
+    """The subject's noise precision (rsaflow.responses.noise) from ``residuals``, or one per run from
+    ``residuals_per_run`` (a list of R files; crossnobis of balanced runs, rsaflow.responses.rdms)."""
+    metric, noise = RESPONSE_METRICS[region["metric"]], NOISE[region["noise"]]
+    if not (metric.uses_noise and noise.needs_residuals):
+        return precision("none")
+    if "residuals_per_run" in files:
+        paths = files["residuals_per_run"]
+        if metric.per_run_noise is None or present is not None or len(paths) != x.shape[0]:
+            raise InputFileError(paths[0], f"residuals_per_run: {len(paths)} files for {x.shape[0]} runs; one per run, "
+                                           "for crossnobis of balanced runs (rsatoolbox's list of precisions)")
+    elif "residuals" in files:
+        paths = [files["residuals"]]
+    else:
+        raise InputFileError(files["responses"], f"noise {noise.name!r} needs residuals: add 'residuals:' at {where}")
+    precs = []
+    for path in paths:
+        res = io.read_residuals(path, x.shape[2], files.get("mask"))
+        try:
+            precs.append(precision(noise.name, res, region.get("dof")))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise InputFileError(path, f"noise {noise.name!r}: {exc}") from None
+        if not precision_fits(precs[-1]):
+            raise InputFileError(path, "noise precision is not finite")
+    return precs if "residuals_per_run" in files else precs[0]
 
 
 def precision_fits(prec) -> bool:
@@ -86,7 +108,8 @@ def write_brain_rdm(files: dict, stimuli_path, out_path, region_name: str, subje
         digest = f.attrs["digest"]
     ids = stimulus_ids(stimuli_path)
     where = f"brain.{region_name}.subjects.{subject}"
-    shas = {k: file_sha256(files[k]) for k in FILES if k in files}
+    shas = {k: [file_sha256(f) for f in files[k]] if isinstance(files[k], list) else file_sha256(files[k])
+            for k in FILES if k in files}
     attrs = {**base_attrs({**spec, "files": files}, code), "model": BRAIN, "layer": f"{region_name}/{subject}",
              "node_index": -1, "stimulus_digest": digest, "metric": spec["metric"], "noise": spec["noise"],
              "sources": files}

@@ -142,30 +142,43 @@ def read_residuals(path, n_channels: int, mask=None) -> np.ndarray:
     return res
 
 
-def check_responses(path, x: np.ndarray, ids: list[str], block_bytes: int = 64 * 2**20) -> None:
-    """Every (run, stimulus) has a response and every channel is finite, read in channel blocks.
+def check_responses(path, x: np.ndarray, ids: list[str], block_bytes: int = 64 * 2**20, unbalanced: bool = False,
+                    min_runs: int = 1, where: str = "brain.<region>") -> np.ndarray | None:
+    """Every channel finite and, unless ``unbalanced``, every (run, stimulus) present, read in channel blocks.
 
-    ``ids``: the stimuli's ids in the file's order, for the message. A run with no finite value for
-    a stimulus is a missing stimulus (rsaflow needs every stimulus in every run: rsatoolbox's
-    cross-validation folds are runs); a channel with a NaN or Inf anywhere is a bad voxel.
+    ``ids``: the stimuli's ids in the file's order, for the message. A (run, stimulus) whose channels
+    are all NaN is a missing stimulus: refused by default (rsatoolbox's cross-validation folds are
+    runs); with ``unbalanced`` allowed, as long as every stimulus is in ``min_runs`` runs (2 for the
+    cross-validated metrics), and the (R, N) bool ``present`` is returned (None when none is missing).
+    A channel with a NaN or Inf in a present response is a bad voxel.
     """
     r, n, c = x.shape
     finite_count = np.zeros((r, n), dtype=np.int64)
-    bad_channels = []
+    nonfinite = np.zeros(c, dtype=np.int64)
     step = max(1, block_bytes // (8 * r * n))
     for lo in range(0, c, step):
         ok = np.isfinite(np.asarray(x[:, :, lo : lo + step]))
         finite_count += ok.sum(axis=2)
-        bad_channels.extend((lo + np.flatnonzero(~ok.all(axis=(0, 1)))).tolist())
+        nonfinite[lo : lo + step] = r * n - ok.sum(axis=(0, 1))
     missing = np.argwhere(finite_count == 0)
-    if missing.size:
+    if missing.size and not unbalanced:
         run, stim = missing[0]
         raise InputFileError(path, f"run {run} has no response for stimulus {ids[stim]!r} ({len(missing)} missing "
                                    "run/stimulus pairs): every run must hold every stimulus; drop the run or the "
-                                   "stimulus")
+                                   f"stimulus, or set unbalanced: true at {where} (rsatoolbox's calc_rdm_unbalanced)")
+    bad_channels = np.flatnonzero(nonfinite > len(missing)).tolist()  # a missing response is NaN in every channel
     if bad_channels:
         raise InputFileError(path, f"{len(bad_channels)} channels (voxels) are NaN or Inf in some run or stimulus "
                                    f"(first channels: {bad_channels[:5]}): remove them from the mask")
+    if not missing.size:
+        return None
+    present = finite_count > 0
+    runs = present.sum(axis=0)
+    if np.any(runs < min_runs):
+        stim = int(np.flatnonzero(runs < min_runs)[0])
+        raise InputFileError(path, f"stimulus {ids[stim]!r} has a response in {int(runs[stim])} run(s); "
+                                   f"an unbalanced design needs each stimulus in at least {min_runs}")
+    return present
 
 
 def stimulus_order(path, file_ids: list | None, stimulus_ids: list[str], order: str | None, where: str) -> np.ndarray:
@@ -184,3 +197,85 @@ def stimulus_order(path, file_ids: list | None, stimulus_ids: list[str], order: 
         raise InputFileError(path, f"{len(unknown)} stimulus ids are not in the stimulus set (first: {unknown[:5]}); "
                                    "ids are those of results/stimuli/order.tsv")
     return np.array([pos[s] for s in stimulus_ids])
+
+
+def file_shape(path, dataset: str, mask=None) -> tuple[tuple, int, bool] | None:
+    """From the header only: (shape, bytes per value once read, memory-mapped) of a responses
+    (``dataset`` ``responses``) or residuals file; a NIfTI as (volumes, mask voxels), read as float64
+    (the mask is read to count its voxels). None when the file cannot be read (its job says why)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    try:
+        if suffix == ".npy":
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
+            return x.shape, x.dtype.itemsize, True
+        if suffix == ".npz":
+            import zipfile
+
+            with zipfile.ZipFile(path) as z, z.open(f"{dataset}.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            return shape, np.dtype(dtype).itemsize, False
+        if suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return f[dataset].shape, f[dataset].dtype.itemsize, False
+        if suffix in NIFTI and mask is not None:
+            import nibabel
+
+            volumes = nibabel.load(str(path)).shape[3]
+            return (volumes, int(np.count_nonzero(np.asarray(nibabel.load(str(mask)).dataobj)))), 8, False
+    except Exception:  # noqa: BLE001 - unreadable here: the job reports it in one line
+        return None
+    return None
+
+
+def rdm_job_bytes(files: dict, region: dict, n_stimuli: int) -> int | None:
+    """Peak bytes of numpy arrays of one brain_rdm job (rsaflow.jobs.brain_rdm) from the files' headers;
+    None when a header cannot be read. Held throughout: the responses as read (nothing for a ``.npy``,
+    memory-mapped: its pages are the page cache's), then the largest of three phases:
+
+    - the noise estimate: the residuals as float64 (nothing more for a float64 ``.npy``), its copies and
+      C x C matrices (the NOISE record's ``tc_arrays``, ``c2_arrays``) and two C-vectors;
+    - the check of every value (check_responses): the finite flags of one 64 MB block;
+    - the RDM: the precision (8 C, or 8 C^2 for a full one; one per run with ``residuals_per_run``, and
+      4 x 8 C^2 for a pair's), channel blocks of ``block_mb`` as float64
+      and (1 + 3 / R) blocks of sums (all channels at once under a full precision), 4 N x N float64
+      (kernel, square RDM, reordering; poisson_cv one kernel per run more);
+
+    and 1 MB of small arrays.
+
+    Checked against tracemalloc peaks in tests/test_responses_io.py (the rule adds 300 MB of
+    interpreter and libraries, workflow/rules/brain.smk)."""
+    from rsaflow.responses.noise import NOISE
+    from rsaflow.responses.rdms import RESPONSE_METRICS
+
+    metric, noise = RESPONSE_METRICS[region["metric"]], NOISE[region["noise"]]
+    head = file_shape(files["responses"], "responses", files.get("mask"))
+    if head is None or len(head[0]) not in (2, 3):
+        return None
+    shape, itemsize, mapped = head
+    if len(shape) == 2:  # NIfTI volumes, run-major
+        shape = (max(1, shape[0] // n_stimuli), n_stimuli, shape[1])
+    r, n, c = shape
+    full = metric.uses_noise and noise.full
+    data = 8 * r * n * c
+    block = data if full else min(data, region["block_mb"] * 2**20)
+    rdm_phase = (1 + 3 / r) * block + 4 * 8 * n * n + (8 * r * n * n if metric.per_fold_kernels else 0)
+    noise_phase = 0
+    per_run = files.get("residuals_per_run")
+    if metric.uses_noise and noise.needs_residuals and ("residuals" in files or per_run):
+        res = file_shape(per_run[0] if per_run else files["residuals"], "residuals", files.get("mask"))
+        if res is None:
+            return None
+        (t, _), res_itemsize, res_mapped = res
+        rdm_phase += (8 * c * c if full else 8 * c) * (len(per_run) if per_run else 1)
+        if per_run and full:  # a pair's precision: two inverses, their mean and its inverse
+            rdm_phase += 4 * 8 * c * c
+        noise_phase = (0 if res_mapped and res_itemsize == 8 else 8 * t * c) + 8 * t * c * noise.tc_arrays
+        noise_phase += 8 * c * c * noise.c2_arrays + 2 * 8 * c
+    check_phase = min(r * n * c, 8 * 2**20)  # check_responses: finite flags of 64 MB blocks
+    small = 2**20  # ids, orders, per-stimulus counts
+    return int((0 if mapped else itemsize * r * n * c) + max(rdm_phase, noise_phase, check_phase) + small)

@@ -136,15 +136,19 @@ class NoiseEstimate:
     full: bool
     needs_residuals: bool
     memory: str
+    #: The same as numbers (rsaflow.responses.io.rdm_job_bytes): float64 C x C matrices and (T, C)
+    #: copies of the residuals it holds beside the residuals read.
+    c2_arrays: float = 0.0
+    tc_arrays: float = 0.0
 
 
 NOISE = {
     n.name: n
     for n in (
         NoiseEstimate("none", _none, False, False, "none"),
-        NoiseEstimate("diag", _diag, False, True, "8 C B (+ the demeaned residuals, 8 T C B)"),
-        NoiseEstimate("shrinkage_eye", _full(shrinkage_eye_cov), True, True, "~3 x 8 C^2 B + 8 T C B"),
-        NoiseEstimate("shrinkage_diag", _full(shrinkage_diag_cov), True, True, "~3 x 8 C^2 B + 2 x 8 T C B"),
+        NoiseEstimate("diag", _diag, False, True, "8 C B (+ the demeaned residuals, 8 T C B)", 0, 1),
+        NoiseEstimate("shrinkage_eye", _full(shrinkage_eye_cov), True, True, "~3 x 8 C^2 B + 8 T C B", 3, 1),
+        NoiseEstimate("shrinkage_diag", _full(shrinkage_diag_cov), True, True, "~3.5 x 8 C^2 B + 2 x 8 T C B", 3.5, 2),
     )
 }
 

@@ -56,8 +56,12 @@ def _blocks(responses, block_bytes: int, precision: Precision):
         yield slice(lo, min(c, lo + step))
 
 
-def _block(responses, cols: slice) -> np.ndarray:
-    return np.asarray(responses[:, :, cols], dtype=np.float64)
+def _block(responses, cols: slice, present: np.ndarray | None = None) -> np.ndarray:
+    """The channels ``cols`` as float64; with ``present`` (R, N), the missing (run, stimulus) rows as 0."""
+    x = np.asarray(responses[:, :, cols], dtype=np.float64)
+    if present is not None:
+        x = np.where(present[:, :, None], x, 0.0)
+    return x
 
 
 def _from_kernel(k: np.ndarray, c: int) -> np.ndarray:
@@ -67,18 +71,26 @@ def _from_kernel(k: np.ndarray, c: int) -> np.ndarray:
     return upper_triangle(rdm) / c
 
 
-def euclidean(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
+def euclidean(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+              **_) -> np.ndarray:
     """Squared Euclidean distance of the run-averaged patterns over C: ``||p_i - p_j||^2 / C``
     (rsatoolbox 'euclidean'; the precision is ignored)."""
-    return mahalanobis(responses, Precision(), block_bytes)
+    return mahalanobis(responses, Precision(), block_bytes, present)
 
 
-def mahalanobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
-    """``(p_i - p_j) W (p_i - p_j)^T / C`` of the run-averaged patterns (rsatoolbox 'mahalanobis')."""
+def mahalanobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+                **_) -> np.ndarray:
+    """``(p_i - p_j) W (p_i - p_j)^T / C`` of the run-averaged patterns (rsatoolbox 'mahalanobis').
+
+    ``present`` (R, N) bool, unbalanced designs: p_i is the mean over the runs that hold stimulus i,
+    as rsatoolbox's ``calc_rdm_unbalanced`` (which averages x_a W x_b over all pairs of i's and j's
+    measurements, a measurement with itself included)."""
     r, n, c = responses.shape
     k = np.zeros((n, n))
+    runs = None if present is None else present.sum(axis=0).astype(np.float64)[:, None]
     for cols in _blocks(responses, block_bytes, precision):
-        p = _block(responses, cols).mean(axis=0)
+        x = _block(responses, cols, present)
+        p = x.mean(axis=0) if runs is None else x.sum(axis=0) / runs
         k += precision.apply(p, cols) @ p.T
     return _from_kernel(k, c)
 
@@ -100,15 +112,21 @@ def correlation(responses, precision: Precision = Precision(), block_bytes: int 
     return upper_triangle(1 - g / norm[:, None] / norm[None, :])
 
 
-def crossnobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, **_) -> np.ndarray:
+def crossnobis(responses, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES, present=None,
+               **_) -> np.ndarray:
     """Leave-one-run-out cross-validated Mahalanobis distance over C, averaged over the R folds
-    (rsatoolbox 'crossnobis', ``cv_descriptor`` = run, one precision for all folds)."""
+    (rsatoolbox 'crossnobis', ``cv_descriptor`` = run, one precision for all folds).
+
+    The kernel is the mean of x_r,i W x_f,j^T over the R (R - 1) ordered pairs of runs r != f. With
+    ``present`` (R, N) bool (unbalanced designs) it is the mean over the pairs of different runs that
+    hold both stimuli, ``(m m^T - sum_r m_r m_r^T)`` of them (m = runs per stimulus), as rsatoolbox's
+    ``calc_rdm_unbalanced`` with ``cv_descriptor`` = run."""
     r, n, c = responses.shape
     if r < 2:
         raise ValueError(f"crossnobis needs at least 2 runs, got {r}")
     k = np.zeros((n, n))
     for cols in _blocks(responses, block_bytes, precision):
-        x = _block(responses, cols)
+        x = _block(responses, cols, present)
         s = x.sum(axis=0)
         sw = np.zeros_like(s)
         for f in range(r):
@@ -116,7 +134,43 @@ def crossnobis(responses, precision: Precision = Precision(), block_bytes: int =
             sw += xw
             k -= xw @ x[f].T
         k += sw @ s.T
-    return _from_kernel(k / (r * (r - 1)), c)
+    if present is None:
+        return _from_kernel(k / (r * (r - 1)), c)
+    m = present.astype(np.float64)
+    pairs = np.outer(m.sum(axis=0), m.sum(axis=0)) - m.T @ m
+    return _from_kernel(k / pairs, c)
+
+
+def _pair_precision(a: Precision, b: Precision, c: int) -> Precision:
+    """The precision of a pair of runs from theirs: the inverse of the mean of the two covariances
+    (rsatoolbox's crossnobis with a list of precisions); diagonal when both are."""
+    if a.full is None and b.full is None:
+        if a.diag is None and b.diag is None:
+            return Precision()
+        da, db = (1.0 if p.diag is None else p.diag for p in (a, b))
+        return Precision(diag=np.broadcast_to(2.0 / (1.0 / da + 1.0 / db), (c,)).copy())
+    ma, mb = (np.eye(c) if p.matrix(c) is None else p.matrix(c) for p in (a, b))
+    return Precision(full=np.linalg.inv((np.linalg.inv(ma) + np.linalg.inv(mb)) / 2))
+
+
+def crossnobis_per_run(responses, precisions: list, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """Crossnobis with one noise precision per run (rsatoolbox's ``calc_rdm_crossnobis`` with a list of
+    precisions, one per fold): the mean over the R (R - 1) / 2 pairs of runs r < f of
+    ``(x_r,i - x_r,j) W_rf (x_f,i - x_f,j)^T / C``, ``W_rf`` the inverse of the mean of the two runs'
+    covariances (:func:`_pair_precision`, made when its pair is reached). Not the leave-one-run-out
+    average of a single precision: rsatoolbox's estimator for this case."""
+    r, n, c = responses.shape
+    if len(precisions) != r:
+        raise ValueError(f"{len(precisions)} noise precisions for {r} runs: give one per run")
+    pairs = [(i, j) for i in range(r) for j in range(i + 1, r)]
+    full = any(not p.separable for p in precisions)
+    k = np.zeros((n, n))
+    for cols in _blocks(responses, block_bytes, Precision(full=np.eye(1)) if full else Precision()):
+        x = _block(responses, cols)
+        for i, j in pairs:
+            w = _pair_precision(precisions[i], precisions[j], c)
+            k += w.apply(x[i], cols) @ x[j].T
+    return _from_kernel(k / len(pairs), c)
 
 
 def _rates(x: np.ndarray, prior_lambda: float, prior_weight: float) -> np.ndarray:
@@ -162,7 +216,11 @@ def poisson_cv(responses, precision: Precision = Precision(), block_bytes: int =
 class ResponseMetric:
     """One RDM metric on responses: ``compute(responses, precision, block_bytes, **options)`` ->
     condensed RDM; ``cross_validated``: needs >= 2 runs (folds = runs); ``uses_noise``: takes the
-    precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name."""
+    precision (others refuse a noise estimate other than ``none``); ``rsatoolbox``: its method name;
+    ``per_fold_kernels``: holds an N x N kernel per run (memory, rsaflow.responses.io.rdm_job_bytes);
+    ``unbalanced``: takes ``present`` (runs missing stimuli), as rsatoolbox's calc_rdm_unbalanced;
+    ``counts``: needs non-negative responses (spike counts: log rates); ``per_run_noise``: its form with
+    one precision per run, ``f(responses, precisions, block_bytes)`` (None: not offered)."""
 
     name: str
     compute: Callable
@@ -170,27 +228,48 @@ class ResponseMetric:
     uses_noise: bool
     rsatoolbox: str
     formula: str
+    per_fold_kernels: bool = False
+    unbalanced: bool = False
+    counts: bool = False
+    per_run_noise: Callable | None = None
 
 
 RESPONSE_METRICS = {
     m.name: m
     for m in (
-        ResponseMetric("euclidean", euclidean, False, False, "euclidean", "||p_i - p_j||^2 / C"),
+        ResponseMetric("euclidean", euclidean, False, False, "euclidean", "||p_i - p_j||^2 / C", unbalanced=True),
         ResponseMetric("correlation", correlation, False, False, "correlation", "1 - r(p_i, p_j)"),
-        ResponseMetric("mahalanobis", mahalanobis, False, True, "mahalanobis", "(p_i - p_j) W (p_i - p_j)^T / C"),
+        ResponseMetric("mahalanobis", mahalanobis, False, True, "mahalanobis", "(p_i - p_j) W (p_i - p_j)^T / C",
+                       unbalanced=True),
         ResponseMetric("crossnobis", crossnobis, True, True, "crossnobis",
-                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C"),
-        ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C"),
+                       "mean_f (a_f,i - a_f,j) W (b_f,i - b_f,j)^T / C", unbalanced=True,
+                       per_run_noise=crossnobis_per_run),
+        ResponseMetric("poisson", poisson, False, False, "poisson", "(q_i - q_j) . (log q_i - log q_j) / C",
+                       counts=True),
         ResponseMetric("poisson_cv", poisson_cv, True, False, "poisson_cv",
-                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C"),
+                       "mean_f (q_f,i - q_f,j) . (log q'_f,i - log q'_f,j) / C", per_fold_kernels=True,
+                       counts=True),
     )
 }
 
 
 def response_rdm(responses, metric: str, precision: Precision = Precision(), block_bytes: int = BLOCK_BYTES,
-                 **options) -> np.ndarray:
-    """The condensed RDM of ``responses`` (R, N, C) under ``metric`` (a key of RESPONSE_METRICS)."""
+                 present: np.ndarray | None = None, **options) -> np.ndarray:
+    """The condensed RDM of ``responses`` (R, N, C) under ``metric`` (a key of RESPONSE_METRICS).
+
+    ``present`` (R, N) bool: which (run, stimulus) responses exist (an unbalanced design; the others
+    are ignored, NaN or not), for the metrics whose record says ``unbalanced``; None: all."""
     record = RESPONSE_METRICS[metric]
+    if isinstance(precision, (list, tuple)):  # one per run
+        if record.per_run_noise is None or present is not None:
+            raise ValueError(f"one noise precision per run is offered for balanced runs and "
+                             f"{', '.join(m for m, x in RESPONSE_METRICS.items() if x.per_run_noise)} only")
+        return record.per_run_noise(responses, list(precision), block_bytes)
+    if present is not None:
+        if not record.unbalanced:
+            raise ValueError(f"{metric} has no unbalanced form here; "
+                             f"use one of {', '.join(m for m, r in RESPONSE_METRICS.items() if r.unbalanced)}")
+        options["present"] = np.asarray(present, dtype=bool)
     if responses.ndim != 3:
         raise ValueError(f"responses must be (runs, stimuli, channels), got shape {responses.shape}")
     if record.cross_validated and responses.shape[0] < 2:
