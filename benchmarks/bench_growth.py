@@ -13,7 +13,7 @@ forward passes, shard writes and the assembly of every layer file are timed; the
 Timed, per repeat, each against an empty store unless said:
 - cold 1,100: the reference;
 - grown: a store filled by the first 1,000 (not timed), then the 1,100 -> forwards the 100 new;
-- subset: 500 of the 1,100 (every other image, reversed) with the 1,100's shards: no forward;
+- subset: 500 of the 1,100 (every other image, reversed) with the cold 1,100's shards: no forward;
 - cold 500: the same subset against an empty store (the subset's own cold reference).
 Ratios are of medians over ``--repeats`` (round-robin, so load hits every case alike). Checks:
 forward counts from the summaries (exactly 100 and 0) and the assembled files against the cold
@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=500)
     p.add_argument("--nets", default=",".join(NETS))
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="round-robin repeats (the full run: ~6 min each on 2 cores)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     if a.quick:
@@ -106,7 +106,7 @@ def main() -> None:
         write_stimuli(paths["first"], images[: a.n])
         write_stimuli(paths["grown"], images)
         write_stimuli(paths["subset"], images[subset])
-        times = {k: [] for k in ("cold", "grown", "subset", "cold_subset")}
+        times = {k: [] for k in ("cold", "subset", "grown", "cold_subset")}
         checks = {}
         for r in range(a.repeats):
             for case in times:
@@ -114,8 +114,8 @@ def main() -> None:
                 store_dir = work / "store"
                 if case == "grown":
                     extract_all(paths["first"], work / "setup", store_dir, nets, a.batch)
-                if case == "subset":
-                    extract_all(paths["grown"], work / "setup", store_dir, nets, a.batch)
+                if case == "subset":  # the store the cold 1,100 just filled
+                    store_dir = tmp / f"r{r}-cold" / "store"
                 stim = paths["subset"] if case in ("subset", "cold_subset") else paths["grown"]
                 seconds, summaries = extract_all(stim, work / "out", store_dir, nets, a.batch)
                 times[case].append(seconds)

@@ -300,27 +300,40 @@ def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_f
         n_units = {}
         for label in labels:
             index, layer = indexes[label], spec["layers"][label]
-            taken = getattr(extractor, "taken", {}).get(layer["graph_node"]) if len(positions) \
-                else index.attrs.get("output_taken")
-            with h5io.atomic_h5(tmp_dir / f"{label}.h5", "activations") as f:
-                writer = _LayerWriter(f, n, batch)
-                for lo in range(0, n, batch):
-                    writer.write(lo, index.rows(digests[lo : lo + batch]))
-                h5io.set_attrs(f, {
+            with contextlib.closing(index):
+                n_units[label], sha = _assemble(index, digests, tmp_dir / f"{label}.h5", batch, {
                     **static[label],
-                    **({"output_taken": taken} if taken else {}),
+                    **({"output_taken": taken} if (taken := _taken(extractor, index, layer, len(positions))) else {}),
                     "stimulus_digest": sf.attrs["digest"],
-                    "data_sha256": writer.digest(),
                 })
-                n_units[label] = int(writer.dset.shape[1])
             used[label] = index.used(digests)
             log.info("%s/%s (node %s, %s): N=%d, M=%d, data sha256 %s (layer key %s)", spec["model"], label,
-                     layer["node"], layer["reduce"], n, n_units[label], writer.digest(), keys[label])
+                     layer["node"], layer["reduce"], n, n_units[label], sha, keys[label])
         shards.write_manifest(tmp_dir, used)
     seconds = time.perf_counter() - start
     return {"device": str(device), "device_name": device_name(device), "n_stimuli": n,
             "forward_passes": passes, "forwarded": len(positions), "reused": n_reused, "shards_reused": n_shards,
             "forward_seconds": round(forward_seconds, 3), "seconds": round(seconds, 3), "n_units": n_units}
+
+
+def _taken(extractor, index, layer: dict, forwarded: int):
+    """How the layer's output was taken (rsaflow.layers.first_tensor), from this run's forward
+    passes, or from the shards when there were none."""
+    if forwarded:
+        return getattr(extractor, "taken", {}).get(layer["graph_node"])
+    return index.attrs.get("output_taken")
+
+
+def _assemble(index, digests: list[str], path, batch: int, attrs: dict) -> tuple[int, str]:
+    """Write the layer file ``path``: the rows of ``digests`` from the shards, in that order, in
+    chunks of ``batch`` rows as a cold run writes them; ``data_sha256`` added to ``attrs``.
+    Returns (M, data sha256)."""
+    with h5io.atomic_h5(path, "activations") as f:
+        writer = _LayerWriter(f, len(digests), batch)
+        for lo in range(0, len(digests), batch):
+            writer.write(lo, index.rows(digests[lo : lo + batch]))
+        h5io.set_attrs(f, {**attrs, "data_sha256": writer.digest()})
+        return int(writer.dset.shape[1]), writer.digest()
 
 
 def _forward_into_shards(images, positions, digests, spec, labels, extractor, device, built, memory_format,

@@ -126,6 +126,7 @@ class ShardIndex:
         self.key, self.root = key, root
         self.where: dict[str, tuple[Path, int]] = {}
         self.attrs: dict = {}
+        self._open: dict = {}
         folder = layer_dir(key, root)
         paths = sorted(p for p in folder.glob("*.h5") if not p.name.startswith(".")) if folder.is_dir() else []
         for path in paths:
@@ -166,16 +167,26 @@ class ShardIndex:
         out = None
         for path, pairs in sorted(by_shard.items()):
             rows = np.array(sorted({r for r, _ in pairs}))
-            with h5py.File(path, "r") as f:
-                dset = f["activations"]
-                lo, hi = int(rows[0]), int(rows[-1]) + 1
-                block = dset[lo:hi][rows - lo] if hi - lo <= 4 * len(rows) else dset[rows]
-                if out is None:
-                    out = np.empty((len(digests), dset.shape[1]), dtype=np.float32)
+            dset = self._dataset(path)
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            block = dset[lo:hi][rows - lo] if hi - lo <= 4 * len(rows) else dset[rows]
+            if out is None:
+                out = np.empty((len(digests), dset.shape[1]), dtype=np.float32)
             pos = {int(r): k for k, r in enumerate(rows)}
             for r, i in pairs:
                 out[i] = block[pos[r]]
         return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+    def _dataset(self, path: Path):
+        """The shard's ``activations``, its file kept open (with its chunk cache) until :meth:`close`."""
+        if path not in self._open:
+            self._open[path] = h5py.File(path, "r", rdcc_nbytes=16 * 2**20)
+        return self._open[path]["activations"]
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
 
     def used(self, digests) -> list[Path]:
         """The shards that serve ``digests`` (sorted), their mtimes set to now (last use)."""
@@ -267,9 +278,12 @@ class ShardWriter:
     def write(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.float32)
         if self.dset is None:
+            # Chunks of at most 64 KiB of rows (one row if wider): an assembly in another order
+            # reads single rows, and a chunk is read whole.
             m = values.shape[1]
+            rows = max(1, min(self.chunk_rows, 2**14 // max(m, 1)))
             self.dset = self.f.create_dataset("activations", shape=(len(self.digests), m), dtype="float32",
-                                              chunks=(self.chunk_rows, min(m, 8192)), track_times=False)
+                                              chunks=(rows, min(m, 8192)), track_times=False)
         self.dset[self.filled : self.filled + len(values)] = values
         self.filled += len(values)
 
