@@ -55,10 +55,10 @@ def write_stimuli(path: Path, images: np.ndarray) -> None:
 
 def extract_all(stimuli: Path, out: Path, store_dir: Path, nets: list[str], batch: int) -> tuple[float, dict]:
     """Every network's extraction as the workflow's job runs it; (seconds, model -> summary)."""
-    from rsaflow import store
+    from rsaflow import shards
     from rsaflow.extract import extract_model
 
-    store.STORE_DIR = store_dir
+    shards.STORE_DIR = store_dir
     summaries, t0 = {}, time.perf_counter()
     for arch in nets:
         spec = {"model": arch, "arch": arch, "weights": "none", "seed": 0, "layers": NETS[arch],

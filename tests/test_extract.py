@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
 
-from rsaflow import extract, shards, store  # noqa: E402
+from rsaflow import extract, shards  # noqa: E402
 from rsaflow.extract import extract_model  # noqa: E402
 from rsaflow.layers import reduce_output  # noqa: E402
 
@@ -78,7 +78,7 @@ def test_one_pass_equals_single_node_extraction_bit_for_bit(stimuli, tmp_path, m
     assert sorted(together) == sorted(SWEEP)
     for label, layer in SWEEP.items():
         # A store of its own: else the layer's rows would be reused from the sweep's shards.
-        monkeypatch.setattr(store, "STORE_DIR", tmp_path / f"store-{label}")
+        monkeypatch.setattr(shards, "STORE_DIR", tmp_path / f"store-{label}")
         extract_model(stimuli[0], tmp_path / label, {**spec, "layers": {label: layer}}, 1, {})
         alone = read_all(tmp_path / label)[label]
         np.testing.assert_array_equal(together[label][0], alone[0])

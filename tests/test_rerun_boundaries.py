@@ -67,6 +67,8 @@ RERUNS: dict[str, frozenset] = {
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
     "modelspec.py": rules("activations"),
     "extract.py": rules("activations"),
+    # Per-stimulus shards of activations (their store keys name the code: an edit recomputes them).
+    "shards.py": rules("activations"),
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
     "provenance.py": (rules("stimuli", "activations", "rdm", "kernel", "external_rdm") | SECOND_ORDER) | rules("brain_eval", "brain_group", "brain_rdm"),

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from rsaflow import shards, store
+from rsaflow import shards
 
 
 def rows(n, m=5, seed=0):
@@ -77,7 +77,7 @@ def test_no_partial_shard_is_ever_accepted():
 
 
 def test_prune_removes_shards_no_activation_folder_names(tmp_path, capsys):
-    root = store.STORE_DIR
+    root = shards.STORE_DIR
     used, unused = put("ef" * 32, ["d0", "d1"], rows(2)), put("ef" * 32, ["d2"], rows(1))
     other = put("01" * 32, ["d0"], rows(1))
     folder = root.parent / "activations" / "m"

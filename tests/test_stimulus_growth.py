@@ -26,7 +26,7 @@ from test_stimulus_identity import save_image, write_folder
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 
-from rsaflow import shards, store  # noqa: E402
+from rsaflow import shards  # noqa: E402
 from rsaflow.extract import extract_model  # noqa: E402
 
 LINE = re.compile(r"(\S+): forwarded (\d+) images, reused (\d+) from (\d+) shards")
@@ -59,8 +59,8 @@ def read_folder(folder):
 def cold(wf, tmp_path, spec_models=MODELS):
     """The layer files of a cold extraction (an empty store) of the workflow's current stimuli."""
     out = {}
-    saved = store.STORE_DIR
-    store.STORE_DIR = tmp_path / "cold-store"
+    saved = shards.STORE_DIR
+    shards.STORE_DIR = tmp_path / "cold-store"
     try:
         for model, entry in spec_models.items():
             spec = {"model": model, "arch": entry["arch"], "weights": "none", "seed": 0,
@@ -70,7 +70,7 @@ def cold(wf, tmp_path, spec_models=MODELS):
             extract_model(wf.path("results/stimuli/stimuli.h5"), tmp_path / "cold" / model, spec, 1, {})
             out[model] = read_folder(tmp_path / "cold" / model)
     finally:
-        store.STORE_DIR = saved
+        shards.STORE_DIR = saved
         shutil.rmtree(tmp_path / "cold", ignore_errors=True)
         shutil.rmtree(tmp_path / "cold-store", ignore_errors=True)
     return out

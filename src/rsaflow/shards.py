@@ -48,12 +48,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rsaflow import h5io, store
+from rsaflow import h5io
 
 log = logging.getLogger(__name__)
 
 #: The ``rsaflow_kind`` of a shard file.
 KIND = "activation_shard"
+#: The store's folder, relative to the workflow's working directory: the folder of
+#: :data:`rsaflow.store.STORE_DIR`, named here (not imported) so that the extraction's code, and
+#: so every layer key, does not change with the store module's code.
+STORE_DIR = Path("results") / "store"
 #: The store's sub-folder of shards.
 SHARDS = "shards"
 #: The manifest of the shards an activation folder was assembled from.
@@ -77,8 +81,11 @@ def image_digests(images, block: int = 256) -> list[str]:
 
 
 def layer_key(attrs: dict) -> str:
-    """The layer key of a layer file's attributes (those in :data:`NOT_KEYED` left out)."""
-    return store.make_key(KIND, {}, {k: v for k, v in attrs.items() if k not in NOT_KEYED})
+    """The layer key of a layer file's attributes (those in :data:`NOT_KEYED` left out): sha256
+    of the canonical JSON of ``{"kind": KIND, "attrs": ...}`` (sorted keys, no spaces)."""
+    kept = {k: v for k, v in attrs.items() if k not in NOT_KEYED}
+    text = json.dumps({"kind": KIND, "attrs": kept}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def shard_key(digests) -> str:
@@ -86,8 +93,13 @@ def shard_key(digests) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
+def store_root(root=None) -> Path:
+    """``root``, or :data:`STORE_DIR` (looked up at call time, so tests can move it)."""
+    return Path(root) if root is not None else STORE_DIR
+
+
 def shards_root(root=None) -> Path:
-    return store.store_root(root) / SHARDS
+    return store_root(root) / SHARDS
 
 
 def layer_dir(key: str, root=None) -> Path:
@@ -211,7 +223,7 @@ def referenced(root=None, results=None) -> set[Path]:
     """The shards named by a manifest under ``results/activations/*/`` (``results`` defaults to the
     store root's parent folder)."""
     base = shards_root(root)
-    results = Path(results) if results is not None else store.store_root(root).parent
+    results = Path(results) if results is not None else store_root(root).parent
     out: set[Path] = set()
     for manifest in sorted((results / "activations").glob(f"*/{MANIFEST}")):
         try:
