@@ -228,3 +228,23 @@ def assert_close_to_cold_models(wf, tmp_path, models):
         for label, (values, attrs) in layers.items():
             np.testing.assert_allclose(ours[label][0], values, rtol=1e-5, atol=1e-6 * np.abs(values).max())
             assert ours[label][1]["stimulus_digest"] == attrs["stimulus_digest"]
+
+
+def test_unchanged_set_forwards_nothing_and_writes_the_cold_bytes(folder_runs, tmp_path, monkeypatch):
+    """Extraction twice on one stimulus set with one store: the second forwards nothing, and its
+    layer files (and manifest) are byte for byte the first, cold, run's."""
+    wf, *_ = folder_runs
+    monkeypatch.setattr(shards, "STORE_DIR", tmp_path / "store")
+    entry = MODELS["squeeze"]
+    spec = {"model": "squeeze", "arch": entry["arch"], "weights": "none", "seed": 0,
+            "layers": {"f12": {"node": "features.12", "reduce": "flatten"}, "f5": entry["layers"]["f5"]},
+            "batch_size": 8, "device": "cpu", "precision": "float32", "channels_last": False}
+    stim = wf.path("results/stimuli/stimuli.h5")
+    first = extract_model(stim, tmp_path / "a", spec, 1, {"code_sha256": "x"})
+    again = extract_model(stim, tmp_path / "b", spec, 1, {"code_sha256": "x"})
+    assert (first["forwarded"], first["reused"]) == (17, 0) and (again["forwarded"], again["reused"]) == (0, 17)
+    assert again["forward_passes"] == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted([shards.MANIFEST, "f12.h5", "f5.h5"]) == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -188,10 +188,19 @@ def extract_model(stimuli_path, out_dir, spec: dict, threads: int, base_attrs: d
     "reduce"}}, "batch_size", "device", "precision", "channels_last"}``. Each layer file holds
     dataset ``activations`` (N, M) float32 and the attributes of its layer (its config slice is
     :func:`layer_slice`), including ``data_sha256``, the sha256 of its values (float32, C order).
-    There are exactly ceil(N / batch_size) forward passes; memory is bounded by one batch of all
-    requested node outputs, whatever N is. Files appear only when all are complete: they are
-    written in a temporary folder beside ``out_dir`` that is renamed to ``out_dir`` at the end.
-    Returns a summary dict.
+    Per-stimulus reuse (:mod:`rsaflow.shards`): only the images that no stored shard of some
+    layer holds are forwarded, each distinct image once, in ceil(F / batch_size) passes (a cold
+    run: exactly ceil(N / batch_size), the images in their order, as before); their rows go to one
+    new shard per layer, and every layer file is then written in the stimulus order from the
+    shards. The log says ``<model>: forwarded F images, reused R from S shards``. A reused row is
+    the stored row bit for bit; an assembled file equals a cold extraction of the same set within
+    rtol 1e-5 (atol 1e-6 x max |value|), the tolerance the tests assert: on the CPU a row does not
+    depend on the other images of its batch, except in a batch of one image, where other kernels
+    change the last bits (see docs/reruns.md). Memory is bounded by one batch of all requested
+    node outputs, whatever N is. Files appear only when all are complete: they are written in a
+    temporary folder beside ``out_dir`` that is renamed to ``out_dir`` at the end, with the
+    manifest ``.shards.json`` of the shards used. Returns a summary dict (``forwarded``,
+    ``reused``, ``forward_passes``, ...).
     """
     key = f"models.{spec['model']}"
     spec = {**spec, "layers": {k: dict(v) for k, v in spec["layers"].items()}}
