@@ -207,18 +207,23 @@ def extract_model(stimuli_path, out_dir, spec: dict, threads: int, base_attrs: d
     device = _setup(spec, threads, gpus_requested)
     built = build_model(spec, key)
     layers_by, returned = _resolve_layers(built.model, spec, key)
-    extractor = make_extractor(built, layers_by, returned).eval()
     memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
-    extractor = extractor.to(device).to(memory_format=memory_format)
-    if isinstance(built.device_transform, torch.nn.Module):
-        built.device_transform = built.device_transform.to(device)
+
+    def extractor_on_device():
+        """Made only when some image is forwarded (a subset or reorder never traces the model twice)."""
+        extractor = make_extractor(built, layers_by, returned).eval()
+        extractor = extractor.to(device).to(memory_format=memory_format)
+        if isinstance(built.device_transform, torch.nn.Module):
+            built.device_transform = built.device_transform.to(device)
+        return extractor
+
     out_dir = Path(out_dir)
     tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):  # left by a killed job
         shutil.rmtree(stale, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     try:
-        summary = _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_format,
+        summary = _run_batches(stimuli_path, tmp_dir, spec, extractor_on_device, device, built, memory_format,
                                {**base_attrs, **_provenance(spec, built, layers_by)})
         if out_dir.exists():  # Snakemake may have created the (empty) output folder
             shutil.rmtree(out_dir)
@@ -273,7 +278,7 @@ def _forward_batches(images, positions: np.ndarray, batch: int, pin: bool):
             yield lo, x
 
 
-def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_format, attrs) -> dict:
+def _run_batches(stimuli_path, tmp_dir, spec, make_extractor_on_device, device, built, memory_format, attrs) -> dict:
     """Forward the images no shard holds for some layer (rsaflow.shards), one new shard per layer
     for them, then assemble every layer file in the stimulus order from the shards."""
     key = f"models.{spec['model']}"
@@ -295,8 +300,9 @@ def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_f
                 seen.add(d)
                 todo.append(i)
         positions = np.array(todo, dtype=np.int64)
-        start, passes = time.perf_counter(), 0
+        start, passes, extractor = time.perf_counter(), 0, None
         if len(positions):
+            extractor = make_extractor_on_device()
             passes = _forward_into_shards(images, positions, digests, spec, labels, extractor, device, built,
                                           memory_format, autocast, static, keys, indexes, key)
         forward_seconds = time.perf_counter() - start
