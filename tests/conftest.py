@@ -59,9 +59,10 @@ def pytest_collection_modifyitems(session, config, items):
 def private_store(tmp_path, monkeypatch):
     """Jobs called in this process keep their content store in the test's temp dir, not results/store
     under the current directory (workflow runs in subprocesses keep theirs in their working dir)."""
-    from rsaflow import store
+    from rsaflow import shards, store
 
     monkeypatch.setattr(store, "STORE_DIR", tmp_path / "results" / "store")
+    monkeypatch.setattr(shards, "STORE_DIR", tmp_path / "results" / "store")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
 
-from rsaflow import extract  # noqa: E402
+from rsaflow import extract, shards  # noqa: E402
 from rsaflow.extract import extract_model  # noqa: E402
 from rsaflow.layers import reduce_output  # noqa: E402
 
@@ -68,6 +68,8 @@ def test_one_pass_equals_single_node_extraction_bit_for_bit(stimuli, tmp_path, m
     together = read_all(tmp_path / "all")
     assert sorted(together) == sorted(SWEEP)
     for label, layer in SWEEP.items():
+        # A store of its own: else the layer's rows would be reused from the sweep's shards.
+        monkeypatch.setattr(shards, "STORE_DIR", tmp_path / f"store-{label}")
         extract_model(stimuli[0], tmp_path / label, {**spec, "layers": {label: layer}}, 1, {})
         alone = read_all(tmp_path / label)[label]
         np.testing.assert_array_equal(together[label][0], alone[0])
@@ -84,7 +86,8 @@ def test_failed_extraction_leaves_no_folder(stimuli, tmp_path):
                                                    "bad": {"node": "heads", "reduce": "cls"}}}
     with pytest.raises(Exception, match="reduce"):
         extract_model(stimuli[0], tmp_path / "m", spec, 1, {})
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if p.name != "results"] == []  # results/: the test's store
+    assert shards.all_shards() == []  # nor a shard of the layer that did work
 
 
 def test_flatten_matches_direct_torchvision(stimuli, tmp_path):
@@ -136,3 +139,27 @@ def test_progress_lines_in_log(stimuli, tmp_path, caplog):
     assert "batch 4/4, 10/10 images" in text and "images/s" in text
     assert "m/l (node avgpool, flatten): N=10, M=512, data sha256 " in text
     assert "done: m, 1 layers on cpu (cpu), N=10, 4 forward passes" in text
+
+
+def test_duplicate_images_are_forwarded_once_and_rows_follow_any_order(stimuli, tmp_path):
+    """A set holding one image twice forwards it once; a later set in another order (with the
+    duplicate) forwards nothing and its rows are the first run's rows, moved."""
+    from rsaflow import h5io
+    from rsaflow.stimuli import stimulus_digest
+
+    def stim(name, order):
+        images, labels, idx = stimuli[1][order], np.zeros(len(order), dtype=np.int64), np.array(order)
+        path = tmp_path / f"{name}.h5"
+        h5io.write_h5(path, "stimuli", {"images": images, "labels": labels, "indices": idx,
+                                        "class_names": np.array(["c"], dtype=object)},
+                      {"digest": stimulus_digest(images, labels, idx, ["c"]), "source": {}})
+        return path
+
+    spec = {**BASE, "arch": "squeezenet1_1", "layers": {"f": {"node": "features.12", "reduce": "mean"}}}
+    first = extract_model(stim("a", [0, 1, 2, 1, 3]), tmp_path / "a", spec, 1, {})
+    assert (first["forwarded"], first["reused"], first["forward_passes"]) == (4, 0, 2)  # ceil(4 / 3)
+    again = extract_model(stim("b", [3, 1, 1, 0]), tmp_path / "b", spec, 1, {})
+    assert (again["forwarded"], again["reused"]) == (0, 4)
+    a, b = read_all(tmp_path / "a")["f"][0], read_all(tmp_path / "b")["f"][0]
+    np.testing.assert_array_equal(a[1], a[3])
+    np.testing.assert_array_equal(b, a[[4, 1, 1, 0]])

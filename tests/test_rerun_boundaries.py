@@ -81,6 +81,8 @@ RERUNS: dict[str, frozenset] = {
     # What a model entry means (DAG-time checks and the extraction job share it) and the extraction.
     "modelspec.py": EXTRACTION,
     "extract.py": EXTRACTION,
+    # Per-stimulus shards of activations (their store keys name the code: an edit recomputes them).
+    "shards.py": EXTRACTION,
     # Layers below the jobs: HDF5, provenance of what a job writes, finiteness checks, the store.
     "h5io.py": ALL - {"effective_config"},
     "provenance.py": rules("stimuli") | EXTRACTION | RDM_NUMERICS,

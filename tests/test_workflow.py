@@ -248,6 +248,9 @@ RERUN_ROWS = {
         "tests/test_stale_inputs.py::test_another_external_file_reruns_exactly_that_rdm",
     "an image's bytes (a folder source); `touch` alone reruns nothing":
         "tests/test_stimulus_identity.py::test_workflow_reruns_on_new_bytes_and_not_on_touch",
+    "more stimuli (`per_class` 10 → 20, new files, a new class)":
+        "tests/test_stimulus_growth.py::test_grown_set_forwards_only_the_new_images",
+    "fewer stimuli (a subset) or another order": "tests/test_stimulus_growth.py::test_subset_reorder_and_edited_image",
     "edit `src/rsaflow/rdm.py`": "test_editing_the_rdm_math_reruns_rdm_jobs",
     "edit `src/rsaflow/extract.py`": "test_editing_the_extraction_reruns_extraction_only_upstream",
     "edit `src/rsaflow/figure_data.py` (or a module of `plots/`)": "test_editing_a_figure_module_reruns_figures_only",

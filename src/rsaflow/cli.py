@@ -332,10 +332,12 @@ def bind_command(args) -> int:
 
 
 def store_command(args) -> int:
-    """``rsaflow store``: a summary per kind, or ``--prune`` (see :func:`rsaflow.store.prune`)."""
+    """``rsaflow store``: a summary per kind, or ``--prune`` (see :func:`rsaflow.store.prune`); the
+    activation shards (:func:`rsaflow.shards.prune`: those no activation folder's manifest names) as
+    the kind ``shards``."""
     from pathlib import Path
 
-    from rsaflow import store
+    from rsaflow import shards, store
 
     root = Path(args.root) if args.root else store.STORE_DIR
     if not root.is_dir():
@@ -343,7 +345,7 @@ def store_command(args) -> int:
               file=sys.stderr)
         return 1
     if args.prune:
-        removed = store.prune(root, args.older_than, args.dry_run)
+        removed = store.prune(root, args.older_than, args.dry_run) + shards.prune(root, args.older_than, args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         for path in removed:
             print(path)
@@ -351,7 +353,9 @@ def store_command(args) -> int:
               if args.dry_run else f"# {verb} {len(removed)} objects")
         return 0
     print("kind\tobjects\tMB\tunreferenced")
-    for kind, entry in sorted(store.summary(root).items()):
+    kinds = store.summary(root)
+    kinds.update({shards.SHARDS: entry} if (entry := shards.summary(root)) else {})
+    for kind, entry in sorted(kinds.items()):
         print(f"{kind}\t{entry['objects']}\t{entry['bytes'] / 1e6:.1f}\t{entry['unreferenced']}")
     return 0
 

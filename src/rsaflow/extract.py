@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsaflow import h5io, modelspec, sources
+from rsaflow import h5io, modelspec, shards, sources
 from rsaflow.errors import ConfigError, RsaflowError
 from rsaflow.finite import check_finite
 from rsaflow.layers import Built, layer_names, make_extractor, reduce_output
@@ -83,24 +83,6 @@ def _prepare_cuda() -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-
-
-def _batches(images, batch: int, pin: bool):
-    """uint8 batches of ``images`` (an HDF5 dataset) as CPU tensors, the next one read by a
-    background thread while the current one runs; pinned when ``pin`` (for non-blocking copies)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def read(lo):
-        x = torch.from_numpy(images[lo : lo + batch])
-        return x.pin_memory() if pin else x
-
-    starts = list(range(0, images.shape[0], batch))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(read, starts[0]) if starts else None
-        for i, lo in enumerate(starts):
-            x = pending.result()
-            pending = pool.submit(read, starts[i + 1]) if i + 1 < len(starts) else None
-            yield lo, x
 
 
 class _LayerWriter:
@@ -206,28 +188,43 @@ def extract_model(stimuli_path, out_dir, spec: dict, threads: int, base_attrs: d
     "reduce"}}, "batch_size", "device", "precision", "channels_last"}``. Each layer file holds
     dataset ``activations`` (N, M) float32 and the attributes of its layer (its config slice is
     :func:`layer_slice`), including ``data_sha256``, the sha256 of its values (float32, C order).
-    There are exactly ceil(N / batch_size) forward passes; memory is bounded by one batch of all
-    requested node outputs, whatever N is. Files appear only when all are complete: they are
-    written in a temporary folder beside ``out_dir`` that is renamed to ``out_dir`` at the end.
-    Returns a summary dict.
+    Per-stimulus reuse (:mod:`rsaflow.shards`): only the images that no stored shard of some
+    layer holds are forwarded, each distinct image once, in ceil(F / batch_size) passes (a cold
+    run: exactly ceil(N / batch_size), the images in their order, as before); their rows go to one
+    new shard per layer, and every layer file is then written in the stimulus order from the
+    shards. The log says ``<model>: forwarded F images, reused R from S shards``. A reused row is
+    the stored row bit for bit; an assembled file equals a cold extraction of the same set within
+    rtol 1e-5 (atol 1e-6 x max |value|), the tolerance the tests assert: on the CPU the batch
+    composition changes the last bits (convolutions in a batch of one image; fully connected
+    layers whenever the batch size changes: up to 7e-7 of the largest value measured; see
+    docs/reruns.md). Memory is bounded by one batch of all requested
+    node outputs, whatever N is. Files appear only when all are complete: they are written in a
+    temporary folder beside ``out_dir`` that is renamed to ``out_dir`` at the end, with the
+    manifest ``.shards.json`` of the shards used. Returns a summary dict (``forwarded``,
+    ``reused``, ``forward_passes``, ...).
     """
     key = f"models.{spec['model']}"
     spec = {**spec, "layers": {k: dict(v) for k, v in spec["layers"].items()}}
     device = _setup(spec, threads, gpus_requested)
     built = build_model(spec, key)
     layers_by, returned = _resolve_layers(built.model, spec, key)
-    extractor = make_extractor(built, layers_by, returned).eval()
     memory_format = torch.channels_last if spec["channels_last"] else torch.contiguous_format
-    extractor = extractor.to(device).to(memory_format=memory_format)
-    if isinstance(built.device_transform, torch.nn.Module):
-        built.device_transform = built.device_transform.to(device)
+
+    def extractor_on_device():
+        """Made only when some image is forwarded (a subset or reorder never traces the model twice)."""
+        extractor = make_extractor(built, layers_by, returned).eval()
+        extractor = extractor.to(device).to(memory_format=memory_format)
+        if isinstance(built.device_transform, torch.nn.Module):
+            built.device_transform = built.device_transform.to(device)
+        return extractor
+
     out_dir = Path(out_dir)
     tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):  # left by a killed job
         shutil.rmtree(stale, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     try:
-        summary = _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_format,
+        summary = _run_batches(stimuli_path, tmp_dir, spec, extractor_on_device, device, built, memory_format,
                                {**base_attrs, **_provenance(spec, built, layers_by)})
         if out_dir.exists():  # Snakemake may have created the (empty) output folder
             shutil.rmtree(out_dir)
@@ -241,44 +238,149 @@ def extract_model(stimuli_path, out_dir, spec: dict, threads: int, base_attrs: d
     return summary
 
 
-def _run_batches(stimuli_path, tmp_dir, spec, extractor, device, built, memory_format, attrs) -> dict:
+def _static_attrs(spec, label, attrs, device, package) -> dict:
+    """A layer file's attributes that do not depend on the stimulus set (its layer key's input)."""
+    layer = spec["layers"][label]
+    return {
+        **attrs,
+        "config": layer_slice(spec, label),
+        "arch": spec["arch"], "model": spec["model"], "layer": label, "node": layer["node"],
+        "graph_node": layer["graph_node"], "node_index": layer["node_index"], "reduce": layer["reduce"],
+        "device": str(device), "device_name": device_name(device),
+        "versions": {**attrs.get("versions", {}), **versions("torch", "torchvision", *filter(None, [package]))},
+    }
+
+
+def _read_rows(images, positions: np.ndarray) -> np.ndarray:
+    """``images[positions]`` (ascending positions): one slice when they are contiguous."""
+    lo, hi = int(positions[0]), int(positions[-1]) + 1
+    if hi - lo == len(positions):
+        return images[lo:hi]
+    if hi - lo <= 4 * len(positions):
+        return images[lo:hi][positions - lo]
+    return images[positions]
+
+
+def _forward_batches(images, positions: np.ndarray, batch: int, pin: bool):
+    """uint8 batches of ``images[positions]`` as CPU tensors, the next one read by a background
+    thread while the current one runs; pinned when ``pin`` (for non-blocking copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(lo):
+        x = torch.from_numpy(np.ascontiguousarray(_read_rows(images, positions[lo : lo + batch])))
+        return x.pin_memory() if pin else x
+
+    starts = list(range(0, len(positions), batch))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, starts[0]) if starts else None
+        for i, lo in enumerate(starts):
+            x = pending.result()
+            pending = pool.submit(read, starts[i + 1]) if i + 1 < len(starts) else None
+            yield lo, x
+
+
+def _run_batches(stimuli_path, tmp_dir, spec, make_extractor_on_device, device, built, memory_format, attrs) -> dict:
+    """Forward the images no shard holds for some layer (rsaflow.shards), one new shard per layer
+    for them, then assemble every layer file in the stimulus order from the shards."""
     key = f"models.{spec['model']}"
     labels = sorted(spec["layers"])
     autocast = spec["precision"] == "bfloat16"
-    with h5io.open_artifact(stimuli_path, "stimuli") as sf, contextlib.ExitStack() as stack:
+    package = sources.get(spec.get("source", sources.DEFAULT_SOURCE)).package
+    static = {label: _static_attrs(spec, label, attrs, device, package) for label in labels}
+    keys = {label: shards.layer_key(static[label]) for label in labels}
+    indexes = {label: shards.ShardIndex(keys[label]) for label in labels}
+    with h5io.open_artifact(stimuli_path, "stimuli") as sf:
         images = sf["images"]
         n, batch = images.shape[0], spec["batch_size"]
-        files = {label: stack.enter_context(h5io.atomic_h5(tmp_dir / f"{label}.h5", "activations")) for label in labels}
-        writers = {label: _LayerWriter(files[label], n, batch) for label in labels}
-        n_batches, start, passes = -(-n // batch), time.perf_counter(), 0
-        for b, (lo, x) in enumerate(_batches(images, batch, pin=device.type == "cuda")):
+        digests = shards.image_digests(images)
+        old = {label: [d in indexes[label] for d in digests] for label in labels}
+        # Each image that some layer lacks, once (its first position), in the stimulus order.
+        todo, seen = [], set()
+        for i, d in enumerate(digests):
+            if d not in seen and not all(old[label][i] for label in labels):
+                seen.add(d)
+                todo.append(i)
+        positions = np.array(todo, dtype=np.int64)
+        start, passes, extractor = time.perf_counter(), 0, None
+        if len(positions):
+            extractor = make_extractor_on_device()
+            passes = _forward_into_shards(images, positions, digests, spec, labels, extractor, device, built,
+                                          memory_format, autocast, static, keys, indexes, key)
+        forward_seconds = time.perf_counter() - start
+        reused_from = {label: indexes[label].used([d for d, o in zip(digests, old[label]) if o]) for label in labels}
+        n_reused = sum(all(old[label][i] for label in labels) for i in range(n))
+        n_shards = len({p for paths in reused_from.values() for p in paths})
+        log.info("%s: forwarded %d images, reused %d from %d shards (N=%d, %d forward passes)", spec["model"],
+                 len(positions), n_reused, n_shards, n, passes)
+        used = {}
+        n_units = {}
+        for label in labels:
+            index, layer = indexes[label], spec["layers"][label]
+            with contextlib.closing(index):
+                n_units[label], sha = _assemble(index, digests, tmp_dir / f"{label}.h5", batch, {
+                    **static[label],
+                    **({"output_taken": taken} if (taken := _taken(extractor, index, layer, len(positions))) else {}),
+                    "stimulus_digest": sf.attrs["digest"],
+                })
+            used[label] = index.used(digests)
+            log.info("%s/%s (node %s, %s): N=%d, M=%d, data sha256 %s (layer key %s)", spec["model"], label,
+                     layer["node"], layer["reduce"], n, n_units[label], sha, keys[label])
+        shards.write_manifest(tmp_dir, used)
+    seconds = time.perf_counter() - start
+    return {"device": str(device), "device_name": device_name(device), "n_stimuli": n,
+            "forward_passes": passes, "forwarded": len(positions), "reused": n_reused, "shards_reused": n_shards,
+            "forward_seconds": round(forward_seconds, 3), "seconds": round(seconds, 3), "n_units": n_units}
+
+
+def _taken(extractor, index, layer: dict, forwarded: int):
+    """How the layer's output was taken (rsaflow.layers.first_tensor), from this run's forward
+    passes, or from the shards when there were none."""
+    if forwarded:
+        return getattr(extractor, "taken", {}).get(layer["graph_node"])
+    return index.attrs.get("output_taken")
+
+
+def _assemble(index, digests: list[str], path, batch: int, attrs: dict) -> tuple[int, str]:
+    """Write the layer file ``path``: the rows of ``digests`` from the shards, in that order, in
+    chunks of ``batch`` rows as a cold run writes them; ``data_sha256`` added to ``attrs``.
+    Returns (M, data sha256)."""
+    with h5io.atomic_h5(path, "activations") as f:
+        writer = _LayerWriter(f, len(digests), batch)
+        for lo in range(0, len(digests), batch):
+            writer.write(lo, index.rows(digests[lo : lo + batch]))
+        h5io.set_attrs(f, {**attrs, "data_sha256": writer.digest()})
+        return int(writer.dset.shape[1]), writer.digest()
+
+
+def _forward_into_shards(images, positions, digests, spec, labels, extractor, device, built, memory_format,
+                         autocast, static, keys, indexes, key) -> int:
+    """Run ``images[positions]`` through the model; for each layer, the rows its shards lack go
+    to one new shard (streamed, so memory is one batch of outputs). Returns the forward passes."""
+    batch = spec["batch_size"]
+    lacking = {label: np.array([digests[i] not in indexes[label] for i in positions]) for label in labels}
+    writers = {label: shards.ShardWriter(keys[label], [digests[i] for i, m in zip(positions, lacking[label]) if m],
+                                         static[label], chunk_rows=batch)
+               for label in labels if lacking[label].any()}
+    n_batches, start, passes, done = -(-len(positions) // batch), time.perf_counter(), 0, 0
+    with contextlib.ExitStack() as stack:
+        for w in writers.values():
+            stack.enter_context(w)
+        for b, (lo, x) in enumerate(_forward_batches(images, positions, batch, pin=device.type == "cuda")):
             outputs = _forward(extractor, x, device, built, memory_format, autocast)
             passes += 1
-            for label in labels:
-                writers[label].write(lo, _layer_values(outputs, spec, label, key, b + 1, built.prefix_tokens))
+            for label, w in writers.items():
+                mask = lacking[label][lo : lo + len(x)]
+                if mask.any():
+                    w.write(_layer_values(outputs, spec, label, key, b + 1, built.prefix_tokens)[mask])
             del outputs
-            done = min(lo + batch, n)
+            done += len(x)
             rate = done / max(time.perf_counter() - start, 1e-9)
             log.info("[%-20s] batch %d/%d, %d/%d images, %.1f images/s", "#" * (20 * (b + 1) // n_batches),
-                     b + 1, n_batches, done, n, rate)
-        seconds = time.perf_counter() - start
-        summary = {"device": str(device), "device_name": device_name(device), "n_stimuli": n,
-                   "forward_passes": passes, "seconds": round(seconds, 3),
-                   "n_units": {label: int(w.dset.shape[1]) for label, w in writers.items()}}
-        package = sources.get(spec.get("source", sources.DEFAULT_SOURCE)).package
-        for label in labels:
-            layer = spec["layers"][label]
-            taken = getattr(extractor, "taken", {}).get(layer["graph_node"])
-            h5io.set_attrs(files[label], {
-                **attrs,
-                **({"output_taken": taken} if taken else {}),
-                "config": layer_slice(spec, label),
-                "arch": spec["arch"], "model": spec["model"], "layer": label, "node": layer["node"],
-                "graph_node": layer["graph_node"], "node_index": layer["node_index"], "reduce": layer["reduce"],
-                "stimulus_digest": sf.attrs["digest"], "device": str(device), "device_name": device_name(device),
-                "data_sha256": writers[label].digest(),
-                "versions": {**attrs.get("versions", {}), **versions("torch", "torchvision", *filter(None, [package]))},
-            })
-            log.info("%s/%s (node %s, %s): N=%d, M=%d, data sha256 %s", spec["model"], label, layer["node"],
-                     layer["reduce"], n, summary["n_units"][label], writers[label].digest())
-    return summary
+                     b + 1, n_batches, done, len(positions), rate)
+        for label, w in writers.items():
+            taken = getattr(extractor, "taken", {}).get(spec["layers"][label]["graph_node"])
+            if taken:
+                w.attrs["output_taken"] = taken
+    for label, w in writers.items():
+        indexes[label].add(w.path)
+    return passes
