@@ -114,18 +114,6 @@ def all_shards(root=None) -> list[Path]:
         if base.is_dir() else []
 
 
-def write_shard(key: str, digests: list[str], rows: np.ndarray, attrs: dict, root=None) -> Path:
-    """Write the rows of ``digests`` as a new shard of layer ``key`` (atomically); its path."""
-    path = layer_dir(key, root) / f"{shard_key(digests)}.h5"
-    if path.exists():
-        return path
-    with h5io.atomic_h5(path, KIND) as f:
-        h5io.write_dataset(f, "image_digests", np.array(digests, dtype=object))
-        h5io.write_dataset(f, "activations", np.ascontiguousarray(rows, dtype=np.float32))
-        h5io.set_attrs(f, {**attrs, "layer_key": key, "n_images": len(digests)})
-    return path
-
-
 class ShardIndex:
     """The shards of one layer key: which image digest is in which shard, at which row.
 
