@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import sys
@@ -179,13 +180,38 @@ def layer_expectation(wildcards):
     return rsacfg.dumps(modelspec.layer_slice(spec, wildcards.layer))
 
 
+def model_layers():
+    """Each model's layers, in the config's order (the outputs of its RDM job, rdm.jobs: model)."""
+    out = {}
+    for model, layer in BRANCHES:
+        out.setdefault(model, []).append(layer)
+    return out
+
+
+def layer_expectations(wildcards):
+    """{layer: its expected config slice} for one layer's RDM job (rdm.jobs: layer)."""
+    return rsacfg.dumps({wildcards.layer: json.loads(layer_expectation(wildcards))})
+
+
+def model_expectations(model):
+    """{layer: its expected config slice} for every layer of a model (rdm.jobs: model)."""
+    spec = rsacfg.model_slice(config, NORM, model)
+    layers = model_layers()[model]
+    return rsacfg.dumps({l: modelspec.layer_slice(spec, l) for l in layers})
+
+
+def rdm_log(metric="{metric}", model="{model}", layer="{layer}"):
+    return f"results/logs/rdm/{metric}/{model}/{layer}.log"
+
+
 def rdm_spec(wildcards):
     """The metric is the wildcard's (one of the registry's, by the constraint)."""
     return rsacfg.dumps({"metric": wildcards.metric, "block": config["rdm"]["block"]})
 
 
 def external_rdm_spec(wildcards):
-    return rsacfg.dumps(EXTERNAL[wildcards.name])
+    """Every entry of external_rdms (the one external_rdm job handles them all)."""
+    return rsacfg.dumps(EXTERNAL)
 
 
 def tile_spec(wildcards):
@@ -223,17 +249,27 @@ def stimulus_inputs(wildcards):
     return [local(str(p)) for p in rsacfg.cifar10_files(config["stimuli"])]
 
 
-def external_path(wildcards):
-    spec = EXTERNAL[wildcards.name]
-    if "paths" in spec:  # a group of subjects' RDM files
-        return [local(p) for p in spec["paths"]]
-    return local(spec["path"])
+def external_inputs(wildcards):
+    """Every entry's RDM file(s) (``path`` or a group's ``paths``), in name order."""
+    files = []
+    for name in sorted(EXTERNAL):
+        spec = EXTERNAL[name]
+        files += spec["paths"] if "paths" in spec else [spec["path"]]
+    return [local(p) for p in files]
 
 
 def external_ids(wildcards):
-    """The entry's ids file (``ids:``), if it names one."""
-    ids = EXTERNAL[wildcards.name].get("ids")
-    return [local(ids)] if ids else []
+    """The entries' ids files (``ids:``), where they name one."""
+    return [
+        local(EXTERNAL[n]["ids"]) for n in sorted(EXTERNAL) if EXTERNAL[n].get("ids")
+    ]
+
+
+def external_logs():
+    """The external_rdm job's own log, then one log per entry (what that entry's work logged)."""
+    return ["results/logs/external_rdm.log"] + [
+        f"results/logs/external_rdm/{name}.log" for name in sorted(EXTERNAL)
+    ]
 
 
 def external_files():

@@ -6,7 +6,11 @@ only that rule.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +77,23 @@ def read_layer(activations_path, expect: dict | None) -> tuple[dict, str, tuple]
     with h5io.open_artifact(activations_path, "activations") as f:
         check_expected(f, activations_path, expect)
         return _carried(f), _activation_digest(f), f["activations"].shape
+
+
+@contextlib.contextmanager
+def product_log(path):
+    """While the block runs, log records also go to ``path`` (opened for writing), formatted as
+    the job's own log: a job that makes several products (one per layer, one per external RDM)
+    keeps one log per product beside its own. ``path`` None or already a handler's file: nothing added."""
+    root = logging.getLogger()
+    existing = {getattr(h, "baseFilename", None) for h in root.handlers}
+    if path is None or str(Path(path).resolve()) in existing:
+        yield
+        return
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

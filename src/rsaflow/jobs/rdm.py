@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from rsaflow import h5io, rdmfile, store
 from rsaflow.errors import InputFileError
-from rsaflow.jobs.per_layer import read_layer, write_rdm_file
+from rsaflow.jobs.per_layer import product_log, read_layer, write_rdm_file
 from rsaflow.provenance import base_attrs
 from rsaflow.rdm import rdm_from_h5
 
@@ -42,3 +43,19 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
         write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, activations_path)
 
     return store.produce("rdm", key, out_path, compute)
+
+
+def write_rdms(activations_dir, out_paths: list, log_paths: list, spec: dict, code, expect: dict) -> int:
+    """Rule ``rdm``: the RDMs of a model's layers (rdm.jobs: model) or of one layer (rdm.jobs:
+    layer), each by :func:`write_rdm` from ``<activations_dir>/<layer>.h5`` (the layer: the
+    output's file name), computed or reused from the store by its own key. ``log_paths``: one
+    per output, where that layer's records also go; ``expect``: {layer: its config slice}.
+    Returns how many were computed."""
+    computed = 0
+    for out, log_path in zip(out_paths, log_paths, strict=True):
+        layer = Path(out).name[: -len(".h5")]
+        with product_log(log_path):
+            computed += write_rdm(f"{activations_dir}/{layer}.h5", out, spec, code, expect[layer])
+    log.info("%s: %d RDMs, %d computed, %d reused", activations_dir, len(out_paths), computed,
+             len(out_paths) - computed)
+    return computed
