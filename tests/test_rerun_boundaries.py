@@ -75,6 +75,7 @@ RERUNS: dict[str, frozenset] = {
     # The science, each with the rules that compute with it.
     "stimuli.py": rules("stimuli"),
     "rdm.py": rules("rdm"),
+    "rdm_grow.py": rules("rdm"),
     "external.py": (rules("external_rdm")) | rules("brain_group", "brain_rdm"),
     "compare.py": (RDM_WRITERS) | rules("brain_eval", "brain_group", "brain_rdm"),
     "methods.py": (RDM_WRITERS | rules("second_order_figure", "mds_figure")) | rules("brain_eval", "brain_group", "brain_rdm"),  # figures label the matrix by it

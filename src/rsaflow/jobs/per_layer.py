@@ -52,7 +52,7 @@ def _pick(d, keys) -> str:
     return json.dumps({k: (d or {}).get(k) for k in keys}, sort_keys=True)
 
 
-def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
+def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, extra: dict | None = None) -> None:
     """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
 
     ``rdm``: the square N x N RDM (its upper triangle is taken, rsaflow.rdmfile.upper_triangle) or
@@ -60,10 +60,10 @@ def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source) -> None:
     the triangle, so that the ranking runs without it (rsaflow.jobs.rdm). Every comparison
     method's vector is derived from the file on the fly, so adding an RDM to an analysis costs one
     RDM file, not K comparisons. Refuses an RDM that some method cannot compare (constant
-    dissimilarities), naming ``source``.
+    dissimilarities), naming ``source``. ``extra``: further datasets (an RDM's ``row_sha256``).
     """
     try:
-        rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs)
+        rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs, extra=extra)
     except DegenerateRDMError as exc:
         raise InputFileError(
             source,
