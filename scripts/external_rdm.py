@@ -13,4 +13,5 @@ with job(snakemake):
         list(snakemake.output),
         list(snakemake.log)[1:],
         snakemake.params.code,
+        snakemake.threads,
     )

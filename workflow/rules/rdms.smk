@@ -79,12 +79,11 @@ rule kernel:
 # One job for every external RDM of the config (issue 22 item 5: a job's ~0.6 s of start-up and
 # bookkeeping was most of an external RDM's cost): each entry's product is still looked up in the
 # store by its own key, so changing one entry recomputes that one and hard-links the others.
+# The files are tracked by their content (params.content), not as inputs, as the stimulus folder.
 if EXTERNAL:
 
     rule external_rdm:
         input:
-            rdm=external_inputs,
-            ids=external_ids,
             stimuli=STIMULI,
         output:
             external_files(),
@@ -92,9 +91,10 @@ if EXTERNAL:
             external_logs(),
         conda:
             "../../envs/analysis.yaml"
-        threads: 1
+        threads: 2
         params:
             spec=external_rdm_spec,
+            content=external_content,
             code=code_digest("external_rdm"),
         script:
             "../../scripts/external_rdm.py"

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 
@@ -67,6 +69,16 @@ def _bind_unlabelled(name: str, spec: dict, files: list[str], shas: list[str], d
                          digest[:12])
 
 
+@lru_cache(maxsize=4)
+def _shared_attrs(code) -> dict:
+    return base_attrs({}, code)  # the library versions: read once per job, not per entry
+
+
+def _base_attrs(spec: dict, code) -> dict:
+    """rsaflow.provenance.base_attrs of ``spec`` (same keys, same order)."""
+    return {**_shared_attrs(code), "config": spec} if isinstance(code, str) else base_attrs(spec, code)
+
+
 def stimulus_set(stimuli_path) -> tuple[int, str, list[str]]:
     """N, the stimulus digest and the stimulus ids of the stimulus file."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
@@ -85,7 +97,7 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
     files, group = _sources(rdm_paths, spec)
     shas = [file_sha256(p) for p in files]
     attrs = {
-        **base_attrs(spec, code),
+        **_base_attrs(spec, code),
         "model": "external",
         "layer": name,
         "node_index": -1,
@@ -120,25 +132,32 @@ def _entry_files(spec: dict):
     return spec["paths"] if "paths" in spec else spec["path"]
 
 
-def write_externals(entries: dict, stimuli_path, out_paths: list, log_paths: list, code) -> int:
+def write_externals(entries: dict, stimuli_path, out_paths: list, log_paths: list, code, threads: int = 1) -> int:
     """Rule ``external_rdm``: every entry of ``external_rdms`` (``entries``, name -> spec) written
     by :func:`write_external` to ``out_paths`` (in name order), each computed or reused from the
     store by its own key; what an entry logs also goes to its own file of ``log_paths``. Every
     entry is tried; if some fail, each failure is logged in its entry's log and the first is
-    raised (naming its config key or file). Returns how many entries were computed."""
+    raised (naming its config key or file). ``threads``: entries handled at once. Returns how many
+    entries were computed."""
     names = sorted(entries)
     if not (len(names) == len(out_paths) == len(log_paths)):
         raise ValueError(f"{len(names)} entries, {len(out_paths)} outputs, {len(log_paths)} logs")
     stimset = stimulus_set(stimuli_path)
-    computed, failed = 0, []
-    for name, out, log_path in zip(names, out_paths, log_paths):
+
+    def one(name, out, log_path):
         with product_log(log_path):
             try:
                 spec = entries[name]
-                computed += write_external(_entry_files(spec), stimuli_path, out, name, spec, code, stimset)
+                return write_external(_entry_files(spec), stimuli_path, out, name, spec, code, stimset), None
             except RsaflowError as exc:
                 log.error("%s", exc)
-                failed.append(exc)
+                return False, exc
+
+    # Threads: loading, checking and ranking are mostly NumPy (the GIL released); entries are independent.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(one, names, out_paths, log_paths))
+    computed = sum(bool(c) for c, _ in results)
+    failed = [exc for _, exc in results if exc is not None]
     log.info("external RDMs: %d computed, %d reused, %d failed", computed, len(names) - computed - len(failed),
              len(failed))
     if failed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def read_layer(activations_path, expect: dict | None) -> tuple[dict, str, tuple]
 def product_log(path):
     """While the block runs, log records also go to ``path`` (opened for writing), formatted as
     the job's own log: a job that makes several products (one per layer, one per external RDM)
-    keeps one log per product beside its own. ``path`` None or already a handler's file: nothing added."""
+    keeps one log per product beside its own (records of the calling thread only, so products made
+    in parallel threads keep their own). ``path`` None or already a handler's file: nothing added."""
     root = logging.getLogger()
     existing = {getattr(h, "baseFilename", None) for h in root.handlers}
     if path is None or str(Path(path).resolve()) in existing:
@@ -91,6 +93,8 @@ def product_log(path):
         return
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)  # this product's thread only
     root.addHandler(handler)
     try:
         yield
