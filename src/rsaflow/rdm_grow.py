@@ -56,20 +56,23 @@ def _groups(digests: np.ndarray) -> np.ndarray:
     return inverse.ravel()
 
 
-def _copy_known(d: np.ndarray, condensed, n_old: int, known: np.ndarray, old_pos: np.ndarray) -> None:
-    """d[known, known] = the stored RDM's entries of their old positions (condensed, squareform order)."""
-    b = old_pos[known]
-    step = max(1, 4_000_000 // max(1, known.size))
-    for start in range(0, known.size, step):
-        a = b[start : start + step]
-        i = np.minimum(a[:, None], b[None, :])
-        j = np.maximum(a[:, None], b[None, :])
-        idx = n_old * i - i * (i + 1) // 2 + (j - i - 1)
-        same = i == j
-        idx[same] = 0
-        vals = condensed[idx]
-        vals[same] = 0.0
-        d[np.ix_(known[start : start + step], known)] = vals
+def _copy_known(d: np.ndarray, condensed: np.ndarray, n_old: int, known: np.ndarray, old_pos: np.ndarray) -> None:
+    """d[known, known] = the stored RDM's entries of their old positions (condensed, squareform order).
+
+    One old row at a time: its part right of the diagonal is a contiguous slice of ``condensed``,
+    its part left of it one gather (index n_old b - b (b + 1) / 2 + a - b - 1 for b < a); then the
+    row, in the new order, is one more gather. O(K n_old) reads, O(n_old) temporaries.
+    """
+    b = np.arange(n_old, dtype=np.int64)
+    base = n_old * b - b * (b + 1) // 2 - b - 1  # + a: the index of (b, a), b < a
+    cols = old_pos[known]
+    row = np.zeros(n_old)
+    for k, a in zip(known.tolist(), cols.tolist()):
+        start = int(base[a]) + a + 1 if a < n_old - 1 else 0  # index of (a, a + 1)
+        row[:a] = condensed[base[:a] + a]
+        row[a] = 0.0
+        row[a + 1 :] = condensed[start : start + n_old - a - 1]
+        d[k, known] = row[cols]
 
 
 class _Pairs:
