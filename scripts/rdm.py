@@ -1,14 +1,17 @@
-"""Rule rdm: the RDM of one (model, layer), computed or reused from the store by content."""
+"""Rule rdm: the RDMs of a model's layers (or of one layer, rdm.jobs: layer), each computed or
+reused from the store by content."""
 
 import json
 
 from rsaflow.jobs.common import job
-from rsaflow.jobs.rdm import write_rdm
+from rsaflow.jobs.rdm import write_rdms
 
 with job(snakemake):
-    write_rdm(
-        f"{snakemake.input.activations}/{snakemake.wildcards.layer}.h5",
-        snakemake.output[0],
+    outputs = list(snakemake.output)
+    write_rdms(
+        snakemake.input.activations,
+        outputs,
+        list(snakemake.log)[-len(outputs) :],
         json.loads(snakemake.params.spec),
         snakemake.params.code,
         json.loads(snakemake.params.expect),

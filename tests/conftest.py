@@ -127,13 +127,15 @@ class Workflow:
         return proc
 
     def planned(self, *args: str) -> set[tuple[str, str]]:
-        """(rule, output) pairs a dry run (with ``args``) would execute; ``all`` is left out."""
+        """(rule, output) pairs a dry run (with ``args``) would execute; ``all`` is left out. A job
+        with several outputs gives one pair per output; the per-model rules ``rdm__<model>`` count as ``rdm``."""
         proc = self.run("-n", *args)
         jobs, rule = set(), None
         for line in (proc.stdout + proc.stderr).splitlines():
-            m = re.match(r"^\s*(?:local)?rule (\w+):", line)
+            m = re.match(r"^\s*(?:local)?rule ([\w.-]+):", line)
             if m:
-                rule = m.group(1)
+                # rdm.jobs: model runs a model's RDMs as one job of rule rdm__<model>: counted as rdm
+                rule = m.group(1).split("__", 1)[0]
                 continue
             m = re.match(r"^\s+output: (.*)$", line)
             if m and rule and rule != "all":

@@ -99,6 +99,40 @@ def test_no_change_runs_nothing(done):
     assert wf.planned() == set()
 
 
+def job_counts(wf, *args):
+    """Job stats of a dry run: {rule: jobs}, per rule as Snakemake names it."""
+    import re
+
+    proc = wf.run("-n", *args)
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^([\w.-]+)\s+(\d+)$", proc.stdout, re.M)}
+
+
+def test_rdm_jobs_follow_models_and_rdm_jobs_layer_splits_them(done):
+    """rdm.jobs: model (the default) is one RDM job per model, its layers' files its outputs, with
+    one log per layer; rdm.jobs: layer one job per layer, whose rerun (a new rule) reuses every RDM."""
+    wf, config = done
+    counts = job_counts(wf, "--forcerun", "rdm__resnet18", "rdm__squeeze")
+    assert counts["rdm__resnet18"] == 1 and counts["rdm__squeeze"] == 1 and "rdm" not in counts
+    log = wf.path("results/logs/rdm/euclidean/resnet18.log").read_text()
+    assert "results/activations/resnet18: 2 RDMs, 2 computed, 0 reused" in log
+    assert "computed rdm" in wf.path("results/logs/rdm/euclidean/resnet18/layer3.log").read_text()
+    assert "features" not in wf.path("results/logs/rdm/euclidean/resnet18/layer3.log").read_text()
+    before = {l: wf.path(f"results/rdms/euclidean/resnet18/{l}.h5").read_bytes() for l in ("avgpool", "layer3")}
+    layered = _with(config, rdm__jobs="layer")
+    wf.write_config(layered)
+    try:
+        assert job_counts(wf)["rdm"] == 3  # a new rule: its jobs run, and reuse
+        wf.run()
+        for layer, data in before.items():
+            assert wf.path(f"results/rdms/euclidean/resnet18/{layer}.h5").read_bytes() == data
+            assert "reused rdm" in wf.path(f"results/logs/rdm/euclidean/resnet18/{layer}.log").read_text()
+        assert wf.planned() == set()
+    finally:
+        wf.write_config(config)
+    wf.run()
+    assert wf.planned() == set()
+
+
 def test_reordering_runs_nothing(done):
     wf, config = done
     shuffled = {k: config[k] for k in reversed(list(config))}

@@ -21,6 +21,9 @@ class Metric:
     angular: computed from cosines of (centred, for ``correlation``) patterns rather than from
     squared distances; centred: patterns are centred per stimulus first; squared: the squared
     distance is kept (no square root); formula and same_as: the convention and who shares it.
+    row_local: d(i, j) depends on rows i and j alone (not on the other stimuli), so the RDM of a
+    grown stimulus set may copy the stored distances of rows it shares (rsaflow.rdm_grow); every
+    metric here is (correlation centres each row by its own mean).
     """
 
     name: str
@@ -29,6 +32,7 @@ class Metric:
     angular: bool = False
     centred: bool = False
     squared: bool = False
+    row_local: bool = True
 
 
 @dataclass(frozen=True)

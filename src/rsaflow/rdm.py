@@ -381,3 +381,11 @@ def percentile_ranks(rdm: np.ndarray) -> np.ndarray:
 
     rdm = np.asarray(rdm, dtype=np.float64)
     return (rankdata(rdm.ravel(), method="average") * (100.0 / rdm.size)).reshape(rdm.shape)
+
+
+# The steps rsaflow.rdm_grow shares with the cold path above (one implementation of each).
+metric_info = _metric
+row_stats = _row_stats
+checked_block = _checked
+bad_rows_error = _bad_rows_error
+recompute_near = _recompute_near

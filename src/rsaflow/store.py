@@ -154,3 +154,31 @@ def summary(root: Path | str | None = None) -> dict:
         entry["bytes"] += st.st_size
         entry["unreferenced"] += st.st_nlink <= 1
     return out
+
+
+#: Under the store: ``rows/<kind>/<family[:2]>/<family>/<key>``, empty files listing which objects
+#: of ``kind`` share a *family* (a product key without its inputs' stimulus set): where a product of
+#: a grown stimulus set looks for stored rows (rsaflow.rdm_grow). Not objects: pruning leaves them,
+#: and a listed key whose object is gone is skipped.
+ROWS_DIR = "rows"
+
+
+def family_dir(kind: str, family: str, root: Path | str | None = None) -> Path:
+    return store_root(root) / ROWS_DIR / kind / family[:2] / family
+
+
+def index_family(kind: str, family: str, key: str, root: Path | str | None = None) -> None:
+    """List the object of ``key`` under ``family`` (idempotent)."""
+    folder = family_dir(kind, family, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / key).touch()
+
+
+def family_objects(kind: str, family: str, root: Path | str | None = None, limit: int = 8) -> list[Path]:
+    """The stored objects listed under ``family`` that still exist, most recently used first (at most ``limit``)."""
+    folder = family_dir(kind, family, root)
+    if not folder.is_dir():
+        return []
+    found = [object_path(kind, p.name, root) for p in folder.iterdir() if p.is_file()]
+    found = [p for p in found if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]

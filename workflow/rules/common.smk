@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import sys
@@ -189,6 +190,30 @@ def layer_expectation(wildcards):
     return rsacfg.dumps(modelspec.layer_slice(spec, wildcards.layer))
 
 
+def model_layers():
+    """Each model's layers, in the config's order (the outputs of its RDM job, rdm.jobs: model)."""
+    out = {}
+    for model, layer in BRANCHES:
+        out.setdefault(model, []).append(layer)
+    return out
+
+
+def layer_expectations(wildcards):
+    """{layer: its expected config slice} for one layer's RDM job (rdm.jobs: layer)."""
+    return rsacfg.dumps({wildcards.layer: json.loads(layer_expectation(wildcards))})
+
+
+def model_expectations(model):
+    """{layer: its expected config slice} for every layer of a model (rdm.jobs: model)."""
+    spec = rsacfg.model_slice(config, NORM, model)
+    layers = model_layers()[model]
+    return rsacfg.dumps({l: modelspec.layer_slice(spec, l) for l in layers})
+
+
+def rdm_log(metric="{metric}", model="{model}", layer="{layer}"):
+    return f"results/logs/rdm/{metric}/{model}/{layer}.log"
+
+
 def rdm_spec(wildcards):
     """The metric is the wildcard's (one of the registry's, by the constraint); rdm.backend
     and rdm.device only for torch (rsaflow.kernels.spec_slice: NumPy slices as before).
@@ -203,7 +228,8 @@ def rdm_spec(wildcards):
 
 
 def external_rdm_spec(wildcards):
-    return rsacfg.dumps(EXTERNAL[wildcards.name])
+    """Every entry of external_rdms (the one external_rdm job handles them all)."""
+    return rsacfg.dumps(EXTERNAL)
 
 
 def tile_spec(wildcards):
@@ -243,17 +269,31 @@ def stimulus_inputs(wildcards):
     return [local(str(p)) for p in rsacfg.cifar10_files(config["stimuli"])]
 
 
-def external_path(wildcards):
-    spec = EXTERNAL[wildcards.name]
-    if "paths" in spec:  # a group of subjects' RDM files
-        return [local(p) for p in spec["paths"]]
-    return local(spec["path"])
+def external_sources():
+    """Every entry's RDM file(s) (``path`` or a group's ``paths``) and ids file, in name order."""
+    files = []
+    for name in sorted(EXTERNAL):
+        spec = EXTERNAL[name]
+        files += spec["paths"] if "paths" in spec else [spec["path"]]
+        files += [spec["ids"]] if spec.get("ids") else []
+    return files
 
 
-def external_ids(wildcards):
-    """The entry's ids file (``ids:``), if it names one."""
-    ids = EXTERNAL[wildcards.name].get("ids")
-    return [local(ids)] if ids else []
+def external_content(wildcards):
+    """The external files as one digest of their paths and bytes: a param, not inputs. (Snakemake
+    records the checksum of every input once per output: 80 files of one job with 80 outputs
+    were 6,400 checksums, 30 s at N = 800.) Per-file sha256s cached as for the stimuli.
+    """
+    return filedigest.content_digest(
+        external_sources(), None, Path(".snakemake") / "rsaflow"
+    )
+
+
+def external_logs():
+    """The external_rdm job's own log, then one log per entry (what that entry's work logged)."""
+    return ["results/logs/external_rdm.log"] + [
+        f"results/logs/external_rdm/{name}.log" for name in sorted(EXTERNAL)
+    ]
 
 
 def external_files():

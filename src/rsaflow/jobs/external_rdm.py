@@ -13,12 +13,14 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 
 from rsaflow import binding, h5io, rdmfile, store
 from rsaflow.compare import DegenerateRDMError
-from rsaflow.errors import ConfigError, InputFileError
+from rsaflow.errors import ConfigError, InputFileError, RsaflowError
 from rsaflow.external import (
     MissingIdsError,
     carries_ids,
@@ -28,7 +30,7 @@ from rsaflow.external import (
     load_external_rdm,
     read_ids,
 )
-from rsaflow.jobs.per_layer import write_rdm_file
+from rsaflow.jobs.per_layer import product_log, write_rdm_file
 from rsaflow.provenance import base_attrs, file_sha256
 from rsaflow.results import stimulus_ids
 
@@ -67,18 +69,35 @@ def _bind_unlabelled(name: str, spec: dict, files: list[str], shas: list[str], d
                          digest[:12])
 
 
-def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, code) -> bool:
-    """Check an external RDM (or group) against the stimulus set and store it as an rsaflow RDM
-    ``external/<name>`` (a group: its mean RDM and dataset ``subjects``). A file without stimulus
-    ids needs ``ids:`` or ``order: stimuli`` in ``spec`` (then it is bound to the stimulus set)."""
+@lru_cache(maxsize=4)
+def _shared_attrs(code) -> dict:
+    return base_attrs({}, code)  # the library versions: read once per job, not per entry
+
+
+def _base_attrs(spec: dict, code) -> dict:
+    """rsaflow.provenance.base_attrs of ``spec`` (same keys, same order)."""
+    return {**_shared_attrs(code), "config": spec} if isinstance(code, str) else base_attrs(spec, code)
+
+
+def stimulus_set(stimuli_path) -> tuple[int, str, list[str]]:
+    """N, the stimulus digest and the stimulus ids of the stimulus file."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
         n = f["images"].shape[0]
         digest = f.attrs["digest"]
-    ids = stimulus_ids(stimuli_path)
+    return n, digest, stimulus_ids(stimuli_path)
+
+
+def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, code,
+                   stimset: tuple | None = None) -> bool:
+    """Check an external RDM (or group) against the stimulus set and store it as an rsaflow RDM
+    ``external/<name>`` (a group: its mean RDM and dataset ``subjects``). A file without stimulus
+    ids needs ``ids:`` or ``order: stimuli`` in ``spec`` (then it is bound to the stimulus set).
+    ``stimset``: :func:`stimulus_set` of ``stimuli_path``, when the caller read it already."""
+    n, digest, ids = stimset or stimulus_set(stimuli_path)
     files, group = _sources(rdm_paths, spec)
     shas = [file_sha256(p) for p in files]
     attrs = {
-        **base_attrs(spec, code),
+        **_base_attrs(spec, code),
         "model": "external",
         "layer": name,
         "node_index": -1,
@@ -107,3 +126,43 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
         return store.produce("external", key, out_path, compute)
     except MissingIdsError as exc:
         raise ConfigError(_entry_key(name, spec, files, exc.path), str(exc)) from None
+
+
+def _entry_files(spec: dict):
+    return spec["paths"] if "paths" in spec else spec["path"]
+
+
+def write_externals(entries: dict, stimuli_path, out_paths: list, log_paths: list, code, threads: int = 1) -> int:
+    """Rule ``external_rdm``: every entry of ``external_rdms`` (``entries``, name -> spec) written
+    by :func:`write_external` to ``out_paths`` (in name order), each computed or reused from the
+    store by its own key; what an entry logs also goes to its own file of ``log_paths``. Every
+    entry is tried; if some fail, each failure is logged in its entry's log and the first is
+    raised (naming its config key or file). ``threads``: entries handled at once. Returns how many
+    entries were computed."""
+    names = sorted(entries)
+    if not (len(names) == len(out_paths) == len(log_paths)):
+        raise ValueError(f"{len(names)} entries, {len(out_paths)} outputs, {len(log_paths)} logs")
+    stimset = stimulus_set(stimuli_path)
+
+    def one(name, out, log_path):
+        with product_log(log_path):
+            try:
+                spec = entries[name]
+                return write_external(_entry_files(spec), stimuli_path, out, name, spec, code, stimset), None
+            except RsaflowError as exc:
+                log.error("%s", exc)
+                return False, exc
+
+    # Threads: loading, checking and ranking are mostly NumPy (the GIL released); entries are independent.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(one, names, out_paths, log_paths))
+    computed = sum(bool(c) for c, _ in results)
+    failed = [exc for _, exc in results if exc is not None]
+    log.info("external RDMs: %d computed, %d reused, %d failed", computed, len(names) - computed - len(failed),
+             len(failed))
+    if failed:
+        if len(failed) > 1:
+            log.error("%d external RDMs failed; each one's log under results/logs/external_rdm/ says why",
+                      len(failed))
+        raise failed[0]
+    return computed

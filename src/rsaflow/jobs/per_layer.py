@@ -6,7 +6,12 @@ only that rule.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import threading
+
+from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +53,7 @@ def _pick(d, keys) -> str:
     return json.dumps({k: (d or {}).get(k) for k in keys}, sort_keys=True)
 
 
-def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None) -> None:
+def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None, extra: dict | None = None) -> None:
     """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
 
     ``rdm``: the square N x N RDM (its upper triangle is taken, rsaflow.rdmfile.upper_triangle) or
@@ -56,10 +61,12 @@ def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None) 
     the triangle, so that the ranking runs without it (rsaflow.jobs.rdm). Every comparison
     method's vector is derived from the file on the fly, so adding an RDM to an analysis costs one
     RDM file, not K comparisons. Refuses an RDM that some method cannot compare (constant
-    dissimilarities), naming ``source``. ``ranker``: rsaflow.rdmfile.write's (a backend's ranking).
+    dissimilarities), naming ``source``. ``ranker``: rsaflow.rdmfile.write's (a backend's ranking);
+    ``extra``: further datasets (an RDM's ``row_sha256``).
     """
     try:
-        rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs, ranker=ranker)
+        rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs, extra=extra,
+                      ranker=ranker)
     except DegenerateRDMError as exc:
         raise InputFileError(
             source,
@@ -73,3 +80,26 @@ def read_layer(activations_path, expect: dict | None) -> tuple[dict, str, tuple]
     with h5io.open_artifact(activations_path, "activations") as f:
         check_expected(f, activations_path, expect)
         return _carried(f), _activation_digest(f), f["activations"].shape
+
+
+@contextlib.contextmanager
+def product_log(path):
+    """While the block runs, log records also go to ``path`` (opened for writing), formatted as
+    the job's own log: a job that makes several products (one per layer, one per external RDM)
+    keeps one log per product beside its own (records of the calling thread only, so products made
+    in parallel threads keep their own). ``path`` None or already a handler's file: nothing added."""
+    root = logging.getLogger()
+    existing = {getattr(h, "baseFilename", None) for h in root.handlers}
+    if path is None or str(Path(path).resolve()) in existing:
+        yield
+        return
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)  # this product's thread only
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
