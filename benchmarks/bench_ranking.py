@@ -52,7 +52,7 @@ def old_ranks_and_ties(values):
     """rsaflow.compare.ranks_and_ties as it was before rsaflow.ranking: its np.argsort path."""
     from rsaflow import compare, ranking
 
-    with mock.patch.object(ranking, "packable", lambda v: False):
+    with mock.patch.object(ranking, "_fast_path", lambda v: None):  # every input takes the np.argsort path
         return compare.ranks_and_ties(values)
 
 

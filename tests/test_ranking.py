@@ -14,6 +14,20 @@ from scipy.stats import rankdata
 from rsaflow import compare, ranking, resampling
 
 
+@pytest.fixture(autouse=True)
+def packed_from_small(monkeypatch):
+    """The packed-key path from its own minimum length (SMALL), so that these tests exercise it on
+    small vectors; the default dispatch (PACKED_MIN) is tested below."""
+    monkeypatch.setattr(ranking, "PACKED_MIN", ranking.SMALL)
+
+
+def test_short_vectors_take_the_argsort_path_by_default(monkeypatch):
+    monkeypatch.setattr(ranking, "PACKED_MIN", 1 << 20)
+    v = np.random.default_rng(0).random(1 << 19)
+    assert ranking._fast_path(v) is None and ranking._fast_path(np.r_[v, v]) is not None
+    np.testing.assert_array_equal(ranking.ranks_and_ties(v)[0], rankdata(v))
+
+
 def _check(v: np.ndarray) -> None:
     ranks, ties = ranking.ranks_and_ties(v)
     assert ranks.dtype == np.float64 and ranks.shape == v.shape

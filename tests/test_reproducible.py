@@ -54,9 +54,14 @@ def test_sigkill_mid_extraction_then_rerun_equals_clean_run(tmp_path):
     finally:
         proc.wait()
 
-    partial = [p for p in killed.path("results/activations").rglob("*") if p.is_file()]
-    # only inside the job's temporary folder (.<model>.tmp-<pid>/), never at a final path
-    assert partial and all(p.parent.name.startswith(".") and ".tmp-" in p.parent.name for p in partial), partial
+    partial = [p for d in ("results/activations", "results/store/shards") for p in killed.path(d).rglob("*")
+               if p.is_file()]
+
+    def temporary(p):  # the job's temporary folder (.<model>.tmp-<pid>/) or a shard's temp file (.<key>.h5.tmp-<pid>)
+        return any(part.startswith(".") and ".tmp-" in part for part in (p.name, p.parent.name))
+
+    # the batches written so far (the new images' shards stream them), never at a final path
+    assert partial and all(temporary(p) for p in partial), partial
     # Snakemake's lock of the killed run stays behind, as after any crash: unlock, then rerun.
     killed.run("--unlock")
     killed.run("--cores", "1")
@@ -70,9 +75,9 @@ def test_forced_rerun_is_byte_identical(tmp_path):
     wf.write_config(one_model_config(cifar, per_class=3))
     wf.run()
     first = h5_bytes(wf)
-    # stimuli, 2 activations, 2 RDMs (and their 2 store objects), second order (matrix and pairs, and
-    # the pairs' store object), rsatoolbox export
-    assert len(first) == 11
+    # stimuli, 2 activations (and their 2 shards), 2 RDMs (and their 2 store objects), second order (matrix
+    # and pairs, and the pairs' store object), rsatoolbox export
+    assert len(first) == 13
     time.sleep(1.1)  # a timestamp in the files would now differ
     shutil.rmtree(wf.path("results/store"))  # else the RDM jobs would reuse, not recompute
     wf.run("--forceall")

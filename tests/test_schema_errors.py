@@ -231,6 +231,7 @@ def test_gpu_declared_only_where_the_run_provides_one(workflow, cifar_root, monk
     slurm_profile = str(workflow.src / "profiles" / "slurm")
     slurm = gpu_per_rule(workflow.run("-n", "--workflow-profile", slurm_profile))
     assert slurm["activations"] == {"1"}
-    assert all(v == {""} for rule, v in slurm.items() if rule != "activations"), slurm
+    # no other job asks for one (the RDM and second-order rules declare gpu=0 on the NumPy backend)
+    assert all(v <= {"", "0"} for rule, v in slurm.items() if rule != "activations"), slurm
     monkeypatch.setenv("RSAFLOW_SLURM_GPUS", "0")
     assert gpu_per_rule(workflow.run("-n", "--workflow-profile", slurm_profile))["activations"] == {"0"}

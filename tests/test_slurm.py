@@ -62,7 +62,7 @@ def test_dry_run_shows_gpu_only_on_extraction(tmp_path):
     assert "gpu=1" in seen["activations"][1]
     for rule, (kind, resources) in seen.items():
         if rule != "activations":
-            assert "gpu=" not in resources, (rule, resources)
+            assert not re.search(r"\bgpu=[1-9]", resources), (rule, resources)  # gpu=0 (NumPy kernels) asks for none
 
 
 def test_workflow_through_slurm_equals_local_run(tmp_path):

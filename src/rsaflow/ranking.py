@@ -24,7 +24,7 @@ codes are equal, so the only random accesses are in collision and tie runs.
 Memory beside the values: the keys, 8 B per value, plus a few arrays of :data:`CHUNK`
 elements (the returned ranks are the keys' memory viewed as float64): 2 S for values and ranks
 where an argsort-based ranking holds 3 S (values, int64 order, ranks). Inputs with NaN or Inf,
-shorter than :data:`SMALL`, or of more than 2^31 values take the ``np.argsort`` path (same
+shorter than :data:`PACKED_MIN` (where np.argsort is faster), or of more than 2^31 values take the ``np.argsort`` path (same
 results). Matches ``scipy.stats.rankdata(method='average')`` bit for bit. :func:`tied_pairs`
 counts tied pairs alone (one sort). Never imports torch.
 """
@@ -35,8 +35,14 @@ import numpy as np
 
 #: Positions handled at a time by the passes over the keys (temporaries: a few such arrays).
 CHUNK = 1 << 19
-#: Below this length :func:`argsort` and :func:`ranks_and_ties` use ``np.argsort`` directly.
+#: The packed keys need at least this many values (their index field and chunked passes).
 SMALL = 1 << 14
+#: Below this length :func:`argsort` and :func:`ranks_and_ties` use ``np.argsort`` directly: where
+#: numpy's argsort of float64 is SIMD (AVX-512, numpy >= 2), it beats the packed keys on vectors up
+#: to about a million values (N ~ 1,400: at N = 1,000, 499,500 values, the np.argsort path took
+#: 40 ms vs 42 ms on distances and 17 ms vs 52 ms on heavy ties; at N = 2,000 the packed keys won
+#: 1.6x on distances; benchmarks/bench_ranking.py). Same ranks bit for bit either way.
+PACKED_MIN = 1 << 20
 #: Collision runs shorter than this are sorted by ``np.argsort`` of their values, longer ones
 #: by re-keying in place.
 _SMALL_RUN = 1 << 12
@@ -55,7 +61,8 @@ def _bits(n: int) -> int:
 def _fast_path(values: np.ndarray) -> tuple[float, float] | None:
     """(min, max) of values that can be packed (1-D, finite, SMALL..2^31 values), None for the
     np.argsort path."""
-    if values.ndim != 1 or values.size < SMALL or values.size > _MAX_N or values.dtype.kind not in "fiub":
+    if values.ndim != 1 or values.size < max(SMALL, PACKED_MIN) or values.size > _MAX_N or \
+            values.dtype.kind not in "fiub":
         return None
     lo, hi = float(values.min()), float(values.max())
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(hi - lo)):
