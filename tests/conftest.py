@@ -153,6 +153,16 @@ class Workflow:
         finally:
             self.config_path.write_text(original)
 
+    def dry_run_with(self, config: dict) -> subprocess.CompletedProcess:
+        """``snakemake -n`` under ``config`` (not checked: for config errors); the current config file
+        is restored after."""
+        original = self.config_path.read_text()
+        self.write_config(config)
+        try:
+            return self.run("-n", check=False)
+        finally:
+            self.config_path.write_text(original)
+
     def edited(self, module: str) -> set[tuple[str, str]]:
         """What a dry run would execute after appending a comment to library ``module`` (relative to
         src/rsaflow) in the workflow copy; the file is restored with its mtime after."""

@@ -246,11 +246,6 @@ def test_tiles_with_inference_are_a_config_error(done):
     wf, config, _ = done
     bad = copy.deepcopy(config)
     bad["analyses"]["tiled"]["bootstrap"] = 10
-    original = wf.config_path.read_text()
-    wf.write_config(bad)
-    try:
-        proc = wf.run("-n", check=False)
-    finally:
-        wf.config_path.write_text(original)
+    proc = wf.dry_run_with(bad)
     assert proc.returncode != 0
     assert "config error at analyses.tiled.tiles: bootstrap and permutations" in proc.stdout + proc.stderr

@@ -164,12 +164,7 @@ def test_a_whole_rdm_method_with_a_stimulus_bootstrap_is_one_config_error(done):
     wf, config, _, _ = done
     bad = {**config, "brain": {"V1": {**config["brain"]["V1"], "evaluate": {"method": "cosine_cov",
                                                                         "bootstrap": "both"}}}}
-    original = wf.config_path.read_text()
-    wf.write_config(bad)
-    try:
-        proc = wf.run("-n", check=False)
-    finally:
-        wf.config_path.write_text(original)
+    proc = wf.dry_run_with(bad)
     assert proc.returncode != 0
     assert "config error at brain.V1.evaluate.bootstrap: 'both' resamples stimuli, which method cosine_cov" in (
         proc.stdout + proc.stderr)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import math
-
 from rsaflow import ranking
 from rsaflow.compare import DegenerateRDMError, n_from_pairs
+from rsaflow.resampling import scale_ranks
 
 #: Pairs per block of the batched resample products, each block one single-threaded BLAS call.
 BLOCK = 1 << 13
@@ -241,15 +240,5 @@ class SortedRows:
             centred = np.empty(w.size)
             shifted = group_rank - (total + 1.0) / 2.0
             centred[order] = shifted if groups is None else np.repeat(shifted, groups[1])
-            c = centred[keep]
-            if not unit:
-                scale = math.sqrt(12.0 / (total**3 - total))
-            else:
-                norm = math.sqrt(np.einsum("i,i,i->", ww, c, c))
-                if norm == 0 or norm <= 1e-12 * group_rank[-1]:
-                    raise DegenerateRDMError("all dissimilarities are equal (zero variance): correlation undefined")
-                scale = 1.0 / norm
-            c *= np.sqrt(ww)
-            c *= scale
-            out[k] = c
+            out[k] = scale_ranks(centred[keep], ww, total, group_rank[-1], unit)
         return out

@@ -109,11 +109,18 @@ def rank_vector(values: np.ndarray, w: np.ndarray, total: float, method: str) ->
     group_rank = np.cumsum(group_w) - group_w + (group_w + 1.0) / 2.0
     centred = np.empty(values.size)
     centred[order] = np.repeat(group_rank - (total + 1.0) / 2.0, np.diff(np.append(starts, values.size)))
-    if not METHODS[method].unit:
+    return scale_ranks(centred, w, total, group_rank[-1], METHODS[method].unit)
+
+
+def scale_ranks(centred: np.ndarray, w: np.ndarray, total: float, top: float, unit: bool) -> np.ndarray:
+    """``centred`` weighted ranks (in place) times sqrt(w), scaled to unit weighted norm (``unit``:
+    spearman) or by sqrt(12 / (W^3 - W)) (rho_a), W = ``total``; ``top``: the largest rank (for the
+    zero-variance check). Shared by :func:`rank_vector` and rsaflow.evaluation_moments."""
+    if not unit:
         scale = math.sqrt(12.0 / (total**3 - total))
     else:
         norm = math.sqrt(np.einsum("i,i,i->", w, centred, centred))
-        if norm == 0 or norm <= 1e-12 * group_rank[-1]:
+        if norm == 0 or norm <= 1e-12 * top:
             raise DegenerateRDMError("all dissimilarities are equal (zero variance): correlation undefined")
         scale = 1.0 / norm
     centred *= np.sqrt(w)
