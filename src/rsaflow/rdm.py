@@ -104,34 +104,34 @@ def _row_step(n: int) -> int:
     return max(1, min(1024, -(-n // 16)))
 
 
-def _metric(metric: str):
+def metric_info(metric: str):
     """The registry entry of ``metric`` (rsaflow.methods.METRICS); ValueError naming the allowed ones."""
     if metric not in METRIC_INFO:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     return METRIC_INFO[metric]
 
 
-def _bad_rows_error(bad: np.ndarray, metric: str) -> ValueError:
-    kind = "constant" if _metric(metric).centred else "all-zero"
+def bad_rows_error(bad: np.ndarray, metric: str) -> ValueError:
+    kind = "constant" if metric_info(metric).centred else "all-zero"
     return ValueError(f"{bad.size} stimuli have {kind} patterns (first rows: {bad[:5].tolist()}); "
                       f"the {metric} distance is undefined for them")
 
 
-def _checked(blk) -> np.ndarray:
+def checked_block(blk) -> np.ndarray:
     """A block as a float64 C-ordered array of its own (a copy: it may be modified in place)."""
     b64 = np.array(blk, dtype=np.float64, order="C", copy=True)
     check_finite(b64, "activations", rows="stimuli")
     return b64
 
 
-def _row_stats(blocks: Iterable[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, int]:
+def row_stats(blocks: Iterable[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, int]:
     """First pass for correlation: float64 row sums, a constant-row flag (min == max) and M."""
     sums = np.zeros(n)
     lo = np.full(n, np.inf)
     hi = np.full(n, -np.inf)
     m = 0
     for blk in blocks:
-        b64 = _checked(blk)
+        b64 = checked_block(blk)
         m += b64.shape[1]
         sums += b64.sum(axis=1)
         np.minimum(lo, b64.min(axis=1), out=lo)
@@ -157,7 +157,7 @@ def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None, a
     zero = np.ones(n, dtype=bool)
     m_total = 0
     for blk in blocks:
-        b64 = _checked(blk)
+        b64 = checked_block(blk)
         m_total += b64.shape[1]
         zero &= ~np.any(b64, axis=1)
         raw = np.ascontiguousarray(blk)
@@ -178,7 +178,7 @@ def _gram_pass(blocks: Iterable[np.ndarray], n: int, means: np.ndarray | None, a
     return gram_f, hashes, m_total, resid, zero
 
 
-def _recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: int, metric: str) -> None:
+def recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: int, metric: str) -> None:
     """Overwrite d[i, j] and d[j, i] for the listed pairs with the distance computed directly
     from the full rows, a chunk of pairs at a time (rows of a chunk under NEAR_CHUNK_BYTES).
 
@@ -186,7 +186,7 @@ def _recompute_near(d: np.ndarray, ii: np.ndarray, jj: np.ndarray, get_rows, m: 
     (centred, twice, for correlation) row scaled to unit norm, equal to 1 - cos but without its
     cancellation: relative accuracy ~1e-15 however small the distance.
     """
-    info = _metric(metric)
+    info = metric_info(metric)
     chunk = int(max(1, min(4096, NEAR_CHUNK_BYTES // (2 * 8 * max(m, 1)))))
     for start in range(0, ii.size, chunk):
         a, b = ii[start : start + chunk], jj[start : start + chunk]
@@ -266,17 +266,17 @@ def _rdm_from_blocks(
     + a few copies of one block + at most NEAR_CHUNK_BYTES of full rows. Returns (D, near pairs
     recomputed directly).
     """
-    info = _metric(metric)
+    info = metric_info(metric)
     angular = info.angular
     means = None
     if info.centred:
-        sums, constant, m = _row_stats(make_blocks("row-means"), n)
+        sums, constant, m = row_stats(make_blocks("row-means"), n)
         if np.any(constant):
-            raise _bad_rows_error(np.nonzero(constant)[0], metric)
+            raise bad_rows_error(np.nonzero(constant)[0], metric)
         means = sums / m
     gram_f, hashes, m, resid, zero = _gram_pass(make_blocks("Gram"), n, means, accumulator)
     if angular and not info.centred and np.any(zero):
-        raise _bad_rows_error(np.nonzero(zero)[0], metric)
+        raise bad_rows_error(np.nonzero(zero)[0], metric)
     # gram_f's upper triangle, seen through its C-ordered transpose d, is d's lower triangle
     # (j <= i). Distances are formed there, row block by row block, then mirrored: exactly symmetric.
     d = gram_f.T
@@ -290,18 +290,18 @@ def _rdm_from_blocks(
             d[start:stop, :stop] -= resid[start:stop, None] * scaled[None, :stop]
     diag = np.diag(d).copy()
     if angular and np.any(diag <= 0):  # underflow of tiny rows: undefined like the rows checked above
-        raise _bad_rows_error(np.nonzero(diag <= 0)[0], metric)
+        raise bad_rows_error(np.nonzero(diag <= 0)[0], metric)
     near_i, near_j = _distances_in_place(d, diag, angular, _duplicate_groups(hashes), near_rtol)
     _mirror_lower_to_upper(d)
     ii, jj = np.concatenate(near_i), np.concatenate(near_j)
-    _recompute_near(d, ii, jj, get_rows, m, metric)
+    recompute_near(d, ii, jj, get_rows, m, metric)
     np.fill_diagonal(d, 0.0)
     return d, int(ii.size)
 
 
 def _finish(d: np.ndarray, metric: str, m: int) -> np.ndarray:
     """Scale the squared Euclidean distances in place (/M, then sqrt for 'euclidean')."""
-    info = _metric(metric)
+    info = metric_info(metric)
     if not info.angular:
         d /= m
         if not info.squared:
@@ -382,10 +382,3 @@ def percentile_ranks(rdm: np.ndarray) -> np.ndarray:
     rdm = np.asarray(rdm, dtype=np.float64)
     return (rankdata(rdm.ravel(), method="average") * (100.0 / rdm.size)).reshape(rdm.shape)
 
-
-# The steps rsaflow.rdm_grow shares with the cold path above (one implementation of each).
-metric_info = _metric
-row_stats = _row_stats
-checked_block = _checked
-bad_rows_error = _bad_rows_error
-recompute_near = _recompute_near
