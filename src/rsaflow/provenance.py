@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -28,7 +29,13 @@ def file_sha256(path) -> str:
 
 
 def versions(*packages: str) -> dict:
-    """Installed versions of ``packages`` plus Python's and rsaflow's."""
+    """Installed versions of ``packages`` plus Python's and rsaflow's (looked up once per process
+    and set of packages: a job writing many products reads the package metadata once)."""
+    return dict(_versions(packages))
+
+
+@functools.lru_cache(maxsize=32)
+def _versions(packages: tuple) -> dict:
     out = {"python": platform.python_version(), "rsaflow": rsaflow.__version__}
     for name in packages:
         try:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import numpy as np
 
@@ -69,16 +68,6 @@ def _bind_unlabelled(name: str, spec: dict, files: list[str], shas: list[str], d
                          digest[:12])
 
 
-@lru_cache(maxsize=4)
-def _shared_attrs(code) -> dict:
-    return base_attrs({}, code)  # the library versions: read once per job, not per entry
-
-
-def _base_attrs(spec: dict, code) -> dict:
-    """rsaflow.provenance.base_attrs of ``spec`` (same keys, same order)."""
-    return {**_shared_attrs(code), "config": spec} if isinstance(code, str) else base_attrs(spec, code)
-
-
 def stimulus_set(stimuli_path) -> tuple[int, str, list[str]]:
     """N, the stimulus digest and the stimulus ids of the stimulus file."""
     with h5io.open_artifact(stimuli_path, "stimuli") as f:
@@ -97,7 +86,7 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
     files, group = _sources(rdm_paths, spec)
     shas = [file_sha256(p) for p in files]
     attrs = {
-        **_base_attrs(spec, code),
+        **base_attrs(spec, code),
         "model": "external",
         "layer": name,
         "node_index": -1,
