@@ -273,13 +273,41 @@ def rdm_child(args) -> None:
 
     store.STORE_DIR = Path(args.store)
     t0 = time.perf_counter()
-    computed = write_rdm(args.act, args.out, {"metric": args.rdm_metric, "block": 8192}, "bench-code", None)
+    if args.rdm_floor:
+        rdm_floor(args)
+        computed = True
+    else:
+        computed = write_rdm(args.act, args.out, {"metric": args.rdm_metric, "block": 8192}, "bench-code", None,
+                             args.threads)
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak": vm_hwm(), "computed": computed}))
+
+
+def rdm_floor(args) -> None:
+    """The RDM job's work without the ranking and the per-method scalars: the row digests, the
+    distances (rsaflow.rdm.rdm_from_h5: Gram by dsyrk, in place), the triangle and a file of the
+    same datasets and bytes (the 'ranks' dataset holds a copy of the values). What any version
+    of the job must do; the ranking's share is the job minus this."""
+    import h5py
+
+    from rsaflow import h5io, rdm_grow, rdmfile
+    from rsaflow.rdm import rdm_from_h5
+
+    with h5py.File(args.act, "r") as f:
+        digests = rdm_grow.row_digests(f["activations"])
+        rdm, _ = rdm_from_h5(f["activations"], args.rdm_metric, 8192)
+    condensed, spare = rdmfile.upper_triangle_in_place(rdm)
+    del rdm
+    np.copyto(spare, condensed)
+    h5io.write_h5(args.out, "rdm", {"condensed": condensed, "ranks": spare, "row_sha256": digests}, {"floor": 1})
 
 
 def median_of(fn, repeats: int) -> dict:
     """Run ``fn()`` ``repeats`` times; the median of its seconds and of its peak, and every run's seconds."""
-    runs = [fn() for _ in range(max(1, repeats))]
+    return summarize([fn() for _ in range(max(1, repeats))])
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The median seconds and peak of child runs, every run's seconds, and the last run."""
     return {"seconds": statistics.median(r["seconds"] for r in runs),
             "peak": statistics.median(r["peak"] for r in runs),
             "all": [r["seconds"] for r in runs], "last": runs[-1]}
@@ -293,6 +321,16 @@ def fmt_runs(runs: list[dict], key: str = "seconds") -> str:
     return ", ".join(f"{r[key]:.2f}" for r in runs) + " s"
 
 
+def export_revision(rev: str, root: Path) -> str:
+    """This repository's ``src`` and ``benchmarks`` at git revision ``rev``, exported under ``root``;
+    returns that revision's bench_scale.py (its --rdm-job child runs that revision's RDM job)."""
+    dest = root / f"rev-{rev}"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", rev, "src", "benchmarks"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return str(dest / "benchmarks" / "bench_scale.py")
+
+
 def fresh(root: Path) -> Path:
     """A new, empty store folder under ``root``."""
     return Path(tempfile.mkdtemp(prefix="store_", dir=root))
@@ -303,24 +341,55 @@ def curve_n(args, root: Path, rows: list) -> None:
     ns = [200, 400] if args.quick else [int(x) for x in args.n_sizes.split(",")]
     kd = 5 if args.quick else args.k_curve
     table, prev = [], None
+    ref_script = export_revision(args.reference_rev, root) if args.reference_rev else None
     for n in ns:
         d = root / f"d{n}"
         d.mkdir()
         p, s = n * (n - 1) // 2, 8 * n * (n - 1) // 2
-        reps = args.repeats if n <= 2000 else 1
+        reps = args.repeats if n <= 2000 or ref_script is not None else 1
         act = d / "act.h5"
         make_activations(act, n, args.units)
 
-        def rdm_once():
+        def rdm_once(script=__file__, keep=None, extra=()):
             out, st = d / "rdm_job.h5", fresh(root)
             res = run_child(["--rdm-job", "--act", str(act), "--out", str(out), "--store", str(st),
-                             "--rdm-metric", args.rdm_metric], args.threads)
+                             "--rdm-metric", args.rdm_metric, *extra], args.threads, script=script)
             res["size"] = out.stat().st_size
+            if keep is not None:
+                import h5py
+
+                with h5py.File(out, "r") as f:
+                    keep.update(condensed=f["condensed"][()], ranks=f["ranks"][()])
             out.unlink()
             shutil.rmtree(st)
             return res
 
-        rj = median_of(rdm_once, reps)
+        if ref_script is None:
+            rj = median_of(rdm_once, reps)
+        else:  # ours and the reference revision's job, round-robin, each its own fresh process and store
+            ours_out, ref_out, runs = {}, {}, {"ours": [], "ref": [], "floor": []}
+            for _ in range(max(1, reps)):
+                runs["ours"].append(rdm_once(keep=ours_out))
+                runs["ref"].append(rdm_once(ref_script, keep=ref_out))
+                runs["floor"].append(rdm_once(extra=["--rdm-floor"]))
+            rj, rr, rf = summarize(runs["ours"]), summarize(runs["ref"]), summarize(runs["floor"])
+            same = all(np.array_equal(ours_out[k], ref_out[k]) for k in ("condensed", "ranks"))
+            print(f"\nN={n}: rdm job at {args.reference_rev} {rr['seconds']:.2f} s (runs {rr['all']}), peak "
+                  f"{rr['peak'] / GB:.3f} GB; ours {rj['seconds']:.2f} s (runs {rj['all']}), "
+                  f"peak {rj['peak'] / GB:.3f} GB; condensed and ranks bit for bit equal: {same}")
+            rows.append(dict(what=f"N={n} rdm job vs {args.reference_rev}", ours=f"{rj['seconds']:.2f} s",
+                             reference=f"{rr['seconds']:.2f} s", ratio=f"{rj['seconds'] / rr['seconds']:.2f}x",
+                             target="<= 0.5x, same values", met=met(rj["seconds"] <= 0.5 * rr["seconds"] and same)))
+            print(f"N={n}: floor (digests, distances, triangle, a file of the same bytes; no ranking) "
+                  f"{rf['seconds']:.2f} s (runs {rf['all']}) = {rf['seconds'] / rr['seconds']:.2f}x the reference; "
+                  f"ours minus floor {rj['seconds'] - rf['seconds']:.2f} s, reference minus floor "
+                  f"{rr['seconds'] - rf['seconds']:.2f} s")
+            rows.append(dict(what=f"N={n} rdm job floor (no ranking) vs {args.reference_rev}",
+                             ours=f"{rf['seconds']:.2f} s", reference=f"{rr['seconds']:.2f} s",
+                             ratio=f"{rf['seconds'] / rr['seconds']:.2f}x", target="-", met="-"))
+            rows.append(dict(what=f"N={n} rdm job peak vs {args.reference_rev}", ours=f"{rj['peak'] / GB:.3f} GB",
+                             reference=f"{rr['peak'] / GB:.3f} GB", ratio=f"{rj['peak'] / rr['peak']:.2f}x",
+                             target="<= 1x", met=met(rj["peak"] <= rr["peak"])))
         act.unlink()
         bound = 1.5 * n * n * 8 + 0.5 * GB
         print(f"\nN={n} (P={p:.3g}, S={s / 1e6:.1f} MB): rdm job ({args.rdm_metric}, M={args.units}) "
@@ -371,6 +440,7 @@ def main() -> int:
     ap.add_argument("--method", default="spearman", help=argparse.SUPPRESS)
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rdm-job", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rdm-floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tile-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--assemble", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--blocks", type=int, default=4, help="case f: compare.tiles (blocks per side)")
@@ -387,6 +457,8 @@ def main() -> int:
     ap.add_argument("--rdm-metric", default="euclidean", help="case d: the RDM job's metric")
     ap.add_argument("--rdm-only", action="store_true",
                     help="case d: only the RDM job (no K RDM files, no second order; 20 MB of /tmp at N=10,000)")
+    ap.add_argument("--reference-rev", help="case d: also run the RDM job of this git revision (round-robin with "
+                    "ours, --repeats each at every N; e.g. 92eebdb, where issue 22 measured 18 s at N=10,000)")
     ap.add_argument("--k-sizes", default="10,100", help="case e: the K of the curve at N=1000")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs per measurement where cheap (case b, case e, case d at N <= 2000); medians")

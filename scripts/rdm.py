@@ -15,4 +15,5 @@ with job(snakemake):
         json.loads(snakemake.params.spec),
         snakemake.params.code,
         json.loads(snakemake.params.expect),
+        snakemake.threads,
     )

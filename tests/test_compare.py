@@ -121,3 +121,40 @@ def test_measure_table_is_the_registry():
     for name, info in METHODS.items():
         if info.rsatoolbox:
             assert f"'{info.rsatoolbox}'" in rows[f"compare.method: {name}"], name
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_unit_vectors_in_threads_equal_one_at_a_time(uppers, method, threads):
+    """compare.unit_vectors stacks unit_vector's rows bit for bit, whatever the thread count, and
+    their products are the scipy statistics."""
+    from rsaflow.compare import unit_vectors
+
+    vectors = uppers + [np.round(u, 1) for u in uppers]  # ties too
+    got = unit_vectors(vectors, method, threads=threads)
+    np.testing.assert_array_equal(got, np.stack([unit_vector(v, method) for v in vectors]))
+    if method != "cosine":
+        stat = spearmanr if method == "spearman" else pearsonr
+        np.testing.assert_allclose(got[0] @ got[6], stat(vectors[0], vectors[6])[0], atol=1e-12)
+
+
+def test_unit_vectors_name_the_offending_row(uppers):
+    from rsaflow.compare import unit_vectors
+
+    with pytest.raises(DegenerateRDMError, match=r"vector 2: .*zero variance"):
+        unit_vectors(uppers[:2] + [np.full(190, 1.0)] + uppers[2:], threads=2)
+    with pytest.raises(ValueError, match="vector 1 has 10 dissimilarities, vector 0 has 190"):
+        unit_vectors([uppers[0], np.arange(10.0)])
+
+
+def test_centre_norm_in_chunks_equals_the_direct_norm(monkeypatch):
+    """The norm summed over chunks of SUM_CHUNK values (no centred copy of the whole vector) equals
+    the norm of the centred vector to rounding, for one chunk bit for bit."""
+    from rsaflow import compare
+
+    v = np.random.default_rng(3).random(10_001) * 1e3
+    direct = float(np.sqrt(np.einsum("i,i->", v - v.mean(), v - v.mean())))
+    assert compare.centre_norm(v) == (v.mean(), direct)  # one chunk (SUM_CHUNK > 10,001)
+    monkeypatch.setattr(compare, "SUM_CHUNK", 7)
+    centre, norm = compare.centre_norm(v)
+    assert centre == v.mean() and norm == pytest.approx(direct, rel=1e-13)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from rsaflow import compare, ranking, resampling
+from rsaflow import argsort_ranking, compare, ranking, resampling
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +113,31 @@ def test_non_finite_and_short_inputs_take_the_argsort_path():
     w[0] = np.inf
     _check(w)
     _check(rng.integers(0, 4, 300).astype(float))
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["one pass", "chunked"])
+def test_argsort_path_in_one_pass_and_in_chunks(monkeypatch, whole):
+    """The np.argsort path ranks up to PACKED_MIN values in one pass and longer ones a chunk at a time
+    (RANK_CHUNK made small here, so that tie runs cross chunk ends); both equal rankdata bit for bit."""
+    monkeypatch.setattr(argsort_ranking, "WHOLE_MAX", 1 << 30 if whole else 0)
+    monkeypatch.setattr(argsort_ranking, "RANK_CHUNK", 1000)
+    rng = np.random.default_rng(6)
+    for name, v in _cases(5_003, rng).items():
+        ranks, ties = argsort_ranking.ranks_by_argsort(v)
+        np.testing.assert_array_equal(ranks, rankdata(v), err_msg=name)
+        _, counts = np.unique(v, return_counts=True)
+        assert ties == int((counts * (counts - 1) // 2).sum()), name
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sorts_in_threads_give_the_same_ranks(monkeypatch, threads):
+    """The packed path's big sorts split by np.partition over threads: same ranks and order."""
+    monkeypatch.setattr(ranking, "PARALLEL_MIN", ranking.SMALL)
+    rng = np.random.default_rng(8)
+    for name, v in _cases(70_001, rng).items():
+        ranks, ties = ranking.ranks_and_ties(v, threads=threads)
+        np.testing.assert_array_equal(ranks, rankdata(v), err_msg=name)
+        assert ties == compare.tied_pairs(v), name
 
 
 def test_call_sites_use_the_fast_ranking():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from rsaflow import compare, h5io, ranking, rdmfile
+from rsaflow import argsort_ranking, compare, h5io, ranking, rdmfile
 from rsaflow.compare import centre_norm, ranks_and_ties, rho_a_scale, tied_pairs
 from rsaflow.jobs.per_layer import write_rdm_file
 from rsaflow.jobs.rdm import write_rdm
@@ -76,12 +76,12 @@ def assert_same_file(path, square):
     assert scalars["tied_pairs"] > 0
 
 
-@pytest.mark.parametrize("chunk", [5, 64, ranking.RANK_CHUNK])
+@pytest.mark.parametrize("chunk", [5, 64, argsort_ranking.RANK_CHUNK])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "correlation", "cosine"])
 def test_rdm_job_file_equals_previous_path(tmp_path, monkeypatch, metric, chunk):
     """write_rdm (what the rule runs) against the previous triu_indices + np.unique + one-shot ranking
     path on the same square RDM (rsaflow.rdm.compute_rdm); small chunks put tie runs across chunk ends."""
-    monkeypatch.setattr(ranking, "RANK_CHUNK", chunk)
+    monkeypatch.setattr(argsort_ranking, "RANK_CHUNK", chunk)
     x = tied_activations()
     act = tmp_path / "a.h5"
     h5io.write_h5(act, "activations", {"activations": x}, {"model": "m", "layer": "l", "stimulus_digest": "d"})
@@ -91,11 +91,45 @@ def test_rdm_job_file_equals_previous_path(tmp_path, monkeypatch, metric, chunk)
 
 def test_external_square_equals_previous_path(tmp_path, monkeypatch):
     """write_rdm_file given a square (the external_rdm rule) or its triangle writes the same file."""
-    monkeypatch.setattr(ranking, "RANK_CHUNK", 7)
+    monkeypatch.setattr(argsort_ranking, "RANK_CHUNK", 7)
     square = np.asfortranarray(np.round(compute_rdm(tied_activations(seed=3), "euclidean"), 1))
     for name, rdm in (("sq.h5", square), ("tri.h5", rdmfile.upper_triangle(square)), ("view.h5", square.T.T)):
         write_rdm_file(tmp_path / name, rdm, {"model": "m", "layer": "l"}, "src")
         assert_same_file(tmp_path / name, square)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 64, 301])
+def test_upper_triangle_in_place_equals_triu_indices(n):
+    """The triangle moved down over the square's own memory equals triu_indices' copy; the spare
+    half is the next P values of the same buffer; other squares are copied (spare None)."""
+    a = np.random.default_rng(n).random((n, n))
+    want = a[np.triu_indices(n, k=1)]
+    sq = a.copy()
+    condensed, spare = rdmfile.upper_triangle_in_place(sq)
+    np.testing.assert_array_equal(condensed, want, strict=True)
+    p = n * (n - 1) // 2
+    assert np.shares_memory(condensed, sq) and np.shares_memory(spare, sq) and spare.shape == (p,)
+    assert not np.shares_memory(condensed, spare)
+    for other in (np.asfortranarray(a), a.astype(np.float32), a.T):
+        got, none = rdmfile.upper_triangle_in_place(other.copy(order="K"))
+        assert none is None
+        np.testing.assert_array_equal(got, other[np.triu_indices(n, k=1)], strict=True)
+
+
+def test_ranks_into_given_memory_equal_rankdata(monkeypatch):
+    """ranks_and_ties(values, out=...) writes the ranks (and, packed, its keys) into ``out``: the
+    same ranks as without it on both paths; a wrong ``out`` is refused."""
+    rng = np.random.default_rng(7)
+    v = np.round(rng.random(40_000), 2)
+    for packed_min in (ranking.SMALL, 1 << 30):
+        monkeypatch.setattr(ranking, "PACKED_MIN", packed_min)
+        out = np.empty_like(v)
+        ranks, ties = ranks_and_ties(v, out=out)
+        assert np.shares_memory(ranks, out)
+        np.testing.assert_array_equal(ranks, rankdata(v), strict=True)
+        assert ties == tied_pairs(v)
+    with pytest.raises(ValueError, match="out must be"):
+        ranks_and_ties(v, out=np.empty(v.size, dtype=np.float32))
 
 
 def test_upper_triangle_equals_triu_indices():
@@ -111,7 +145,7 @@ def test_upper_triangle_equals_triu_indices():
 def test_ranks_and_ties_equal_scipy_and_unique(monkeypatch, chunk):
     """Exactly scipy.stats.rankdata(method='average') and the np.unique tie count, runs of every
     length across every chunk boundary (all equal, all distinct, -0.0 beside 0.0, long runs)."""
-    monkeypatch.setattr(ranking, "RANK_CHUNK", chunk)
+    monkeypatch.setattr(argsort_ranking, "RANK_CHUNK", chunk)
     rng = np.random.default_rng(chunk)
     cases = [np.zeros(17), np.arange(23.0)[::-1], np.array([0.0, -0.0, 1.0, -0.0, 0.0]), np.array([]),
              np.array([3.0])]
@@ -129,14 +163,18 @@ def test_ranks_and_ties_equal_scipy_and_unique(monkeypatch, chunk):
 
 
 def test_rdm_job_peak_memory(tmp_path, monkeypatch):
-    """Peak numpy memory of the whole job (RDM, triangle, ranking, scalars, write) <= 1.5 x N^2 x 8 B
-    plus constants (the RDM's 512-row mirror strips, the ranking's RANK_CHUNK arrays, ~20 MB at 2^19,
-    made small here against this test's small N); the previous path held ~5 x N^2 x 8 B."""
+    """Peak numpy memory of the whole job (RDM, triangle, ranking, scalars, write) <= N^2 x 8 B, the
+    square, plus constants (the RDM's 512-row mirror strips, the ranking's chunk arrays, ~20 MB at
+    2^19, made small here against this test's small N): the triangle and the ranks (its packed keys)
+    live in the square's memory (rsaflow.rdmfile.upper_triangle_in_place). Earlier paths held 1.5 and
+    ~5 x N^2 x 8 B."""
     import tracemalloc
 
-    monkeypatch.setattr(ranking, "RANK_CHUNK", 4096)
+    monkeypatch.setattr(argsort_ranking, "RANK_CHUNK", 4096)
     monkeypatch.setattr(ranking, "CHUNK", 4096)  # the packed-key ranking's chunk arrays (rsaflow.ranking)
-    n, m = 1200, 16
+    monkeypatch.setattr(ranking, "PACKED_MIN", ranking.SMALL)  # N = 2,000: packed either way; small N too
+    monkeypatch.setattr(compare, "SUM_CHUNK", 4096)  # the norms' centred chunks
+    n, m = 2000, 16  # N^2 x 8 B = 32 MB: a triangle copy (+16 MB) would break the bound
     x = np.random.default_rng(2).random((n, m), dtype=np.float32)
     act = tmp_path / "a.h5"
     h5io.write_h5(act, "activations", {"activations": x}, {"model": "m", "layer": "l", "stimulus_digest": "d"})
@@ -144,4 +182,4 @@ def test_rdm_job_peak_memory(tmp_path, monkeypatch):
     write_rdm(act, tmp_path / "r.h5", {"metric": "euclidean", "block": 16}, "code")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak <= 1.5 * n * n * 8 + 6 * 2**20, peak / (n * n * 8)
+    assert peak <= n * n * 8 + 6 * 2**20, peak / (n * n * 8)

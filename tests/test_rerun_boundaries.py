@@ -142,6 +142,7 @@ RERUNS: dict[str, frozenset] = {
     "kernels.py": KERNEL_USERS,
     "torch_kernels.py": KERNEL_USERS,
     "ranking.py": RDM_NUMERICS,
+    "argsort_ranking.py": RDM_NUMERICS,
     # The extraction's parts: checkpoints, layer outputs, the model sources (the lister is DAG-time).
     "checkpoints.py": EXTRACTION,
     "layers.py": EXTRACTION,

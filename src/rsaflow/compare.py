@@ -56,8 +56,9 @@ import math
 
 import numpy as np
 
+from rsaflow.argsort_ranking import tied_pairs  # noqa: F401  (rsaflow.compare's API; one implementation)
 from rsaflow.methods import METHODS, methods_of
-from rsaflow.ranking import ranks_and_ties, tied_pairs  # noqa: F401  (rsaflow.compare's API; one implementation)
+from rsaflow.ranking import ranks_and_ties
 
 #: Methods aggregated by one matrix product of per-RDM vectors (from the registry, rsaflow.methods).
 VECTOR_METHODS = methods_of("vector")
@@ -107,7 +108,9 @@ def _check_values(values: np.ndarray, ndim: int = 1) -> np.ndarray:
     if values.ndim != ndim or values.shape[-1] < 2:
         what = "a 1-D vector" if ndim == 1 else "a 2-D array (one row per RDM)"
         raise ValueError(f"need {what} of at least 2 dissimilarities, got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
+    # A finite sum means every value is finite (NaN and Inf propagate); only a non-finite sum
+    # (or an overflow) pays for the element-wise check and its boolean temporary.
+    if not np.isfinite(values.sum()) and not np.all(np.isfinite(values)):
         raise ValueError(f"{np.count_nonzero(~np.isfinite(values))} dissimilarities are NaN or Inf")
     return values
 
@@ -126,12 +129,25 @@ def centre_norm(values: np.ndarray, centred: bool = True) -> tuple[float, float]
             raise DegenerateRDMError("all dissimilarities are zero: its cosine with any RDM is undefined")
         return 0.0, norm
     centre = values.mean()
-    centred_values = values - centre
-    norm = np.sqrt(np.einsum("i,i->", centred_values, centred_values))  # einsum: no BLAS thread start-up per call
-    del centred_values
+    norm = np.sqrt(_centred_sum_of_squares(values, centre))
     if norm == 0 or norm <= 1e-12 * max(values.max(), -values.min()):  # max |v| without an |v| copy
         raise DegenerateRDMError("all dissimilarities are equal (zero variance): its correlation with any RDM is undefined")
     return float(centre), float(norm)
+
+
+#: Values per chunk of :func:`_centred_sum_of_squares` (its one temporary: 8 MiB).
+SUM_CHUNK = 1 << 20
+
+
+def _centred_sum_of_squares(values: np.ndarray, centre: float) -> float:
+    """sum((values - centre)^2), a chunk of :data:`SUM_CHUNK` values at a time: each chunk's
+    centred copy dotted with itself by np.einsum (no BLAS thread start-up per call), the chunks'
+    sums added in order. One chunk for vectors up to SUM_CHUNK values (N <= 1,448)."""
+    total = 0.0
+    for s in range(0, values.size, SUM_CHUNK):
+        c = values[s : s + SUM_CHUNK] - centre
+        total += float(np.einsum("i,i->", c, c))
+    return total
 
 
 def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
@@ -144,10 +160,53 @@ def unit_vector(values: np.ndarray, method: str = "spearman") -> np.ndarray:
     """
     values = _check_values(values)
     _check_method(method, UNIT_METHODS)
-    info = METHODS[method]
+    return _unit_into(values, METHODS[method], np.empty_like(values))
+
+
+def _unit_into(values: np.ndarray, info, out: np.ndarray) -> np.ndarray:
+    """Write :func:`unit_vector` of checked ``values`` into ``out``: ``(values - centre) / norm``
+    with the same float64 operations (an in-place subtract and divide round as the expression)."""
     values = average_ranks(values) if info.ranked else values
     centre, norm = centre_norm(values, info.centred)
-    return (values - centre) / norm
+    np.subtract(values, centre, out=out)
+    out /= norm
+    return out
+
+
+def unit_vectors(vectors, method: str = "spearman", threads: int = 1) -> np.ndarray:
+    """``np.stack([unit_vector(v, method) for v in vectors])`` bit for bit, shape (K, n), with
+    ``threads`` rows at a time (NumPy's sorts and elementwise loops release the GIL, so the ranking
+    of K vectors runs on as many cores as the caller was given) written into one preallocated array.
+    Raises as :func:`unit_vector` for the first offending row (its index in the message)."""
+    _check_method(method, UNIT_METHODS)
+    vectors = list(vectors)
+    if not vectors:
+        raise ValueError("need at least one vector")
+    n = np.shape(vectors[0])[-1] if np.ndim(vectors[0]) else 0
+    out = np.empty((len(vectors), n), dtype=np.float64)
+    info = METHODS[method]
+
+    def one(i: int) -> None:
+        values = _check_values(vectors[i])
+        if values.size != n:
+            raise ValueError(f"vector {i} has {values.size} dissimilarities, vector 0 has {n}")
+        _unit_into(values, info, out[i])
+
+    def checked(i: int) -> None:
+        try:
+            one(i)
+        except (ValueError, DegenerateRDMError) as err:
+            raise type(err)(f"vector {i}: {err}") from None
+
+    if threads <= 1 or len(vectors) == 1:
+        for i in range(len(vectors)):
+            checked(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(threads, len(vectors))) as pool:
+            list(pool.map(checked, range(len(vectors))))
+    return out
 
 
 def rho_a_scale(n: int) -> float:
@@ -297,9 +356,10 @@ def dissimilarity(similarity: np.ndarray, method: str) -> np.ndarray:
     return upper + upper.T
 
 
-def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") -> np.ndarray:
+def second_order(upper_triangles: list[np.ndarray], method: str = "spearman", threads: int = 1) -> np.ndarray:
     """Second-order dissimilarity 1 - s(a, b) between the RDMs given by their upper triangles
-    (any method but cka, which needs activations: use centered_gram_unit + aggregate)."""
+    (any method but cka, which needs activations: use centered_gram_unit + aggregate); ``threads``:
+    vectors prepared at once (:func:`unit_vectors`)."""
     if method in ACTIVATION_METHODS:
         raise ValueError(f"{method} compares activations, not RDMs: "
                          "use aggregate(np.stack([centered_gram_unit(X) ...]), 'cka')")
@@ -307,4 +367,6 @@ def second_order(upper_triangles: list[np.ndarray], method: str = "spearman") ->
     sizes = {len(v) for v in upper_triangles}
     if len(sizes) > 1:
         raise ValueError(f"RDMs differ in size (upper triangles of lengths {sorted(sizes)})")
+    if method in UNIT_METHODS:  # one preallocated stack, the rankings ``threads`` at a time
+        return aggregate(unit_vectors(upper_triangles, method, threads=threads), method)
     return aggregate(np.stack([per_rdm_vector(v, method) for v in upper_triangles]), method)

@@ -21,27 +21,27 @@ of 2 n); one more integer sort puts the keys in index order, and the rank is the
 times 0.5 (exact in float64). Values are only read at the positions where two neighbouring
 codes are equal, so the only random accesses are in collision and tie runs.
 
-Memory beside the values: the keys, 8 B per value, plus a few arrays of :data:`CHUNK`
-elements (the returned ranks are the keys' memory viewed as float64): 2 S for values and ranks
-where an argsort-based ranking holds 3 S (values, int64 order, ranks). Inputs with NaN or Inf,
-shorter than :data:`PACKED_MIN` (where np.argsort is faster), or of more than 2^31 values take the ``np.argsort`` path (same
-results). Matches ``scipy.stats.rankdata(method='average')`` bit for bit. :func:`tied_pairs`
-counts tied pairs alone (one sort). Never imports torch.
+Memory beside the values: the keys, 8 B per value (the returned ranks are their memory, or the
+caller's ``out``), and a few :data:`CHUNK` arrays: 2 S for values and ranks where an argsort-based
+ranking holds 3 S. NaN/Inf, fewer than :data:`PACKED_MIN` or over 2^31 values take the
+``np.argsort`` path. Both match ``scipy.stats.rankdata(method='average')`` bit for bit;
+rsaflow.argsort_ranking.tied_pairs counts tied pairs alone (one sort). Never imports torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from rsaflow.argsort_ranking import ranks_by_argsort
+
 #: Positions handled at a time by the passes over the keys (temporaries: a few such arrays).
 CHUNK = 1 << 19
 #: The packed keys need at least this many values (their index field and chunked passes).
 SMALL = 1 << 14
 #: Below this length :func:`argsort` and :func:`ranks_and_ties` use ``np.argsort`` directly: where
-#: numpy's argsort of float64 is SIMD (AVX-512, numpy >= 2), it beats the packed keys on vectors up
-#: to about a million values (N ~ 1,400: at N = 1,000, 499,500 values, the np.argsort path took
-#: 40 ms vs 42 ms on distances and 17 ms vs 52 ms on heavy ties; at N = 2,000 the packed keys won
-#: 1.6x on distances; benchmarks/bench_ranking.py). Same ranks bit for bit either way.
+#: numpy's argsort of float64 is SIMD (AVX-512, numpy >= 2), it beats the packed keys up to about a
+#: million values (N ~ 1,400; one-pass path, AVX-512: N = 1,000 22 vs 36 ms on distances, 11 vs 37 ms
+#: on heavy ties; N = 2,000 114 vs 59 ms on distances). Same ranks bit for bit either way.
 PACKED_MIN = 1 << 20
 #: Collision runs shorter than this are sorted by ``np.argsort`` of their values, longer ones
 #: by re-keying in place.
@@ -49,9 +49,8 @@ _SMALL_RUN = 1 << 12
 #: At most this many distinct codes: the collision check reads the values in input order.
 _TABLE = 1 << 16
 _MAX_N = 1 << 31
-#: Sorted positions handled at a time by the np.argsort path of :func:`ranks_and_ties` and by
-#: :func:`tied_pairs` (their temporaries are a few arrays of this many elements, whatever the length).
-RANK_CHUNK = 1 << 19
+#: From this many keys the two big sorts run in the caller's threads (:func:`_sort`).
+PARALLEL_MIN = 1 << 22
 
 
 def _bits(n: int) -> int:
@@ -91,16 +90,33 @@ def _coder(lo: float, hi: float, b: int):
     return codes
 
 
-def _encode(keys: np.ndarray, values: np.ndarray, codes, b: int, gather: bool) -> None:
+def _per_chunk(fn, n: int, threads: int = 1) -> None:
+    """``fn(s)`` for each chunk start s in 0..n (step :data:`CHUNK`), ``threads`` chunks at a time
+    (chunks write disjoint slices; NumPy's loops release the GIL)."""
+    starts = range(0, n, CHUNK)
+    if threads < 2 or n < PARALLEL_MIN:
+        for s in starts:
+            fn(s)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(fn, starts))
+
+
+def _encode(keys: np.ndarray, values: np.ndarray, codes, b: int, gather: bool, threads: int = 1) -> None:
     """Write ``codes(v) << b | index`` into ``keys``. gather: keys already hold indices (low b
     bits) into ``values``; else index = position."""
     mask = np.uint64((1 << b) - 1)
-    for s in range(0, keys.size, CHUNK):
+
+    def chunk(s: int) -> None:
         k = keys[s : s + CHUNK]
         idx = k & mask if gather else np.arange(s, s + k.size, dtype=np.uint64)
         k[...] = codes(values[idx] if gather else values[s : s + k.size])
         k <<= np.uint64(b)
         k |= idx
+
+    _per_chunk(chunk, keys.size, threads)
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
@@ -205,13 +221,30 @@ def _sort_exact(keys: np.ndarray, values: np.ndarray, b: int, offset: int = 0, c
     return cuts
 
 
-def _sorted_keys(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int, np.ndarray]:
-    """(sorted keys, B, cuts) of finite 1-D values over lo..hi (see :func:`_sort_exact`)."""
+def _sort(keys: np.ndarray, threads: int) -> None:
+    """Sort distinct uint64 keys in place; with threads > 1 (and >= :data:`PARALLEL_MIN` keys),
+    np.partition (SIMD, ~0.04 s at 5e7) into ``threads`` parts, each sorted in its own thread (NumPy's
+    sort releases the GIL): 1.7x at 5e7 on 2 cores. Distinct keys have one sorted order: same bits."""
+    if threads < 2 or keys.size < PARALLEL_MIN:
+        keys.sort()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = [keys.size * i // threads for i in range(threads + 1)]
+    keys.partition(cuts[1:-1])
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(np.ndarray.sort, [keys[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
+
+
+def _sorted_keys(values: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None,
+                 threads: int = 1) -> tuple[np.ndarray, int, np.ndarray]:
+    """(sorted keys, B, cuts) of finite 1-D values over lo..hi (see :func:`_sort_exact`); the keys
+    in ``out``'s memory when given."""
     b = _bits(values.size)
-    keys = np.empty(values.size, dtype=np.uint64)
+    keys = np.empty(values.size, dtype=np.uint64) if out is None else out.view(np.uint64)
     codes = _coder(lo, hi, b)
-    _encode(keys, values, codes, b, gather=False)
-    keys.sort()
+    _encode(keys, values, codes, b, gather=False, threads=threads)
+    _sort(keys, threads)
     cuts = _sort_exact(keys, values, b, codes=codes)
     return keys, b, _unique(np.concatenate([np.empty(0, np.int64), *cuts]).astype(np.int64))
 
@@ -276,104 +309,33 @@ def _rank_keys(keys: np.ndarray, cuts: np.ndarray, b: int) -> int:
     return ties
 
 
-def ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, int]:
+def ranks_and_ties(values: np.ndarray, out: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, int]:
     """``(ranks, tied_pairs)`` of a 1-D array: ranks equal to
     ``scipy.stats.rankdata(values, method='average')`` bit for bit (float64), tied_pairs the
     number of pairs of entries with equal values (sum over tie groups of c (c - 1) / 2; on the
-    np.argsort path each NaN is a group of its own; :func:`tied_pairs` counts them as one). See the module
-    docstring for the method and its memory (2 S with the values)."""
+    np.argsort path each NaN is a group of its own; ``tied_pairs`` counts them as one). See the module
+    docstring for the method and its memory (2 S with the values). ``out``: a float64 array of the
+    values' length (not overlapping them) that receives the ranks, and on the packed path also holds
+    the keys: the ranking then allocates no array of the values' size beside it (rsaflow.jobs.rdm
+    ranks into memory the RDM's square leaves free). ``threads``: the packed path's two big sorts
+    in that many threads (:func:`_sort`; same ranks)."""
     values = np.asarray(values)
+    if out is not None and (out.dtype != np.float64 or out.shape != (values.size,) or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"out must be a writable contiguous float64 array of {values.size} values, got {out.dtype}")
     bounds = _fast_path(values)
     if bounds is None:
-        return _argsort_path(values)
-    keys, b, cuts = _sorted_keys(values, *bounds)
+        return ranks_by_argsort(values, out)
+    keys, b, cuts = _sorted_keys(values, *bounds, out, threads)
     ties = _rank_keys(keys, cuts, b)
-    keys.sort()
+    _sort(keys, threads)
     r = np.uint64((1 << _bits(2 * keys.size + 1)) - 1)
     ranks = keys.view(np.float64)
-    for s in range(0, keys.size, CHUNK):
-        k = keys[s : s + CHUNK]
-        doubled = (k & r).astype(np.float64)
+
+    def chunk(s: int) -> None:
+        doubled = (keys[s : s + CHUNK] & r).astype(np.float64)
         doubled *= 0.5
         ranks[s : s + CHUNK] = doubled
+
+    _per_chunk(chunk, keys.size, threads)
     return ranks, ties
-
-
-def _sorted_runs(get, n: int, chunk: int | None = None):
-    """Tie runs of a sorted sequence of ``n`` values, a chunk of sorted positions at a time.
-
-    ``get(a, b)`` returns the sorted values at positions a..b-1. Yields int64 arrays of run
-    boundaries ``[b0, b1, ..., bk]`` (runs ``[b_i, b_i+1)`` of equal values under ``!=``, every run
-    complete: a run that goes on past a chunk's end is followed to its end, in growing windows).
-    Successive arrays tile 0..n. Temporaries: a few arrays of ``chunk`` (default
-    :data:`RANK_CHUNK`) elements.
-    """
-    chunk = RANK_CHUNK if chunk is None else chunk
-    lo = 0
-    while lo < n:
-        hi = min(lo + chunk, n)
-        sv = get(lo, hi)
-        cut = np.flatnonzero(sv[1:] != sv[:-1])
-        cut += lo + 1
-        end = hi
-        last, width = sv[-1], 64
-        del sv
-        while end < n:  # the last run may go on past hi
-            nxt = get(end, min(end + width, n))
-            k = np.flatnonzero(nxt != last)
-            if k.size:
-                end += int(k[0])
-                break
-            end += nxt.size
-            width = min(2 * width, chunk)
-        yield np.concatenate((np.array([lo], dtype=np.int64), cut.astype(np.int64, copy=False),
-                              np.array([end], dtype=np.int64)))
-        lo = end
-
-
-def _pairs(lengths: np.ndarray) -> int:
-    lengths = lengths.astype(np.int64, copy=False)
-    return int((lengths * (lengths - 1) // 2).sum())
-
-
-def _argsort_path(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """The np.argsort path of :func:`ranks_and_ties` (short, non-finite or huge inputs; each NaN a
-    group of its own). The sorted positions are walked a chunk at a time (:data:`RANK_CHUNK`), each
-    tie run given its average rank as it is found, so the memory beside the values is the int64
-    sort order and the float64 ranks, 16 B per value, plus a few chunk arrays."""
-    values = np.asarray(values).ravel()
-    n = values.size
-    order = np.argsort(values, kind="quicksort")
-    ranks = np.empty(n, dtype=np.float64)
-    ties = 0
-    for bounds in _sorted_runs(lambda a, b: values[order[a:b]], n):
-        lengths = np.diff(bounds)
-        ties += _pairs(lengths)
-        lo, last, end = int(bounds[0]), int(bounds[-2]), int(bounds[-1])
-        # runs before the last: at most one chunk of positions
-        ranks[order[lo:last]] = np.repeat((bounds[:-2] + bounds[1:-1] + 1) / 2.0, lengths[:-1])
-        rank = (bounds[-2:-1] + bounds[-1:] + 1) / 2.0  # the last run (any length), in slices
-        for a in range(last, end, RANK_CHUNK):
-            ranks[order[a : min(a + RANK_CHUNK, end)]] = rank
-    return ranks, ties
-
-
-def tied_pairs(values: np.ndarray) -> int:
-    """Number of pairs of entries of ``values`` with equal values: sum over tie groups of c (c-1)/2.
-
-    NaNs count as one group (as ``np.unique``). Memory: one sorted copy of the values plus a few
-    arrays of :data:`RANK_CHUNK` elements.
-    """
-    ordered = np.sort(np.asarray(values).ravel())
-    n = ordered.size
-    nans = 0
-    if ordered.dtype.kind == "f" and n and np.isnan(ordered[-1]):  # NaNs sort last; one group, as np.unique
-        n = int(np.searchsorted(ordered, np.nan))
-        nans = _pairs(np.array([ordered.size - n]))
-    return nans + sum(_pairs(np.diff(b)) for b in _sorted_runs(lambda a, b: ordered[a:b], n))
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks 1..n of a 1-D array, ``scipy.stats.rankdata(values, method='average')`` bit
-    for bit (:func:`ranks_and_ties`)."""
-    return ranks_and_ties(values)[0]

@@ -59,6 +59,31 @@ def upper_triangle(square: np.ndarray) -> np.ndarray:
     return out
 
 
+def upper_triangle_in_place(square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`upper_triangle` of a C-contiguous, writable float64 square, written over the
+    square's own memory (which it destroys): returns ``(condensed, spare)``, both views of that
+    memory, ``condensed`` its first P = N (N - 1) / 2 values and ``spare`` the next P, free for the
+    ranks (:func:`write`'s ``ranks_out``). So the RDM job's file is made with no array beside the
+    square: row i's values move down to their condensed offset, never past a row not yet moved.
+    Other squares (views, other dtypes) are copied as :func:`upper_triangle` and ``spare`` is None.
+    """
+    square = np.asarray(square)
+    n = square.shape[0] if square.ndim == 2 else 0
+    p = n * (n - 1) // 2
+    if not (square.ndim == 2 and square.shape == (n, n) and square.dtype == np.float64 and
+            square.flags.c_contiguous and square.flags.writeable) or n < 2:
+        return upper_triangle(square), None
+    flat = square.reshape(-1)
+    start = 0
+    for i in range(n - 1):
+        length = n - 1 - i
+        src = i * n + i + 1
+        if src != start:  # dst < src: a forward move; NumPy buffers an overlapping copy
+            flat[start : start + length] = flat[src : src + length]
+        start += length
+    return flat[:p], flat[p : 2 * p]
+
+
 def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = None) -> dict:
     """The per-method scalars stored as attributes (see the module docstring).
 
@@ -78,7 +103,8 @@ def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = No
     return out
 
 
-def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None, ranker=None) -> None:
+def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None, ranker=None,
+          ranks_out: np.ndarray | None = None, threads: int = 1) -> None:
     """Write an RDM file from its upper triangle (float64, squareform order) and provenance ``attrs``.
 
     ``extra``: further datasets (an external group's ``subjects``, rsaflow.jobs.external_rdm).
@@ -87,9 +113,12 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None, r
     contiguous) and their ranks (S; rsaflow.ranking sorts packed keys in the ranks' own memory),
     then the per-method scalars' one temporary, a centred copy (S), plus a few chunk arrays.
     ``ranker``: another backend's rsaflow.compare.ranks_and_ties (rsaflow.kernels; bit-identical ranks).
+    ``ranks_out``: memory for the ranks (the ``spare`` of :func:`upper_triangle_in_place`), so that
+    the NumPy ranking allocates no array of the triangle's size; ``threads``: the ranking's (the rule's).
     """
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
-    ranks, ties = (ranker or ranks_and_ties)(condensed)
+    ranks, ties = ranker(condensed) if ranker is not None else ranks_and_ties(condensed, out=ranks_out,
+                                                                             threads=threads)
     scalars = method_attrs(condensed, ranks, ties)
     h5io.write_h5(path, "rdm", {**(extra or {}), "condensed": condensed, "ranks": ranks},
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})

@@ -53,7 +53,8 @@ def _pick(d, keys) -> str:
     return json.dumps({k: (d or {}).get(k) for k in keys}, sort_keys=True)
 
 
-def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None, extra: dict | None = None) -> None:
+def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None, extra: dict | None = None,
+                   ranks_out: np.ndarray | None = None, threads: int = 1) -> None:
     """Write an RDM file (rsaflow.rdmfile: condensed values and their ranks, at most 2 S bytes).
 
     ``rdm``: the square N x N RDM (its upper triangle is taken, rsaflow.rdmfile.upper_triangle) or
@@ -62,11 +63,12 @@ def write_rdm_file(out_path, rdm: np.ndarray, attrs: dict, source, ranker=None, 
     method's vector is derived from the file on the fly, so adding an RDM to an analysis costs one
     RDM file, not K comparisons. Refuses an RDM that some method cannot compare (constant
     dissimilarities), naming ``source``. ``ranker``: rsaflow.rdmfile.write's (a backend's ranking);
-    ``extra``: further datasets (an RDM's ``row_sha256``).
+    ``extra``: further datasets (an RDM's ``row_sha256``); ``ranks_out``: memory for the ranks
+    (rsaflow.rdmfile.upper_triangle_in_place); ``threads``: the ranking's.
     """
     try:
         rdmfile.write(out_path, rdm if np.ndim(rdm) == 1 else rdmfile.upper_triangle(rdm), attrs, extra=extra,
-                      ranker=ranker)
+                      ranker=ranker, ranks_out=ranks_out, threads=threads)
     except DegenerateRDMError as exc:
         raise InputFileError(
             source,

@@ -48,7 +48,7 @@ def _stored_rows(family: str, digests: np.ndarray):
     return best
 
 
-def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None = None) -> bool:
+def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None = None, threads: int = 1) -> bool:
     """The RDM (``spec['metric']``) of an activation file with its vectors, computed or reused.
 
     The product's store key covers the activations' data digest and every attribute the file
@@ -56,7 +56,8 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
     not stored but a stored RDM of the same family (the key without the stimulus set) holds at
     least half of the rows, by the sha256 of each activation row (dataset ``row_sha256`` of every
     RDM file), and the metric is row-local (rsaflow.methods.Metric.row_local), only the other rows
-    are computed (rsaflow.rdm_grow; the log says how many rows were reused). Returns True if it computed.
+    are computed (rsaflow.rdm_grow; the log says how many rows were reused). ``threads``: the rule's,
+    for the ranking's sorts (BLAS has them from rsaflow.jobs.common.setup). Returns True if it computed.
     """
     carried, digest, (n, m) = read_layer(activations_path, expect)
     kern = kernels.select(spec, "rdm")  # rdm.backend (NumPy: no attribute, keys as before)
@@ -86,29 +87,32 @@ def write_rdm(activations_path, out_path, spec: dict, code, expect: dict | None 
                 raise InputFileError(activations_path, f"cannot compute an RDM: {exc}") from None
         log.info("RDM done in %.2f s (%d near-duplicate pairs recomputed directly)", time.perf_counter() - start,
                  n_near)
-        # The upper triangle (S), then the square (2 S) freed before the ranking (rsaflow.rdmfile.write,
-        # about 2 S): the peak stays at the square plus its triangle, 1.5 x N^2 x 8 B.
-        condensed = rdmfile.upper_triangle(rdm)
+        # The upper triangle (S) moved into the first half of the square's memory, the ranks (S) in
+        # the second half (rsaflow.rdmfile.upper_triangle_in_place): the peak is the square, N^2 x 8 B,
+        # and no array of the triangle's size is allocated (fresh memory costs page faults).
+        condensed, spare = rdmfile.upper_triangle_in_place(rdm)
         del rdm
         write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, activations_path, kern.ranks_and_ties,
-                       extra={"row_sha256": digests})
+                       extra={"row_sha256": digests}, ranks_out=spare, threads=threads)
 
     computed = store.produce("rdm", key, out_path, compute)
     store.index_family("rdm", family, key)
     return computed
 
 
-def write_rdms(activations_dir, out_paths: list, log_paths: list, spec: dict, code, expect: dict) -> int:
+def write_rdms(activations_dir, out_paths: list, log_paths: list, spec: dict, code, expect: dict,
+               threads: int = 1) -> int:
     """Rule ``rdm``: the RDMs of a model's layers (rdm.jobs: model) or of one layer (rdm.jobs:
     layer), each by :func:`write_rdm` from ``<activations_dir>/<layer>.h5`` (the layer: the
     output's file name), computed or reused from the store by its own key. ``log_paths``: one
-    per output, where that layer's records also go; ``expect``: {layer: its config slice}.
+    per output, where that layer's records also go; ``expect``: {layer: its config slice}; ``threads``:
+    the rule's.
     Returns how many were computed."""
     computed = 0
     for out, log_path in zip(out_paths, log_paths, strict=True):
         layer = Path(out).name[: -len(".h5")]
         with product_log(log_path):
-            computed += write_rdm(f"{activations_dir}/{layer}.h5", out, spec, code, expect[layer])
+            computed += write_rdm(f"{activations_dir}/{layer}.h5", out, spec, code, expect[layer], threads)
     log.info("%s: %d RDMs, %d computed, %d reused", activations_dir, len(out_paths), computed,
              len(out_paths) - computed)
     return computed
