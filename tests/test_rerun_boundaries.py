@@ -246,9 +246,9 @@ def test_dry_run_after_an_edit_schedules_the_tables_rules(tmp_path):
     wf.write_config(tiny_config(write_cifar10(tmp_path / "cifar")))
     wf.run()
     assert wf.planned() == set()
+    every = wf.planned("--forceall")  # the same for every edit (a dry run forces, it changes nothing)
     for module in ("config.py", "modelspec.py", "store.py", "jobs/stimulus_grid.py"):
         jobs = wf.edited(module)
-        every = wf.planned("--forceall")
         forced = RERUNS[module] & {rule for rule, _ in every}
         # rule rdm runs as rdm__<model> (rdm.jobs: model): forced by its outputs
         targets = sorted(r for r in forced if r != "rdm") + sorted(o for r, o in every if r == "rdm" and "rdm" in forced)

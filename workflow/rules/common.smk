@@ -376,12 +376,11 @@ def n_stimuli_estimate():
 
 
 def rdm_mem_mb(wildcards, attempt):
-    """RDM job (rsaflow.jobs.rdm): 1.6 N^2 x 8 B + 2 x 8 N x block B + 300 MB. Its phases each
-    hold at most 1.5 N^2 x 8 B: the N x N float64 RDM (+ row-step temporaries), then the RDM
-    and its upper triangle (S = 4 N^2 B), the square freed; then the triangle and its ranks
-    (2 S; rsaflow.ranking sorts packed keys in the ranks' memory), then the triangle, the ranks and one
-    centred copy (the per-method scalars), + N^2 / 2 B of flags and ~30 MB of rank chunks.
-    Measured 1.377 GB at N = 10,000 (1.56 N^2 x 8 B + 0.13 GB), 0.464 GB at 5,000 (bench_scale.py d).
+    """RDM job (rsaflow.jobs.rdm): 1.6 N^2 x 8 B + 2 x 8 N x block B + 300 MB. The NumPy path
+    holds the N x N float64 RDM (+ row-step temporaries, <= 0.1 N^2 x 8 B), then its upper triangle
+    and the ranks in the square's own memory (rsaflow.rdmfile.upper_triangle_in_place) plus chunk
+    arrays: measured 0.984 GB at N = 10,000 (1.23 N^2 x 8 B; 1.377 GB before, bench_scale.py d).
+    The torch backend ranks outside the square (+ 0.5 N^2 x 8 B): the request covers both.
     """
     n = n_stimuli_estimate()
     return (
