@@ -177,7 +177,7 @@ def _read_matrix(path: Path) -> tuple[np.ndarray, list | None]:
             raise InputFileError(path, f"not a readable .npy array: {exc}") from None
         if matrix.dtype.kind not in "biuf":
             raise InputFileError(path, f"expected a numeric array, got dtype {matrix.dtype}")
-        return matrix.astype(np.float64), None
+        return matrix.astype(np.float64, copy=False), None
     if suffix in (".csv", ".tsv"):
         return _read_text(path, "," if suffix == ".csv" else "\t")
     if suffix in (".h5", ".hdf5"):
@@ -187,8 +187,11 @@ def _read_matrix(path: Path) -> tuple[np.ndarray, list | None]:
 
 def _symmetrised(path: Path, rdm: np.ndarray) -> np.ndarray:
     """``rdm`` checked to be symmetric with a zero diagonal (to RTOL of its largest entry), made exact."""
-    scale = np.abs(rdm).max()
-    asym = np.abs(rdm - rdm.T).max()
+    scale = max(float(rdm.max()), -float(rdm.min()))  # max |d| without an |d| copy
+    diff = rdm - rdm.T
+    np.abs(diff, out=diff)
+    asym = diff.max()
+    del diff
     if asym > RTOL * scale:
         i, j = np.unravel_index(np.argmax(np.abs(rdm - rdm.T)), rdm.shape)
         raise InputFileError(path, f"RDM is not symmetric: d[{i},{j}]={float(rdm[i, j])!r} but d[{j},{i}]={float(rdm[j, i])!r}")
@@ -197,9 +200,10 @@ def _symmetrised(path: Path, rdm: np.ndarray) -> np.ndarray:
         bad = np.nonzero(diag > RTOL * scale)[0]
         raise InputFileError(path, f"RDM diagonal is not zero at {bad.size} stimuli (first: {bad[:5].tolist()}, "
                                    f"value {float(rdm[bad[0], bad[0]])!r})")
-    rdm = (rdm + rdm.T) / 2
-    np.fill_diagonal(rdm, 0.0)
-    return rdm
+    out = rdm + rdm.T
+    out *= 0.5  # (a + b) / 2 exactly: a halving rounds as a division by 2
+    np.fill_diagonal(out, 0.0)
+    return out
 
 
 def _reordered(path: Path, rdm: np.ndarray, ids: list, stimulus_ids, n_stimuli: int) -> np.ndarray:

@@ -108,8 +108,9 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
             rdms = load_external_group(files if "paths" in spec else files[0], n, ids, row_ids, require)
             _write_group(out_path, rdms, {**attrs, "content_key": key}, files[0])
         else:
-            rdm = load_external_rdm(files[0], n, ids, row_ids, require)
-            write_rdm_file(out_path, rdm, {**attrs, "content_key": key}, files[0])
+            # its own array: the triangle and the ranks go into its memory (rsaflow.rdmfile)
+            condensed, spare = rdmfile.upper_triangle_in_place(load_external_rdm(files[0], n, ids, row_ids, require))
+            write_rdm_file(out_path, condensed, {**attrs, "content_key": key}, files[0], ranks_out=spare)
 
     try:
         return store.produce("external", key, out_path, compute)
