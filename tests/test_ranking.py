@@ -131,8 +131,10 @@ def test_argsort_path_in_one_pass_and_in_chunks(monkeypatch, whole):
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_sorts_in_threads_give_the_same_ranks(monkeypatch, threads):
-    """The packed path's big sorts split by np.partition over threads: same ranks and order."""
+    """The packed path's big sorts split by np.partition over threads, and its rank segments (cut at
+    tie-run ends; CHUNK made small so that runs cross them) rewritten in threads: same ranks."""
     monkeypatch.setattr(ranking, "PARALLEL_MIN", ranking.SMALL)
+    monkeypatch.setattr(ranking, "CHUNK", 4096)
     rng = np.random.default_rng(8)
     for name, v in _cases(70_001, rng).items():
         ranks, ties = ranking.ranks_and_ties(v, threads=threads)

@@ -132,6 +132,17 @@ def test_ranks_into_given_memory_equal_rankdata(monkeypatch):
         ranks_and_ties(v, out=np.empty(v.size, dtype=np.float32))
 
 
+def test_scalars_in_threads_equal_one_thread(monkeypatch):
+    """method_attrs with the methods in threads: the same scalars, and the same first error."""
+    monkeypatch.setattr(ranking, "PARALLEL_MIN", 16)
+    v = np.round(np.random.default_rng(9).random(5000), 2)
+    ranks, ties = ranks_and_ties(v)
+    assert rdmfile.method_attrs(v, ranks, ties, threads=2) == rdmfile.method_attrs(v, ranks, ties)
+    flat = np.full(5000, 2.0)
+    with pytest.raises(compare.DegenerateRDMError, match="zero variance"):
+        rdmfile.method_attrs(flat, ranks_and_ties(flat)[0], threads=2)
+
+
 def test_upper_triangle_equals_triu_indices():
     a = np.random.default_rng(1).random((9, 9)).astype(np.float32)
     for sq in (a, a.T, np.asfortranarray(a), a[:0, :0], a[:1, :1]):

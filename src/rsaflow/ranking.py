@@ -266,9 +266,10 @@ def argsort(values: np.ndarray) -> np.ndarray:
 def _run_starts(keys: np.ndarray, cuts: np.ndarray, s: int, e: int, b: int) -> np.ndarray:
     """Positions p in s+1..e-1 (absolute) where the sorted value differs from position p - 1."""
     c = keys[s:e] >> np.uint64(b)
-    out = np.flatnonzero(c[1:] != c[:-1]) + (s + 1)
+    change = c[1:] != c[:-1]
     i, j = np.searchsorted(cuts, [s + 1, e])
-    return _unique(np.concatenate((out, cuts[i:j]))) if j > i else out
+    change[cuts[i:j] - (s + 1)] = True  # the cuts inside, marked in place (no sort of the union)
+    return np.flatnonzero(change) + (s + 1)
 
 
 def _run_end(keys: np.ndarray, cuts: np.ndarray, start: int, b: int) -> int:
@@ -282,20 +283,32 @@ def _run_end(keys: np.ndarray, cuts: np.ndarray, start: int, b: int) -> int:
     return n
 
 
-def _rank_keys(keys: np.ndarray, cuts: np.ndarray, b: int) -> int:
+def _rank_keys(keys: np.ndarray, cuts: np.ndarray, b: int, threads: int = 1) -> int:
     """Replace each sorted key by ``index << R | (a + b + 1)`` of its tie run a..b-1; returns the
-    number of tied pairs."""
+    number of tied pairs. Segments of about :data:`CHUNK` positions, each ending where a tie run
+    ends (found first, on the untouched keys), are then rewritten ``threads`` at a time: each
+    reads and writes only its own positions."""
     n = keys.size
-    r = np.uint64(_bits(2 * n + 1))
-    mask = np.uint64((1 << b) - 1)
-    ties, lo = 0, 0
+    segments, lo = [], 0
     while lo < n:
         hi = min(lo + CHUNK, n)
-        starts = _run_starts(keys, cuts, lo, hi, b)
         end = _run_end(keys, cuts, hi - 1, b) if hi < n else n
+        segments.append((lo, hi, end))
+        lo = end
+    r = np.uint64(_bits(2 * n + 1))
+    mask = np.uint64((1 << b) - 1)
+
+    def segment(seg: tuple) -> int:
+        lo, hi, end = seg
+        starts = _run_starts(keys, cuts, lo, hi, b)
+        if end == hi and starts.size == hi - lo - 1:  # no ties: sorted position p has rank p + 1
+            k = keys[lo:end]
+            k &= mask
+            k <<= r
+            k |= np.arange(2 * lo + 2, 2 * end + 2, 2, dtype=np.uint64)
+            return 0
         bounds = np.concatenate(([lo], starts, [end])).astype(np.int64)
         lengths = np.diff(bounds)
-        ties += int((lengths * (lengths - 1) // 2).sum())
         doubled = (bounds[:-1] + bounds[1:] + 1).astype(np.uint64)
         for a in range(lo, end, CHUNK):  # the last run may be long: in slices
             k = keys[a : min(a + CHUNK, end)]
@@ -305,8 +318,14 @@ def _rank_keys(keys: np.ndarray, cuts: np.ndarray, b: int) -> int:
             k &= mask
             k <<= r
             k |= np.repeat(doubled[first : last + 1], sizes)
-        lo = end
-    return ties
+        return int((lengths * (lengths - 1) // 2).sum())
+
+    if threads < 2 or n < PARALLEL_MIN:
+        return sum(segment(seg) for seg in segments)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return sum(pool.map(segment, segments))
 
 
 def ranks_and_ties(values: np.ndarray, out: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, int]:
@@ -327,7 +346,7 @@ def ranks_and_ties(values: np.ndarray, out: np.ndarray | None = None, threads: i
     if bounds is None:
         return ranks_by_argsort(values, out)
     keys, b, cuts = _sorted_keys(values, *bounds, out, threads)
-    ties = _rank_keys(keys, cuts, b)
+    ties = _rank_keys(keys, cuts, b, threads)
     _sort(keys, threads)
     r = np.uint64((1 << _bits(2 * keys.size + 1)) - 1)
     ranks = keys.view(np.float64)

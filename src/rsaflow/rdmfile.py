@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsaflow import h5io
+from rsaflow import h5io, ranking
 from rsaflow.compare import (
     RAW_METHODS,
     VECTOR_METHODS,
@@ -84,22 +84,33 @@ def upper_triangle_in_place(square: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return flat[:p], flat[p : 2 * p]
 
 
-def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = None) -> dict:
+def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = None, threads: int = 1) -> dict:
     """The per-method scalars stored as attributes (see the module docstring).
 
     ``ties``: :func:`rsaflow.compare.tied_pairs` of ``condensed`` when the caller has it (from
     :func:`rsaflow.compare.ranks_and_ties`). Raises rsaflow.compare.DegenerateRDMError for an RDM
-    some method cannot compare (constant).
+    some method cannot compare (constant): the first such method in registry order. ``threads``:
+    methods computed at once (each a few passes over its values, the GIL released).
     """
-    out = {"tied_pairs": tied_pairs(condensed) if ties is None else int(ties)}
-    for method in VECTOR_METHODS:  # each vector method's scalars (rsaflow.methods.Method), from its values
+
+    def scalars(method: str) -> dict:  # one vector method's scalars (rsaflow.methods.Method), from its values
         info = METHODS[method]
         values = ranks if info.ranked else condensed
         if info.unit:
-            out[f"centre_{method}"], out[f"norm_{method}"] = centre_norm(values, info.centred)
-        else:
-            out[f"centre_{method}"] = float(values.mean()) if info.centred else 0.0
-            out[f"scale_{method}"] = rho_a_scale(values.size)
+            return dict(zip((f"centre_{method}", f"norm_{method}"), centre_norm(values, info.centred)))
+        return {f"centre_{method}": float(values.mean()) if info.centred else 0.0,
+                f"scale_{method}": rho_a_scale(values.size)}
+
+    out = {"tied_pairs": tied_pairs(condensed) if ties is None else int(ties)}
+    if threads < 2 or condensed.size < ranking.PARALLEL_MIN:
+        parts = [scalars(m) for m in VECTOR_METHODS]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(scalars, VECTOR_METHODS))
+    for part in parts:
+        out.update(part)
     return out
 
 
@@ -119,7 +130,7 @@ def write(path, condensed: np.ndarray, attrs: dict, extra: dict | None = None, r
     condensed = np.ascontiguousarray(condensed, dtype=np.float64)
     ranks, ties = ranker(condensed) if ranker is not None else ranks_and_ties(condensed, out=ranks_out,
                                                                              threads=threads)
-    scalars = method_attrs(condensed, ranks, ties)
+    scalars = method_attrs(condensed, ranks, ties, threads)
     h5io.write_h5(path, "rdm", {**(extra or {}), "condensed": condensed, "ranks": ranks},
                   {**attrs, **scalars, "n_stimuli": n_from_pairs(condensed.size)})
 
