@@ -21,8 +21,7 @@ SCRIPTS = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
 #: Quick modes that still run whole workflows or many child processes (documented quick times on
 #: a quiet 2-core machine); they run only with RSAFLOW_BENCH_ALL=1, so that CI stays within its
 #: time budget until their quick modes are cut down to seconds.
-HEAVY = {"bench_sweep.py": "~5 min", "bench_scale.py": "~2 min", "bench_startup.py": "~2 min",
-         "bench_figures.py": "~1.5 min"}
+HEAVY = {"bench_sweep.py": "~5 min", "bench_startup.py": "~2 min"}
 
 
 def test_every_benchmark_is_listed_in_the_readme():
