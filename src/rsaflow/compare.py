@@ -58,7 +58,7 @@ import numpy as np
 
 from rsaflow.argsort_ranking import tied_pairs  # noqa: F401  (rsaflow.compare's API; one implementation)
 from rsaflow.methods import METHODS, methods_of
-from rsaflow.ranking import ranks_and_ties
+from rsaflow.ranking import map_threads, ranks_and_ties
 
 #: Methods aggregated by one matrix product of per-RDM vectors (from the registry, rsaflow.methods).
 VECTOR_METHODS = methods_of("vector")
@@ -187,25 +187,15 @@ def unit_vectors(vectors, method: str = "spearman", threads: int = 1) -> np.ndar
     info = METHODS[method]
 
     def one(i: int) -> None:
-        values = _check_values(vectors[i])
-        if values.size != n:
-            raise ValueError(f"vector {i} has {values.size} dissimilarities, vector 0 has {n}")
-        _unit_into(values, info, out[i])
-
-    def checked(i: int) -> None:
         try:
-            one(i)
+            values = _check_values(vectors[i])
+            if values.size != n:
+                raise ValueError(f"vector {i} has {values.size} dissimilarities, vector 0 has {n}")
+            _unit_into(values, info, out[i])
         except (ValueError, DegenerateRDMError) as err:
             raise type(err)(f"vector {i}: {err}") from None
 
-    if threads <= 1 or len(vectors) == 1:
-        for i in range(len(vectors)):
-            checked(i)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(threads, len(vectors))) as pool:
-            list(pool.map(checked, range(len(vectors))))
+    map_threads(one, range(len(vectors)), threads)
     return out
 
 

@@ -90,18 +90,23 @@ def _coder(lo: float, hi: float, b: int):
     return codes
 
 
-def _per_chunk(fn, n: int, threads: int = 1) -> None:
-    """``fn(s)`` for each chunk start s in 0..n (step :data:`CHUNK`), ``threads`` chunks at a time
-    (chunks write disjoint slices; NumPy's loops release the GIL)."""
-    starts = range(0, n, CHUNK)
-    if threads < 2 or n < PARALLEL_MIN:
-        for s in starts:
-            fn(s)
-        return
+def map_threads(fn, items, threads: int = 1) -> list:
+    """``[fn(x) for x in items]``, ``threads`` items at a time when threads > 1 (NumPy's sorts and
+    loops release the GIL; items must write disjoint memory). The first exception in item order is
+    raised, as in the loop. rsaflow's one thread pool for array work (ranking, unit vectors, scalars)."""
+    items = list(items)
+    if threads < 2 or len(items) < 2:
+        return [fn(x) for x in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(fn, starts))
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _per_chunk(fn, n: int, threads: int = 1) -> None:
+    """``fn(s)`` for each chunk start s in 0..n (step :data:`CHUNK`), ``threads`` chunks at a time
+    from :data:`PARALLEL_MIN` values (chunks write disjoint slices)."""
+    map_threads(fn, range(0, n, CHUNK), threads if n >= PARALLEL_MIN else 1)
 
 
 def _encode(keys: np.ndarray, values: np.ndarray, codes, b: int, gather: bool, threads: int = 1) -> None:
@@ -228,12 +233,9 @@ def _sort(keys: np.ndarray, threads: int) -> None:
     if threads < 2 or keys.size < PARALLEL_MIN:
         keys.sort()
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     cuts = [keys.size * i // threads for i in range(threads + 1)]
     keys.partition(cuts[1:-1])
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(np.ndarray.sort, [keys[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
+    map_threads(np.ndarray.sort, [keys[a:b] for a, b in zip(cuts[:-1], cuts[1:])], threads)
 
 
 def _sorted_keys(values: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None,
@@ -320,12 +322,7 @@ def _rank_keys(keys: np.ndarray, cuts: np.ndarray, b: int, threads: int = 1) -> 
             k |= np.repeat(doubled[first : last + 1], sizes)
         return int((lengths * (lengths - 1) // 2).sum())
 
-    if threads < 2 or n < PARALLEL_MIN:
-        return sum(segment(seg) for seg in segments)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return sum(pool.map(segment, segments))
+    return sum(map_threads(segment, segments, threads if n >= PARALLEL_MIN else 1))
 
 
 def ranks_and_ties(values: np.ndarray, out: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, int]:

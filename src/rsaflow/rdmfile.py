@@ -102,13 +102,7 @@ def method_attrs(condensed: np.ndarray, ranks: np.ndarray, ties: int | None = No
                 f"scale_{method}": rho_a_scale(values.size)}
 
     out = {"tied_pairs": tied_pairs(condensed) if ties is None else int(ties)}
-    if threads < 2 or condensed.size < ranking.PARALLEL_MIN:
-        parts = [scalars(m) for m in VECTOR_METHODS]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(scalars, VECTOR_METHODS))
+    parts = ranking.map_threads(scalars, VECTOR_METHODS, threads if condensed.size >= ranking.PARALLEL_MIN else 1)
     for part in parts:
         out.update(part)
     return out
