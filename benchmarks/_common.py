@@ -46,6 +46,20 @@ def rsatoolbox_or_none():
         return None
 
 
+def traced_peak(fn) -> float:
+    """Peak bytes live at once among those ``fn()`` allocates (tracemalloc traces from the call on, so
+    its inputs do not count; NumPy reports its array buffers to tracemalloc: this is the arrays' peak,
+    not the interpreter's RSS)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def timeit(fn, repeats: int, warmup: int = 1):
     """Median wall time (time.perf_counter) of ``fn()`` over ``repeats`` runs; returns (median, last result)."""
     result = None
@@ -74,6 +88,30 @@ def timeit_interleaved(funcs: dict, repeats: int, warmup: dict | None = None) ->
             results[name] = fn()
             times[name].append(time.perf_counter() - t0)
     return {name: (statistics.median(times[name]), results[name]) for name in funcs}
+
+
+def run_tree(cmd: list[str], **popen_kw) -> tuple[float, float, str]:
+    """Run ``cmd`` to its end: (wall seconds, peak RSS in MiB of the largest process in its tree, stdout).
+
+    The peak comes from ``os.wait4``'s rusage: Linux reports the child's own maxrss or that of its
+    largest waited-for descendant, whichever is larger (a ``snakemake`` run: Snakemake itself or
+    one of its jobs), what ``/usr/bin/time`` prints; it is not sampled, so short peaks count.
+    Raises RuntimeError with the tail of stderr when the command fails.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **popen_kw)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}:\n{err.read()[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read()
 
 
 def versions(*names: str) -> str:

@@ -12,7 +12,8 @@ same files with ``np.load`` and the layer's RDM (rsaflow.results.read_rdm), buil
 ``rsatoolbox.rdm.RDMs`` and runs ``rsatoolbox.rdm.compare(rdms, rdms, method='spearman')``: what
 rsatoolbox needs to load and compare them. Floor: ``snakemake -n`` of the same change (start-up,
 config checks, DAG; no job), and a fresh process that only imports what the external RDM job
-imports (``python -c 'import rsaflow.jobs.external_rdm'``).
+imports (``python -c 'import rsaflow.jobs.external_rdm'``). Memory: the peak RSS of the largest
+process in each timed tree (``os.wait4``; for the workflow, Snakemake itself or one of its jobs).
 
     python benchmarks/bench_jobs.py [--n 800] [--files 80] [--repeats 3] [--quick]
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _common import REPO, machine, met, print_table, versions
+from _common import REPO, machine, met, print_table, run_tree, versions
 
 REFERENCE = r"""
 import sys, numpy as np
@@ -103,6 +104,7 @@ def main() -> int:
     run(target)  # the finished run (extraction included; not timed)
     layer = work / "results/rdms/euclidean/squeeze/features.h5"
     times = {"workflow": [], "rsatoolbox": [], "dry run": [], "import": []}
+    peaks = {"workflow": [], "rsatoolbox": []}  # MiB, the largest process of each tree (os.wait4)
     jobs = None
     for rep in range(args.repeats):
         files = external_files(tmp / f"ext{rep}", args.n, args.files, seed=100 + rep)
@@ -115,18 +117,19 @@ def main() -> int:
         dry = run("-n", target)
         times["dry run"].append(time.perf_counter() - t0)
         jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry.stdout, re.M)}
-        t0 = time.perf_counter()
-        run(target)
-        times["workflow"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", REFERENCE, str(layer), *map(str, files)], check=True,
-                       capture_output=True, env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})
-        times["rsatoolbox"].append(time.perf_counter() - t0)
+        seconds, peak, _ = run_tree([*sm, target])
+        times["workflow"].append(seconds)
+        peaks["workflow"].append(peak)
+        seconds, peak, _ = run_tree([sys.executable, "-c", REFERENCE, str(layer), *map(str, files)],
+                                    env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})
+        times["rsatoolbox"].append(seconds)
+        peaks["rsatoolbox"].append(peak)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import rsaflow.jobs.external_rdm"], check=True,
                        env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})
         times["import"].append(time.perf_counter() - t0)
     print({k: [round(x, 2) for x in v] for k, v in times.items()})
+    print("peak RSS (MiB):", {k: [round(x) for x in v] for k, v in peaks.items()})
     print("jobs planned for the change:", jobs)
     med = {k: statistics.median(v) for k, v in times.items()}
     ours, ref = med["workflow"], med["rsatoolbox"]
@@ -134,6 +137,11 @@ def main() -> int:
                       f"(jobs: {', '.join(f'{k} {v}' for k, v in (jobs or {}).items() if k != 'total')})",
                  ours=f"{ours:.2f} s", reference=f"{ref:.2f} s (rsatoolbox load + compare)",
                  ratio=f"{ref / ours:.2f}x faster", target=">= 2x", met=met(ref / ours >= 2)),
+            dict(what="peak RSS of the largest process (workflow: Snakemake or a job; os.wait4)",
+                 ours=f"{statistics.median(peaks['workflow']):.0f} MiB",
+                 reference=f"{statistics.median(peaks['rsatoolbox']):.0f} MiB",
+                 ratio=f"{statistics.median(peaks['workflow']) / statistics.median(peaks['rsatoolbox']):.2f}x",
+                 target="-", met="-"),
             dict(what="floor: snakemake -n of the same change (start-up, config checks, DAG)",
                  ours=f"{med['dry run']:.2f} s", reference=f"{ref:.2f} s", ratio=f"{med['dry run'] / ours:.2f}x of ours",
                  target="-", met="-"),

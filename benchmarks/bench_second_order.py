@@ -20,6 +20,7 @@ so that other load affects both alike; ours warmed up once, the slow references 
   in the tutorial when torch is importable, numpy otherwise), at --loop-k x --loop-n.
 
 Agreement: the max absolute difference of the K x K matrices is printed and must be <= 1e-10.
+Memory: the peak of the arrays each cold side allocates (tracemalloc; the K input vectors excluded).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import (fmt_s, limit_threads, machine, met, print_table, rsatoolbox_or_none, timeit, timeit_interleaved,
-                     versions)
+                     traced_peak, versions)
 
 TOL = 1e-10
 
@@ -197,6 +198,15 @@ def main(argv=None) -> int:
                          met=met(t_rt1 / t_inc_disk >= 20 and ok_num)))
         rows.append(dict(what="agreement with rsatoolbox (max |diff|)", ours=f"{max(err, err1):.1e}",
                          target=f"<= {TOL:g}", met=met(ok_num)))
+        # memory: the arrays each side allocates for the cold K x K (inputs, K x P float64, excluded)
+        peak_ours = traced_peak(lambda: ours_cold(old, args.threads))
+        peak_rt = traced_peak(lambda: rsatoolbox_second_order(rsatoolbox, rdms_k))
+        inputs = k * old[0].size * 8
+        print(f"peak array memory (tracemalloc), cold: ours {peak_ours / 2**20:.0f} MiB, rsatoolbox "
+              f"{peak_rt / 2**20:.0f} MiB; the inputs: {inputs / 2**20:.0f} MiB")
+        rows.append(dict(what=f"cold K={k} N={n}: peak array memory (tracemalloc, inputs excluded) vs rsatoolbox",
+                         ours=f"{peak_ours / 2**20:.0f} MiB", reference=f"{peak_rt / 2**20:.0f} MiB",
+                         ratio=f"{peak_ours / peak_rt:.2f}x", target="-", met="-"))
     else:
         rows.append(dict(what="cold / incremental vs rsatoolbox", met="skipped (rsatoolbox not installed)"))
 

@@ -2,7 +2,7 @@
 build of a 20-model config mixing sources vs 20 torchvision models.
 
     python benchmarks/bench_sources.py            # N=256 images, 5 repeats (~5 min on 2 cores)
-    python benchmarks/bench_sources.py --quick    # N=64, 2 repeats
+    python benchmarks/bench_sources.py --quick    # N=64, one repeat (a smoke run)
 
 a) hooks vs fx: ``rsaflow.extract.extract_model`` on one timm ``resnet10t`` (weights none, 3
    layers: layer2 mean, layer4 mean, global_pool), ``layers_by: fx`` vs ``layers_by: modules``
@@ -129,10 +129,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="N=64, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="N=64, one repeat (a smoke run)")
     parser.add_argument("--cases", default="ab")
     args = parser.parse_args()
-    n, repeats = (64, 2) if args.quick else (args.n, args.repeats)
+    n, repeats = (64, 1) if args.quick else (args.n, args.repeats)
     print(machine())
     print(versions("torch", "torchvision", "timm", "open_clip_torch", "snakemake"))
     rows = []

@@ -1,8 +1,8 @@
 """The tutorial's analysis cold: the whole workflow against the same analysis written as one plain script.
 
 The analysis: the default config's four networks and penultimate layers (AlexNet classifier.5,
-ResNet-50 avgpool, VGG11 classifier.4, ViT-B/16 class token), UNTRAINED (seeded; nothing is
-downloaded), on 100 images of a generated CIFAR10 test split in torchvision's on-disk format
+ResNet-50 avgpool, VGG11 classifier.4, ViT-B/16 class token; ``--models`` takes a subset, and
+``--quick`` is a smoke run of AlexNet alone), UNTRAINED (seeded; nothing is downloaded), on 100 images of a generated CIFAR10 test split in torchvision's on-disk format
 (10 per class, ``random.seed(42)`` shuffle), CPU.
 
 - reference: one Python process doing what a notebook does: read the pickles, select, every
@@ -14,7 +14,7 @@ downloaded), on 100 images of a generated CIFAR10 test split in torchvision's on
 
 Both are timed as whole processes (start-up and imports included), medians of interleaved runs.
 
-    python benchmarks/bench_startup.py [--repeats 3] [--quick]
+    python benchmarks/bench_startup.py [--repeats 3] [--models alexnet,resnet50,vgg11,vit_b_16] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from pathlib import Path
 import yaml
 from _common import REPO, machine, print_table, versions
 
+MODELS = ["alexnet", "resnet50", "vgg11", "vit_b_16"]
+
 SCRIPT = r"""
 import pickle, random, sys
 import numpy as np, torch, torchvision
@@ -41,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from sklearn.manifold import MDS
 
-root, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, out, threads, wanted = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
 torch.set_num_threads(threads)
 with open(f"{root}/cifar-10-batches-py/test_batch", "rb") as fh:
     batch = pickle.load(fh, encoding="latin1")
@@ -53,6 +55,7 @@ chosen = [i for c in range(10) for i in [j for j in order if labels[j] == c][:10
 images = torch.from_numpy(batch["data"][chosen].reshape(-1, 3, 32, 32)).float() / 255.0
 nets = {"alexnet": ("classifier.5", None), "resnet50": ("avgpool", None), "vgg11": ("classifier.4", None),
         "vit_b_16": ("encoder.ln", "cls")}
+nets = {arch: nets[arch] for arch in wanted}
 rdms = {}
 for arch, (node, how) in nets.items():
     torch.manual_seed(0)
@@ -66,8 +69,8 @@ for arch, (node, how) in nets.items():
 names = list(rdms)
 iu = np.triu_indices(100, 1)
 second = np.array([[0 if a == b else 1 - spearmanr(rdms[a][iu], rdms[b][iu])[0] for b in names] for a in names])
-fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-for ax, name in zip(axes, names):
+fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
+for ax, name in zip(axes[0], names):
     ax.imshow(rdms[name]); ax.set_title(name)
 fig.savefig(f"{out}/rdms.png")
 xy = MDS(n_components=2, metric=True, dissimilarity="precomputed", random_state=0, n_init=4,
@@ -79,8 +82,9 @@ print(second.round(3))
 """
 
 
-def config(cifar: Path, threads: int) -> dict:
+def config(cifar: Path, threads: int, models: list[str]) -> dict:
     base = yaml.safe_load((REPO / "config.yaml").read_text())
+    base["models"] = {name: base["models"][name] for name in models}
     for spec in base["models"].values():
         spec["weights"] = "none"
     base["stimuli"]["root"] = str(cifar)
@@ -100,10 +104,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="one repeat")
+    parser.add_argument("--models", default=",".join(MODELS), help="a subset of the config's four networks")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one repeat, alexnet only (the workflow's fixed cost then dominates: the target is for all four)")
     args = parser.parse_args()
     if args.quick:
-        args.repeats = 1
+        args.repeats, args.models = 1, "alexnet"
+    models = args.models.split(",")
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        parser.error(f"--models: {unknown} not among {MODELS}")
     print(machine())
     print(versions("torch", "torchvision", "numpy", "snakemake"))
     sys.path.insert(0, str(REPO / "tests"))
@@ -113,11 +122,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cifar = write_cifar10(tmp / "cifar", per_class=20)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(config(cifar, args.threads)))
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config(cifar, args.threads, models)))
         for i in range(args.repeats):
             out = tmp / f"script{i}"
             out.mkdir()
-            times["script"].append(timed([sys.executable, "-c", SCRIPT, str(cifar), str(out), str(args.threads)]))
+            times["script"].append(timed([sys.executable, "-c", SCRIPT, str(cifar), str(out), str(args.threads),
+                                           args.models]))
             work = tmp / f"work{i}"
             times["workflow"].append(timed([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
                                             str(work), "--configfile", str(tmp / "config.yaml"), "--cores",
@@ -125,9 +135,10 @@ def main() -> int:
             shutil.rmtree(work)
     print({k: [round(v, 1) for v in vs] for k, vs in times.items()})
     ours, ref = statistics.median(times["workflow"]), statistics.median(times["script"])
-    print_table("the tutorial's analysis cold (4 untrained networks, 100 images, CPU)", [dict(
+    print_table(f"the tutorial's analysis cold ({len(models)} untrained networks, 100 images, CPU)", [dict(
         what="snakemake cold vs one plain script", ours=f"{ours:.1f} s", reference=f"{ref:.1f} s",
-        ratio=f"{ours / ref:.2f}x", target="<= 1.3x", met="yes" if ours <= 1.3 * ref else "no")])
+        ratio=f"{ours / ref:.2f}x", target="<= 1.3x (the four networks)",
+        met="yes" if ours <= 1.3 * ref else "no" if models == MODELS else "n/a: a subset")])
     return 0
 
 
