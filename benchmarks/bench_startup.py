@@ -2,8 +2,9 @@
 
 The analysis: the default config's four networks and penultimate layers (AlexNet classifier.5,
 ResNet-50 avgpool, VGG11 classifier.4, ViT-B/16 class token; ``--models`` takes a subset, and
-``--quick`` is a smoke run of AlexNet alone), UNTRAINED (seeded; nothing is downloaded), on 100 images of a generated CIFAR10 test split in torchvision's on-disk format
-(10 per class, ``random.seed(42)`` shuffle), CPU.
+``--quick`` is a smoke run of AlexNet alone), UNTRAINED (seeded; nothing is downloaded), on 100
+images of a generated CIFAR10 test split in torchvision's on-disk format (10 per class,
+``random.seed(42)`` shuffle), CPU.
 
 - reference: one Python process doing what a notebook does: read the pickles, select, every
   network's forward pass over the 100 images, Euclidean RDMs, 1 - Spearman between every pair,
@@ -105,7 +106,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default=",".join(MODELS), help="a subset of the config's four networks")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: one repeat, alexnet only (the workflow's fixed cost then dominates: the target is for all four)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: one repeat, alexnet only (the workflow's fixed cost then dominates)")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.models = 1, "alexnet"

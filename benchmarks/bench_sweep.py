@@ -11,7 +11,7 @@ on both sides), medians of interleaved runs:
    - ours: ``rsaflow.extract.extract_model`` writing the 16 HDF5 files (data digests included);
    - the workflow: ``snakemake`` running only that model's ``activations`` job (stimuli built
      before), Snakemake's own start-up and DAG included.
-2. ``memory``: peak RSS (``/usr/bin/time``-like: VmHWM from /proc of the child) of ours at N=200
+2. ``memory``: peak RSS (``/usr/bin/time``-like: ``os.wait4``'s maxrss of the child) of ours at N=200
    and N=2,000, with the sweep reduced by ``mean`` (flattened it would be 44 GB of disk at N=2,000).
 3. ``add``: the workflow on the sweep at N images, then a 17th node added: forward passes in the
    second run, and how many RDMs were ``computed`` and ``reused`` (from the job logs).
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _common import REPO, machine, print_table, versions
+from _common import REPO, machine, print_table, run_tree, versions
 
 PATTERN = "layer?.?.relu_2"  # 16 nodes
 QUICK_PATTERN = "layer4.?.relu_2"  # 3 nodes
@@ -77,25 +77,6 @@ def stimuli_file(path: Path, n: int) -> Path:
     return path
 
 
-def run_child(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (kB, VmHWM sampled from /proc until exit) and stdout of a child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed: {err[-2000:]}")
-    return time.perf_counter() - t0, peak, out
-
-
 def sweep_spec(pattern: str, reduce: str) -> dict:
     from rsaflow.catalog import load_catalog
     from rsaflow.config import layers_spec
@@ -128,9 +109,9 @@ def part_time(args, tmp: Path, rows: list) -> None:
     subprocess.run([*sm, "results/stimuli/stimuli.h5"], check=True, capture_output=True)
     times = {"plain": [], "ours": [], "workflow": []}
     for _ in range(args.repeats):
-        times["plain"].append(run_child(plain)[0])
-        times["ours"].append(run_child(ours)[0])
-        times["workflow"].append(run_child([*sm, "results/activations/resnet50", "--forcerun", "activations"])[0])
+        times["plain"].append(run_tree(plain)[0])
+        times["ours"].append(run_tree(ours)[0])
+        times["workflow"].append(run_tree([*sm, "results/activations/resnet50", "--forcerun", "activations"])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     print({k: [round(x, 2) for x in v] for k, v in times.items()})
     rows.append(dict(what=f"{k}-node ResNet-50 sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
@@ -144,17 +125,17 @@ def part_time(args, tmp: Path, rows: list) -> None:
 
 
 def part_memory(args, tmp: Path, rows: list) -> None:
-    spec = json.dumps(sweep_spec(args.pattern, "mean"))
-    k = len(json.loads(spec)["layers"])
+    layers = sweep_spec(args.pattern, "mean")
+    k, spec = len(layers["layers"]), json.dumps(layers)
     peaks = {}
     for n in (args.small_n, args.large_n):
         stim = stimuli_file(tmp / f"stim{n}.h5", n)
-        seconds, peaks[n], _ = run_child([sys.executable, "-c", OURS, str(stim), str(tmp / f"m{n}"), spec,
+        seconds, peaks[n], _ = run_tree([sys.executable, "-c", OURS, str(stim), str(tmp / f"m{n}"), spec,
                                           str(args.threads)])
-        print(f"N={n}: {seconds:.1f} s, peak RSS {peaks[n] / 1024:.0f} MiB")
+        print(f"N={n}: {seconds:.1f} s, peak RSS {peaks[n]:.0f} MiB")
     ratio = peaks[args.large_n] / peaks[args.small_n]
     rows.append(dict(what=f"peak RSS of the {k}-node sweep (mean), N={args.large_n} vs N={args.small_n}",
-                     ours=f"{peaks[args.large_n] / 1024:.0f} MiB", reference=f"{peaks[args.small_n] / 1024:.0f} MiB",
+                     ours=f"{peaks[args.large_n]:.0f} MiB", reference=f"{peaks[args.small_n]:.0f} MiB",
                      ratio=f"{ratio:.2f}x", target="<= 1.3x", met="yes" if ratio <= 1.3 else "no"))
 
 
