@@ -1,6 +1,7 @@
 """The library files each rule depends on are derived from the scripts' imports (rsaflow.deps)."""
 
 import ast
+import json
 import subprocess
 import sys
 
@@ -42,3 +43,46 @@ def test_closures_are_specific():
     assert "plots/base.py" not in names(scripts / "export_rsatoolbox.py")
     assert "plots/mds.py" not in names(scripts / "second_order_figure.py")  # one plotting module per figure
     assert "inference.py" in names(scripts / "second_order.py")  # imported inside a function
+
+
+def _tree(root):
+    """A two-module package rsaflow (a imports b) and a script importing rsaflow.a."""
+    pkg = root / "src" / "rsaflow"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from rsaflow import b\n")
+    (pkg / "b.py").write_text("X = 1\n")
+    (pkg / "c.py").write_text("Y = 2\n")
+    script = root / "script.py"
+    script.write_text("from rsaflow.a import b\n")
+    return script, root / "src"
+
+
+def test_the_import_cache_gives_the_closures_of_a_fresh_parse_and_follows_edits(tmp_path):
+    from rsaflow.deps import ImportCache, library_files as closure
+
+    for script in SCRIPTS:  # the real scripts: a cache filled on disk, then read back, changes nothing
+        cold = closure.__wrapped__(script, SRC, ImportCache())
+        assert closure.__wrapped__(script, SRC, ImportCache(tmp_path / "cache")) == cold
+        assert closure.__wrapped__(script, SRC, ImportCache(tmp_path / "cache")) == cold
+    assert (tmp_path / "cache" / "imports.json").is_file()
+
+    script, src = _tree(tmp_path / "tree")
+    cache_dir = tmp_path / "tree-cache"
+    before = {p.rsplit("/", 1)[1] for p in closure.__wrapped__(script, src, ImportCache(cache_dir))}
+    assert before == {"__init__.py", "a.py", "b.py"}
+    # an edit of the same size keeps the file's size and may keep its mtime: the key is the content
+    (src / "rsaflow" / "a.py").write_text("from rsaflow import c\n")
+    after = {p.rsplit("/", 1)[1] for p in closure.__wrapped__(script, src, ImportCache(cache_dir))}
+    assert after == {"__init__.py", "a.py", "c.py"}
+
+
+def test_an_unreadable_import_cache_is_ignored(tmp_path):
+    from rsaflow.deps import ImportCache, library_files as closure
+
+    script, src = _tree(tmp_path / "tree")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "imports.json").write_text("{not json")
+    files = closure.__wrapped__(script, src, ImportCache(tmp_path / "cache"))
+    assert {p.rsplit("/", 1)[1] for p in files} == {"__init__.py", "a.py", "b.py"}
+    assert json.loads((tmp_path / "cache" / "imports.json").read_text())["version"] == 1

@@ -71,6 +71,7 @@ RERUNS: dict[str, frozenset] = {
     "schema.py": NONE,
     "catalog.py": NONE,
     "deps.py": NONE,
+    "snakemake_checksums.py": NONE,  # patches Snakemake in its own process (DAG-time import)
     "cli.py": NONE,
     # The folder's image digest (per-file sha256 cache): DAG-time only.
     "filedigest.py": NONE,

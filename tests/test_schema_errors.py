@@ -146,6 +146,17 @@ def test_defaults_filled_as_snakemake_validate_fills_them(config, tmp_path):
     assert ours != config  # defaults were filled in
 
 
+def test_the_schema_is_a_valid_draft_2020_12_schema_and_reads_the_same_with_either_yaml_loader():
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    loaded = schema.load_schema(SCHEMA_PATH)
+    Draft202012Validator.check_schema(loaded)  # raises SchemaError otherwise
+    pure = yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    raw = yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert raw == pure and "<<" not in str(raw)
+
+
 def test_the_config_files_of_the_repository_are_valid():
     import yaml
 

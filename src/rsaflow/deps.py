@@ -5,20 +5,30 @@ as inputs. They are derived from the source (``ast``, nothing is imported), impo
 functions included (and the registry's lazy ones: a module that calls ``.pair_function`` imports
 the modules its entries name), so the lists cannot drift from the code: editing a module reruns exactly the
 rules whose scripts reach it. Pure standard library.
+
+Parsing every module is most of what the code digests cost a DAG build (about 60 files), so each
+file's import statements are kept in an :class:`ImportCache`, keyed by the sha256 of the file's
+bytes: within a process, and between runs in the workflow's ``.snakemake/rsaflow/imports.json``.
+The key is the content, so the cache cannot go stale: a file whose bytes differ is parsed again.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
+from rsaflow import atomic
 
 #: A function the registry names as a string (Method.pair), imported on first use by
 #: Method.pair_function: each module that calls that imports every module so named.
 REGISTRY, LAZY_CALL = "rsaflow.methods", "pair_function"
 LAZY = re.compile(r"^rsaflow(?:\.\w+)+:\w+$")
+#: The cache's file name under its folder, and the version of its layout (another is ignored).
+CACHE_FILE, CACHE_VERSION = "imports.json", 1
 
 
 def _module_file(module: str, src: Path) -> Path | None:
@@ -30,43 +40,76 @@ def _module_file(module: str, src: Path) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path, src: Path) -> set[str]:
-    """``rsaflow`` modules imported anywhere in ``path`` (``from rsaflow import x`` counts x if a module).
-
-    Each file is parsed once per process and version (the DAG build asks for every rule's closure,
-    and most files are in many: for the demo 62 parses instead of 185, half the DAG-time cost of code digests)."""
-    st = path.stat()
-    return set(_parsed_imports(path, src, st.st_mtime_ns, st.st_size))
-
-
-@lru_cache(maxsize=None)
-def _parsed_imports(path: Path, src: Path, mtime_ns: int, size: int) -> frozenset[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+def import_facts(source: str, filename: str = "<source>") -> dict:
+    """What a module's source says about its ``rsaflow`` imports, before resolving against a tree:
+    ``import`` (names of ``import rsaflow.x``), ``from`` ([module, [names]] of ``from rsaflow.x
+    import a, b``), ``lazy`` (whether it calls ``.pair_function``) and ``targets`` (the modules its
+    ``"rsaflow.module:function"`` strings name)."""
+    facts = {"import": set(), "from": [], "lazy": False, "targets": set()}
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "rsaflow"}
+            facts["import"] |= {a.name for a in node.names if a.name.split(".")[0] == "rsaflow"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "rsaflow":
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}", src)}
+            facts["from"].append([node.module, sorted(a.name for a in node.names)])
         elif isinstance(node, ast.Attribute) and node.attr == LAZY_CALL:
-            found |= _lazy_modules(src)
-    return frozenset(found)
+            facts["lazy"] = True
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY.match(node.value):
+            facts["targets"].add(node.value.split(":")[0])
+    return {**facts, "import": sorted(facts["import"]), "targets": sorted(facts["targets"])}
 
 
-def _lazy_modules(src: Path) -> frozenset[str]:
-    """The modules the registry names as ``"rsaflow.module:function"`` (:data:`LAZY`)."""
-    path = _module_file(REGISTRY, src)
-    tree = ast.parse(path.read_text(), filename=str(path))
-    return frozenset(node.value.split(":")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY.match(node.value))
+class ImportCache:
+    """:func:`import_facts` of each file, keyed by the sha256 of its bytes; kept between runs in
+    ``folder``/imports.json (None: in this process only), written atomically by :meth:`save`."""
+
+    def __init__(self, folder=None):
+        self.path = Path(folder) / CACHE_FILE if folder is not None else None
+        self.facts, self.dirty = {}, False
+        if self.path is not None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
+                self.facts = data.get("files", {})
+
+    def facts_of(self, path: Path) -> dict:
+        data = path.read_bytes()
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self.facts:
+            self.facts[key] = import_facts(data.decode("utf-8"), str(path))
+            self.dirty = True
+        return self.facts[key]
+
+    def save(self) -> None:
+        if self.dirty and self.path is not None:
+            atomic.write_text(self.path, json.dumps({"version": CACHE_VERSION, "files": self.facts},
+                                                    separators=(",", ":")))
+            self.dirty = False
+
+
+#: The cache used where none is given: parses each file once per process.
+PROCESS_CACHE = ImportCache()
+
+
+def _imported_modules(path: Path, src: Path, cache: ImportCache) -> set[str]:
+    """``rsaflow`` modules imported anywhere in ``path`` (``from rsaflow import x`` counts x if a module)."""
+    facts = cache.facts_of(path)
+    found = set(facts["import"])
+    for module, names in facts["from"]:
+        found.add(module)
+        found |= {f"{module}.{a}" for a in names if _module_file(f"{module}.{a}", src)}
+    if facts["lazy"]:
+        found |= set(cache.facts_of(_module_file(REGISTRY, src))["targets"])
+    return found
 
 
 @lru_cache(maxsize=None)
-def library_files(script: Path, src: Path) -> tuple[str, ...]:
+def library_files(script: Path, src: Path, cache: ImportCache = PROCESS_CACHE) -> tuple[str, ...]:
     """Sorted paths of every rsaflow source file that ``script`` imports, directly or not,
     with the ``__init__.py`` of each package on the way."""
     seen: set[str] = set()
-    todo = list(_imported_modules(script, src))
+    todo = list(_imported_modules(script, src, cache))
     while todo:
         module = todo.pop()
         parts = module.split(".")
@@ -78,5 +121,6 @@ def library_files(script: Path, src: Path) -> tuple[str, ...]:
             if path is None:
                 raise ImportError(f"{script} imports {name}, which is not in {src}")
             seen.add(name)
-            todo.extend(_imported_modules(path, src) - seen)
+            todo.extend(_imported_modules(path, src, cache) - seen)
+    cache.save()
     return tuple(sorted(str(_module_file(m, src)) for m in seen))

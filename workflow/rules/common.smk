@@ -22,6 +22,11 @@ from rsaflow import external as rsaexternal  # noqa: E402
 from rsaflow import schema as rsaschema  # noqa: E402
 from rsaflow.errors import ConfigError, RsaflowError  # noqa: E402
 from rsaflow.second_order.tiling import tile_members  # noqa: E402
+from rsaflow.snakemake_checksums import hoist_input_checksums  # noqa: E402
+
+# Snakemake hashes every input of a finished job once per output; this hashes each once per job
+# (the records are the same; rsaflow.snakemake_checksums says why and how).
+hoist_input_checksums()
 from rsaflow.methods import METHODS, METRICS, NOISE_CEILING_METHODS  # noqa: E402
 
 try:
@@ -158,8 +163,12 @@ def figure_path(file):
 # Snakemake does not track the modules a script imports. Each rule gets the sha256 of the library
 # files its script imports (directly or not; derived from the source by rsaflow.deps) as a param:
 # editing a module reruns exactly the rules that run it, without listing files as inputs.
+# Each file's imports are cached by the sha256 of its bytes under .snakemake/rsaflow/.
+IMPORTS = deps.ImportCache(Path(".snakemake") / "rsaflow")
+
+
 def library_files(script):
-    return list(deps.library_files(ROOT / "scripts" / f"{script}.py", SRC))
+    return list(deps.library_files(ROOT / "scripts" / f"{script}.py", SRC, IMPORTS))
 
 
 def code_digest(script):
