@@ -86,3 +86,18 @@ def test_an_unreadable_import_cache_is_ignored(tmp_path):
     files = closure.__wrapped__(script, src, ImportCache(tmp_path / "cache"))
     assert {p.rsplit("/", 1)[1] for p in files} == {"__init__.py", "a.py", "b.py"}
     assert json.loads((tmp_path / "cache" / "imports.json").read_text())["version"] == 1
+
+
+def test_the_import_cache_keeps_only_the_files_of_this_run_once_it_grows(tmp_path, monkeypatch):
+    from rsaflow import deps
+
+    script, src = _tree(tmp_path / "tree")
+    cache_dir = tmp_path / "cache"
+    deps.library_files.__wrapped__(script, src, deps.ImportCache(cache_dir))
+    (src / "rsaflow" / "b.py").write_text("X = 2\n")  # a new version of b: one more entry
+    deps.library_files.__wrapped__(script, src, deps.ImportCache(cache_dir))
+    assert len(json.loads((cache_dir / "imports.json").read_text())["files"]) == 5  # script, 3 files, old b
+    monkeypatch.setattr(deps, "MAX_ENTRIES", 4)
+    (src / "rsaflow" / "b.py").write_text("X = 3\n")
+    deps.library_files.__wrapped__(script, src, deps.ImportCache(cache_dir))
+    assert len(json.loads((cache_dir / "imports.json").read_text())["files"]) == 4  # script, __init__, a, b

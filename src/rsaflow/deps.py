@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from rsaflow import atomic
+from rsaflow import filedigest
 
 #: A function the registry names as a string (Method.pair), imported on first use by
 #: Method.pair_function: each module that calls that imports every module so named.
@@ -29,6 +28,8 @@ REGISTRY, LAZY_CALL = "rsaflow.methods", "pair_function"
 LAZY = re.compile(r"^rsaflow(?:\.\w+)+:\w+$")
 #: The cache's file name under its folder, and the version of its layout (another is ignored).
 CACHE_FILE, CACHE_VERSION = "imports.json", 1
+#: Past this many entries (one per version of a file seen), a save keeps only this process's.
+MAX_ENTRIES = 1000
 
 
 def _module_file(module: str, src: Path) -> Path | None:
@@ -60,22 +61,18 @@ def import_facts(source: str, filename: str = "<source>") -> dict:
 
 class ImportCache:
     """:func:`import_facts` of each file, keyed by the sha256 of its bytes; kept between runs in
-    ``folder``/imports.json (None: in this process only), written atomically by :meth:`save`."""
+    ``folder``/imports.json (None: in this process only), written atomically by :meth:`save`
+    (rsaflow.filedigest's versioned JSON cache)."""
 
     def __init__(self, folder=None):
         self.path = Path(folder) / CACHE_FILE if folder is not None else None
-        self.facts, self.dirty = {}, False
-        if self.path is not None:
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
-                self.facts = data.get("files", {})
+        self.facts = filedigest.load_cache(self.path, CACHE_VERSION) if self.path is not None else {}
+        self.dirty, self.seen = False, set()
 
     def facts_of(self, path: Path) -> dict:
         data = path.read_bytes()
         key = hashlib.sha256(data).hexdigest()
+        self.seen.add(key)
         if key not in self.facts:
             self.facts[key] = import_facts(data.decode("utf-8"), str(path))
             self.dirty = True
@@ -83,8 +80,9 @@ class ImportCache:
 
     def save(self) -> None:
         if self.dirty and self.path is not None:
-            atomic.write_text(self.path, json.dumps({"version": CACHE_VERSION, "files": self.facts},
-                                                    separators=(",", ":")))
+            if len(self.facts) > MAX_ENTRIES:  # edits add entries: keep the files of this process
+                self.facts = {k: v for k, v in self.facts.items() if k in self.seen}
+            filedigest.save_cache(self.path, self.facts, CACHE_VERSION)
             self.dirty = False
 
 

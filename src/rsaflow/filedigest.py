@@ -39,12 +39,19 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _load_cache(path: Path) -> dict:
+def load_cache(path: Path, version: int = CACHE_VERSION) -> dict:
+    """The ``files`` mapping of a JSON cache written by :func:`save_cache`; empty if the file is
+    missing, unreadable or of another layout ``version``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return data.get("files", {}) if isinstance(data, dict) and data.get("version") == CACHE_VERSION else {}
+    return data.get("files", {}) if isinstance(data, dict) and data.get("version") == version else {}
+
+
+def save_cache(path: Path, files: dict, version: int = CACHE_VERSION) -> None:
+    """Write ``{"version": version, "files": files}`` to ``path`` atomically."""
+    atomic.write_text(path, json.dumps({"version": version, "files": files}, separators=(",", ":")))
 
 
 def file_digests(paths, cache_dir=None) -> dict[str, str]:
@@ -52,7 +59,7 @@ def file_digests(paths, cache_dir=None) -> dict[str, str]:
     mtime, ctime, inode) differs from the cache's record under ``cache_dir`` (None: no cache).
     The cache is updated atomically when anything was hashed."""
     cache_path = Path(cache_dir) / CACHE_FILE if cache_dir is not None else None
-    cache = _load_cache(cache_path) if cache_path is not None else {}
+    cache = load_cache(cache_path) if cache_path is not None else {}
     out, changed = {}, False
     for path in paths:
         key = os.path.abspath(path)
@@ -66,7 +73,7 @@ def file_digests(paths, cache_dir=None) -> dict[str, str]:
         out[str(path)] = sha
         changed = True
     if changed and cache_path is not None:
-        atomic.write_text(cache_path, json.dumps({"version": CACHE_VERSION, "files": cache}, separators=(",", ":")))
+        save_cache(cache_path, cache)
     return out
 
 
