@@ -57,11 +57,12 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(autouse=True)
 def private_store(tmp_path, monkeypatch):
-    """Jobs called in this process keep their content store in the test's temp dir, not results/store
-    under the current directory (workflow runs in subprocesses keep theirs in their working dir)."""
-    from rsaflow import shards, store
+    """Jobs called in this process keep their content store (and digest cache) in the test's temp dir,
+    not results/store (.snakemake/rsaflow) under the current directory (workflow runs in subprocesses keep theirs in their working dir)."""
+    from rsaflow import filedigest, shards, store
 
     monkeypatch.setattr(store, "STORE_DIR", tmp_path / "results" / "store")
+    monkeypatch.setattr(filedigest, "CACHE_DIR", tmp_path / ".snakemake" / "rsaflow")
     monkeypatch.setattr(shards, "STORE_DIR", tmp_path / "results" / "store")
 
 

@@ -249,7 +249,7 @@ def test_job_bytes_bound_the_peak(tmp_path, method, k, s):
     evaluate_region(paths, tmp_path / "g.h5", spec)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    from rsaflow.evaluation_moments import _blas_threads
+    from rsaflow.products import blas_threads as _blas_threads
 
     # the blocks run on as many threads as the BLAS limit in force (an earlier job test in this process
     # may have set it to its rule's 1)

@@ -63,3 +63,38 @@ def test_every_entry_in_one_job_with_its_own_log(tmp_path, stimuli):
         assert all("reused external" in (tmp_path / f"{n}.log").read_text() for n in rdms)
     finally:
         logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+
+
+def test_file_digests_come_from_the_dag_builds_cache_while_the_file_is_unchanged(tmp_path, stimuli):
+    """The job takes each file's sha256 from the workflow's digest cache (rsaflow.filedigest, filled
+    by the DAG build) instead of hashing it again, and hashes it again once its identity changed."""
+    import hashlib
+
+    from rsaflow import filedigest, store
+
+    rdm = squareform(pdist(np.random.default_rng(2).normal(size=(8, 3))))
+    path = tmp_path / "V1.npy"
+    np.save(path, rdm)
+    entries = {"V1": {"path": str(path), "order": "stimuli"}}
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert filedigest.file_digests([str(path)], filedigest.CACHE_DIR) == {str(path): sha}  # the DAG build
+    cache_file = filedigest.CACHE_DIR / filedigest.CACHE_FILE
+    cache = filedigest.load_cache(cache_file)
+    cache[str(path.resolve())][4] = "f" * 64  # a digest only the cache holds: read, not recomputed
+    filedigest.save_cache(cache_file, cache)
+
+    def run(out):
+        write_externals(entries, stimuli, [str(out)], [str(tmp_path / "V1.log")], "c" * 64)
+        import h5py
+
+        with h5py.File(out) as f:
+            return f.attrs["external_sha256"]
+
+    setup(str(tmp_path / "job.log"), 1)
+    try:
+        assert run(tmp_path / "a.h5") == "f" * 64
+        np.save(path, rdm * 2)  # new bytes, new identity: hashed again
+        assert run(tmp_path / "b.h5") == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert store.STORE_DIR.is_dir()
+    finally:
+        logging.getLogger().handlers.clear()

@@ -73,8 +73,8 @@ RERUNS: dict[str, frozenset] = {
     "deps.py": NONE,
     "snakemake_checksums.py": NONE,  # patches Snakemake in its own process (DAG-time import)
     "cli.py": NONE,
-    # The folder's image digest (per-file sha256 cache): DAG-time only.
-    "filedigest.py": NONE,
+    # The folder's image digest (per-file sha256 cache): DAG-time, and read by the external job.
+    "filedigest.py": rules("external_rdm"),  # DAG-time digests; the external job reads their cache
     # Atomic text files: the stimulus order table, the effective config, bindings (and DAG-time caches).
     "atomic.py": EXTERNAL | rules("stimuli", "effective_config"),
     # Id-less external RDMs bound to the stimulus set they were first used with.
@@ -137,11 +137,13 @@ RERUNS: dict[str, frozenset] = {
     "jobs/brain_figure.py": rules("brain_figure"),
     "jobs/export_rsatoolbox.py": rules("export_rsatoolbox"),
     "jobs/effective_config.py": rules("effective_config"),
-    # The second order's products and every RDM computation's ranks.
-    "products.py": SECOND_ORDER,
-    # The numeric kernels' backends (rdm.backend, second_order.backend): the jobs that may run them.
-    "kernels.py": KERNEL_USERS,
-    "torch_kernels.py": KERNEL_USERS,
+    # The second order's products (and the BLAS thread limit the evaluation reads) and every RDM
+    # computation's ranks.
+    "products.py": SECOND_ORDER | rules("brain_eval"),
+    # The numeric kernels' backends (rdm.backend, second_order.backend): the jobs that may run them
+    # (and the evaluation, through rsaflow.products).
+    "kernels.py": KERNEL_USERS | rules("brain_eval"),
+    "torch_kernels.py": KERNEL_USERS | rules("brain_eval"),
     "ranking.py": RDM_NUMERICS,
     "argsort_ranking.py": RDM_NUMERICS,
     # The extraction's parts: checkpoints, layer outputs, the model sources (the lister is DAG-time).

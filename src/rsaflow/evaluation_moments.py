@@ -20,6 +20,7 @@ import numpy as np
 
 from rsaflow import ranking
 from rsaflow.compare import DegenerateRDMError, n_from_pairs
+from rsaflow.products import blas_threads
 from rsaflow.resampling import scale_ranks
 
 #: Pairs per block of the batched resample products, each block one single-threaded BLAS call.
@@ -101,13 +102,6 @@ def _moment_table(layers: np.ndarray, subjects: np.ndarray, centred: bool, threa
     return sxy / np.sqrt(xx)[:, None] / ny[None, :], lambda mult: _gram_ceiling(rho, mult)
 
 
-def _blas_threads() -> int:
-    """The BLAS thread limit in force (threadpoolctl; 1 when no BLAS is found)."""
-    from threadpoolctl import threadpool_info
-
-    return max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], default=1)
-
-
 def _subject_pass(subjects: np.ndarray, c: np.ndarray, rows, centred: bool, threads: int):
     """Per resample of the batch (counts ``c``, N x B): W, Y w, the (centred) S x S moments and which are degenerate."""
     p, s_n = subjects.shape[1], subjects.shape[0]
@@ -161,7 +155,7 @@ def samples(layers: np.ndarray, subjects: np.ndarray, centred: bool, draws: list
     ``stimuli``), pearson (``centred``) or cosine; a resample on which an RDM is constant is skipped.
     The ``subjects`` set reads the (K, S) table on all pairs."""
     p, s_n = layers.shape[1], subjects.shape[0]
-    threads = _blas_threads()
+    threads = blas_threads()
     rows = _rows(n_from_pairs(p))
     stim_sets = [t for t in sets if t != "subjects"]
     full = _moment_table(layers, subjects, centred, threads) if "subjects" in sets else None

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from rsaflow import atomic
 
+#: The workflow's cache folder (relative to its working directory): the DAG build's digests and
+#: the jobs that reuse them (rsaflow.jobs.external_rdm) share it.
+CACHE_DIR = Path(".snakemake") / "rsaflow"
 #: The cache's file name under the cache folder.
 CACHE_FILE = "file-sha256.json"
 #: Version of the cache's layout; a cache of another version is ignored.

@@ -43,12 +43,12 @@ try:
     # extraction jobs check them instead.
     _TV_ARCHS = catalog.torchvision_archs(config["models"])
     _CATALOG = catalog.load_catalog(
-        sorted(set(_TV_ARCHS.values())), Path(".snakemake") / "rsaflow"
+        sorted(set(_TV_ARCHS.values())), filedigest.CACHE_DIR
     )
     if _CATALOG is not None:
         catalog.check_archs(_TV_ARCHS, _CATALOG)
     _SOURCES = catalog.load_source_catalogs(
-        config["models"], Path(".snakemake") / "rsaflow"
+        config["models"], filedigest.CACHE_DIR
     )
     NORM = rsacfg.normalise(
         config, catalog.node_table(_CATALOG, _SOURCES, config["models"])
@@ -58,7 +58,7 @@ try:
     # inputs. Per-file sha256s are cached by (path, size, mtime, ctime, inode) under
     # .snakemake/rsaflow/, so a dry run reads only the files that changed (rsaflow.filedigest).
     STIMULUS_CONTENT = filedigest.content_digest(
-        STIMULUS_FILES, config["stimuli"].get("root"), Path(".snakemake") / "rsaflow"
+        STIMULUS_FILES, config["stimuli"].get("root"), filedigest.CACHE_DIR
     )
     if _CATALOG is not None:
         catalog.check_models(NORM["models"], _CATALOG)
@@ -164,7 +164,7 @@ def figure_path(file):
 # files its script imports (directly or not; derived from the source by rsaflow.deps) as a param:
 # editing a module reruns exactly the rules that run it, without listing files as inputs.
 # Each file's imports are cached by the sha256 of its bytes under .snakemake/rsaflow/.
-IMPORTS = deps.ImportCache(Path(".snakemake") / "rsaflow")
+IMPORTS = deps.ImportCache(filedigest.CACHE_DIR)
 
 
 def library_files(script):
@@ -294,7 +294,7 @@ def external_content(wildcards):
     were 6,400 checksums, 30 s at N = 800.) Per-file sha256s cached as for the stimuli.
     """
     return filedigest.content_digest(
-        external_sources(), None, Path(".snakemake") / "rsaflow"
+        external_sources(), None, filedigest.CACHE_DIR
     )
 
 

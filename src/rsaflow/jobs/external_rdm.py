@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from rsaflow import binding, h5io, rdmfile, store
+from rsaflow import binding, filedigest, h5io, rdmfile, store
 from rsaflow.compare import DegenerateRDMError
 from rsaflow.errors import ConfigError, InputFileError, RsaflowError
 from rsaflow.external import (
@@ -77,14 +77,16 @@ def stimulus_set(stimuli_path) -> tuple[int, str, list[str]]:
 
 
 def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, code,
-                   stimset: tuple | None = None) -> bool:
+                   stimset: tuple | None = None, digests: dict | None = None) -> bool:
     """Check an external RDM (or group) against the stimulus set and store it as an rsaflow RDM
     ``external/<name>`` (a group: its mean RDM and dataset ``subjects``). A file without stimulus
     ids needs ``ids:`` or ``order: stimuli`` in ``spec`` (then it is bound to the stimulus set).
-    ``stimset``: :func:`stimulus_set` of ``stimuli_path``, when the caller read it already."""
+    ``stimset``: :func:`stimulus_set` of ``stimuli_path``, when the caller read it already;
+    ``digests``: ``{path: sha256 of its bytes}`` of files the caller hashed already."""
     n, digest, ids = stimset or stimulus_set(stimuli_path)
     files, group = _sources(rdm_paths, spec)
-    shas = [file_sha256(p) for p in files]
+    sha = (digests or {}).get
+    shas = [sha(p) or file_sha256(p) for p in files]
     attrs = {
         **base_attrs(spec, code),
         "model": "external",
@@ -97,7 +99,7 @@ def write_external(rdm_paths, stimuli_path, out_path, name: str, spec: dict, cod
     }
     row_ids = read_ids(spec["ids"]) if spec.get("ids") else None
     if row_ids is not None:
-        attrs["ids_sha256"] = file_sha256(spec["ids"])
+        attrs["ids_sha256"] = sha(str(spec["ids"])) or file_sha256(spec["ids"])
     require = spec.get("order") != "stimuli"
     if not require and row_ids is None:
         _bind_unlabelled(name, spec, files, shas, digest)
@@ -122,23 +124,36 @@ def _entry_files(spec: dict):
     return spec["paths"] if "paths" in spec else spec["path"]
 
 
+def _all_files(spec: dict) -> list:
+    """An entry's RDM files and its ids file."""
+    files = spec["paths"] if "paths" in spec else [spec["path"]]
+    return [*files, spec["ids"]] if spec.get("ids") else list(files)
+
+
 def write_externals(entries: dict, stimuli_path, out_paths: list, log_paths: list, code, threads: int = 1) -> int:
     """Rule ``external_rdm``: every entry of ``external_rdms`` (``entries``, name -> spec) written
     by :func:`write_external` to ``out_paths`` (in name order), each computed or reused from the
     store by its own key; what an entry logs also goes to its own file of ``log_paths``. Every
     entry is tried; if some fail, each failure is logged in its entry's log and the first is
     raised (naming its config key or file). ``threads``: entries handled at once. Returns how many
-    entries were computed."""
+    entries were computed.
+
+    The files' sha256s come from the workflow's digest cache (rsaflow.filedigest, filled when the
+    DAG was built: the files are tracked by their content), each checked against the file's
+    identity there, so a file is hashed again only if it changed since (or the cache is missing)."""
     names = sorted(entries)
     if not (len(names) == len(out_paths) == len(log_paths)):
         raise ValueError(f"{len(names)} entries, {len(out_paths)} outputs, {len(log_paths)} logs")
     stimset = stimulus_set(stimuli_path)
+    files = [str(f) for name in names for f in _all_files(entries[name])]
+    digests = filedigest.file_digests([f for f in files if os.path.isfile(f)], filedigest.CACHE_DIR)
 
     def one(name, out, log_path):
         with product_log(log_path):
             try:
                 spec = entries[name]
-                return write_external(_entry_files(spec), stimuli_path, out, name, spec, code, stimset), None
+                return write_external(_entry_files(spec), stimuli_path, out, name, spec, code, stimset,
+                                      digests), None
             except RsaflowError as exc:
                 log.error("%s", exc)
                 return False, exc
