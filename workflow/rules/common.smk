@@ -47,9 +47,7 @@ try:
     )
     if _CATALOG is not None:
         catalog.check_archs(_TV_ARCHS, _CATALOG)
-    _SOURCES = catalog.load_source_catalogs(
-        config["models"], filedigest.CACHE_DIR
-    )
+    _SOURCES = catalog.load_source_catalogs(config["models"], filedigest.CACHE_DIR)
     NORM = rsacfg.normalise(
         config, catalog.node_table(_CATALOG, _SOURCES, config["models"])
     )
@@ -293,9 +291,7 @@ def external_content(wildcards):
     records the checksum of every input once per output: 80 files of one job with 80 outputs
     were 6,400 checksums, 30 s at N = 800.) Per-file sha256s cached as for the stimuli.
     """
-    return filedigest.content_digest(
-        external_sources(), None, filedigest.CACHE_DIR
-    )
+    return filedigest.content_digest(external_sources(), None, filedigest.CACHE_DIR)
 
 
 def external_logs():
