@@ -255,7 +255,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--look", type=Path, help="also render K = 4, 12, 25, 60 into this folder")
-    ap.add_argument("--reference-n", type=int, default=1000, help="N of the old-vs-new MDS comparison (0: skip)")
+    ap.add_argument("--reference-n", type=int, default=None,
+                    help="N of the old-vs-new MDS comparison (default 1000, 200 with --quick; 0: skip)")
     args = ap.parse_args()
     print(_common.machine(), "|", _common.versions("numpy", "scipy", "matplotlib", "scikit-learn", "h5py"))
     files_n, files_shape = (600, (1, 1, 40)) if args.quick else (3000, (1, 1, 40))
@@ -266,8 +267,9 @@ def main() -> None:
     _common.print_table("figure jobs (target: each <= 60 s on 2 cores)", [
         {"what": f"{r['case']}: {r['figure']}", "ours": f"{r['s']:.1f} s, peak RSS {r['rss']:.0f} MB",
          "target": "<= 60 s", "met": _common.met(r["s"] <= 60)} for r in rows])
-    if args.reference_n:
-        reference(args.reference_n, args.threads)
+    reference_n = args.reference_n if args.reference_n is not None else (200 if args.quick else 1000)
+    if reference_n:
+        reference(reference_n, args.threads)
     if args.look:
         look(args.look)
 
