@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,13 @@ def main() -> int:
         args.n, args.files, args.repeats = 100, 8, 1
     print(machine(), "|", versions("numpy", "snakemake", "rsatoolbox"))
     tmp = Path(tempfile.mkdtemp(prefix="bench_jobs_"))
+    try:  # about 2.4 GB at the default sizes (the files, the runs' results and store)
+        return measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args, tmp: Path) -> int:
     work = tmp / "work"
     work.mkdir()
     base = {"stimuli": {"source": "cifar10", "root": str(write_cifar(tmp / "cifar", args.n)),
