@@ -6,6 +6,11 @@ default (tutorial) config (DAG only; its CIFAR10 test split, which the offline p
 on disk, is generated in CIFAR10's on-disk format: random pixels, 10 images per class). The reference in the same run
 is `snakemake --version` (Snakemake's own start-up, the floor). Target: both no-op runs < 3 s.
 
+Two more rows time the default config's first dry run in a new working directory (no
+``.snakemake/``): with torchvision's catalog in the user's cache (``RSAFLOW_CACHE_DIR``, listed by
+an earlier run in any directory) and with an empty one (its models listed by a torch subprocess,
+as on a machine's first run).
+
     python benchmarks/bench_noop.py [--repeats 5]
     python benchmarks/bench_noop.py --quick     # 1 repeat, the demo's first model only (a smoke run)
 """
@@ -13,6 +18,7 @@ is `snakemake --version` (Snakemake's own start-up, the floor). Target: both no-
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import subprocess
@@ -24,9 +30,9 @@ from pathlib import Path
 from _common import REPO, fmt_s, machine, met, print_table, versions
 
 
-def wall(cmd, cwd) -> float:
+def wall(cmd, cwd, env=None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -79,10 +85,20 @@ def main() -> int:
             "demo: snakemake (nothing to do)": [*demo, "--cores", "2"],
             "default config: snakemake -n": [*sm, "-d", work + "/tutorial_dag", "-n"],
         }
-        times = {name: [] for name in cmds}
-        for _ in range(repeats):  # interleaved, so machine noise hits all alike
+        # the default config's dry run in a new directory (its stimuli.root linked in): the user's catalog
+        # cache (filled by the dry run above) or an empty one
+        fresh = {"new directory, catalog in the user's cache: snakemake -n": False,
+                 "new directory, empty catalog cache: snakemake -n": True}
+        times = {name: [] for name in [*cmds, *fresh]}
+        for rep in range(repeats):  # interleaved, so machine noise hits all alike
             for name, cmd in cmds.items():
                 times[name].append(wall(cmd, work))
+            for i, (name, empty) in enumerate(fresh.items()):
+                new = Path(work) / f"new_{rep}_{i}"
+                (new / "resources").mkdir(parents=True)
+                (new / "resources" / "cifar10").symlink_to(Path(work) / "tutorial_dag" / "resources" / "cifar10")
+                env = {**os.environ, "RSAFLOW_CACHE_DIR": str(new / "empty-cache")} if empty else None
+                times[name].append(wall([*sm, "-d", str(new), "-n"], work, env))
     floor = statistics.median(times["snakemake --version (floor)"])
     rows = []
     for name, values in times.items():
@@ -90,6 +106,9 @@ def main() -> int:
         is_target = "nothing to do" in name
         rows.append({"what": name, "ours": fmt_s(med), "reference": fmt_s(floor), "ratio": f"{med / floor:.2f}x",
                      "target": "< 3 s" if is_target else None, "met": met(med < 3.0) if is_target else None})
+    cached, empty = (statistics.median(times[name]) for name in fresh)
+    rows.append({"what": "new directory: catalog in the user's cache vs empty", "ours": fmt_s(cached),
+                 "reference": fmt_s(empty), "ratio": f"{cached / empty:.2f}x", "target": None, "met": None})
     print_table(f"no-op reruns (medians of {repeats}, whole processes)", rows)
     return 0
 

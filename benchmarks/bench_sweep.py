@@ -3,7 +3,7 @@
 Three parts, each a whole process timed from outside (Python start-up and the torch import count
 on both sides), medians of interleaved runs:
 
-1. ``time``: a 16-node ResNet-50 sweep (``--pattern layer?.?.relu_2``, flattened), N generated 32x32
+1. ``time``: a 16-node ResNet-50 sweep (``--arch``; the quick mode sweeps ResNet-18) (``--pattern layer?.?.relu_2``, flattened), N generated 32x32
    images, CPU, batch 16, untrained seeded weights.
    - reference: a plain script, torchvision's ``create_feature_extractor`` with the 16 return
      nodes, the same batches and transforms, each node's output flattened to a numpy array
@@ -16,7 +16,8 @@ on both sides), medians of interleaved runs:
 3. ``add``: the workflow on the sweep at N images, then a 17th node added: forward passes in the
    second run, and how many RDMs were ``computed`` and ``reused`` (from the job logs).
 
-    python benchmarks/bench_sweep.py [--n 100] [--repeats 3] [--parts time,memory,add] [--pattern P] [--quick]
+    python benchmarks/bench_sweep.py [--n 100] [--repeats 3] [--parts time,memory,add] [--arch A] [--pattern P]
+                                     [--quick]
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import yaml
 from _common import REPO, machine, print_table, run_tree, versions
 
 PATTERN = "layer?.?.relu_2"  # 16 nodes
-QUICK_PATTERN = "layer4.?.relu_2"  # 3 nodes
+ARCH = "resnet50"
+QUICK_ARCH, QUICK_PATTERN = "resnet18", "layer4.?.relu_1"  # 2 nodes (a smoke run: ResNet-18 builds in a fifth of the time)
 
 PLAIN = r"""
 import sys, time, h5py, numpy as np, torch, torchvision
@@ -44,10 +46,10 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 import fnmatch
 torch.set_num_threads(int(sys.argv[3]))
 torch.manual_seed(0)
-model = torchvision.models.resnet50(weights=None).eval()
+model = torchvision.models.get_model(sys.argv[4], weights=None).eval()
 nodes = [n for n in get_graph_node_names(model)[1] if fnmatch.fnmatchcase(n, sys.argv[2])]
 extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes}).to(memory_format=torch.channels_last)
-transforms = torchvision.models.ResNet50_Weights.DEFAULT.transforms()
+transforms = torchvision.models.get_model_weights(sys.argv[4]).DEFAULT.transforms()
 images = h5py.File(sys.argv[1])["images"][()]
 out = {n: [] for n in nodes}
 with torch.inference_mode():
@@ -77,33 +79,33 @@ def stimuli_file(path: Path, n: int) -> Path:
     return path
 
 
-def sweep_spec(pattern: str, reduce: str) -> dict:
-    from rsaflow.catalog import load_catalog
+def sweep_spec(arch: str, pattern: str, reduce: str) -> dict:
+    from rsaflow.catalog import cache_dir, load_catalog
     from rsaflow.config import layers_spec
 
-    nodes = load_catalog(["resnet50"], REPO / ".snakemake" / "rsaflow")["nodes"]["resnet50"]
-    return {"model": "resnet50", "arch": "resnet50", "weights": "none", "seed": 0,
-            "layers": layers_spec({"pattern": pattern, "reduce": reduce}, nodes, "layers", "resnet50"),
+    nodes = load_catalog([arch], cache_dir())["nodes"][arch]
+    return {"model": arch, "arch": arch, "weights": "none", "seed": 0,
+            "layers": layers_spec({"pattern": pattern, "reduce": reduce}, nodes, "layers", arch),
             "batch_size": 16, "device": "cpu", "precision": "float32", "channels_last": True}
 
 
-def workflow_config(stim_root: Path, n: int, threads: int, pattern: str) -> dict:
+def workflow_config(stim_root: Path, n: int, threads: int, arch: str, pattern: str) -> dict:
     layers = {"pattern": pattern}
     return {"stimuli": {"source": "cifar10", "root": str(stim_root), "per_class": n // 10, "seed": 42},
-            "models": {"resnet50": {"weights": "none", "layers": layers}},
+            "models": {arch: {"weights": "none", "layers": layers}},
             "extraction": {"batch_size": 16, "device": "cpu", "threads": threads, "gpu": False}}
 
 
 def part_time(args, tmp: Path, rows: list) -> None:
     stim = stimuli_file(tmp / "stim.h5", args.n)
-    spec = sweep_spec(args.pattern, "flatten")
+    spec = sweep_spec(args.arch, args.pattern, "flatten")
     k = len(spec["layers"])
-    plain = [sys.executable, "-c", PLAIN, str(stim), args.pattern, str(args.threads)]
+    plain = [sys.executable, "-c", PLAIN, str(stim), args.pattern, str(args.threads), args.arch]
     ours = [sys.executable, "-c", OURS, str(stim), str(tmp / "ours"), json.dumps(spec), str(args.threads)]
     wf = tmp / "wf"
     wf.mkdir()
     (wf / "config.yaml").write_text(yaml.safe_dump(workflow_config(write_cifar(tmp / "cifar", args.n), args.n,
-                                                                   args.threads, args.pattern)))
+                                                                   args.threads, args.arch, args.pattern)))
     sm = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wf), "--configfile",
           str(wf / "config.yaml"), "--cores", str(args.threads)]
     subprocess.run([*sm, "results/stimuli/stimuli.h5"], check=True, capture_output=True)
@@ -111,10 +113,10 @@ def part_time(args, tmp: Path, rows: list) -> None:
     for _ in range(args.repeats):
         times["plain"].append(run_tree(plain)[0])
         times["ours"].append(run_tree(ours)[0])
-        times["workflow"].append(run_tree([*sm, "results/activations/resnet50", "--forcerun", "activations"])[0])
+        times["workflow"].append(run_tree([*sm, f"results/activations/{args.arch}", "--forcerun", "activations"])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     print({k: [round(x, 2) for x in v] for k, v in times.items()})
-    rows.append(dict(what=f"{k}-node ResNet-50 sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
+    rows.append(dict(what=f"{k}-node {args.arch} sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
                      ours=f"{med['ours']:.1f} s", reference=f"{med['plain']:.1f} s",
                      ratio=f"{med['ours'] / med['plain']:.2f}x", target="<= 1.3x",
                      met="yes" if med["ours"] <= 1.3 * med["plain"] else "no"))
@@ -125,7 +127,7 @@ def part_time(args, tmp: Path, rows: list) -> None:
 
 
 def part_memory(args, tmp: Path, rows: list) -> None:
-    layers = sweep_spec(args.pattern, "mean")
+    layers = sweep_spec(args.arch, args.pattern, "mean")
     k, spec = len(layers["layers"]), json.dumps(layers)
     peaks = {}
     for n in (args.small_n, args.large_n):
@@ -149,16 +151,16 @@ def write_cifar(root: Path, n: int) -> Path:
 def part_add(args, tmp: Path, rows: list) -> None:
     wf = tmp / "add"
     wf.mkdir()
-    spec = sweep_spec(args.pattern, "flatten")
+    spec = sweep_spec(args.arch, args.pattern, "flatten")
     nodes = [layer["node"] for layer in spec["layers"].values()]
-    config = workflow_config(write_cifar(tmp / "cifar_add", args.n), args.n, args.threads, args.pattern)
+    config = workflow_config(write_cifar(tmp / "cifar_add", args.n), args.n, args.threads, args.arch, args.pattern)
     sm = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wf), "--configfile",
           str(wf / "config.yaml"), "--cores", str(args.threads)]
     if args.quick:  # up to the second-order matrix: no figures, export or report
         sm.append("results/second_order/main/matrix.h5")
     seconds = []
     for layers in (nodes, [*nodes, "avgpool"]):
-        config["models"]["resnet50"]["layers"] = {"nodes": layers}
+        config["models"][args.arch]["layers"] = {"nodes": layers}
         (wf / "config.yaml").write_text(yaml.safe_dump(config))
         for log in (wf / "results" / "logs").rglob("*.log") if (wf / "results").exists() else []:
             log.unlink()
@@ -167,10 +169,10 @@ def part_add(args, tmp: Path, rows: list) -> None:
         seconds.append(time.perf_counter() - t0)
     # the model's RDM job (one per model) ends its log with "<K> RDMs, <c> computed, <r> reused"
     summary = re.findall(r"(\d+) RDMs, (\d+) computed, (\d+) reused",
-                         (wf / "results/logs/rdm/euclidean/resnet50.log").read_text())
+                         (wf / f"results/logs/rdm/euclidean/{args.arch}.log").read_text())
     computed, reused = (int(summary[-1][1]), int(summary[-1][2])) if summary else (-1, -1)
-    passes = re.findall(r"done: resnet50, .*?(\d+) forward passes",
-                        (wf / "results/logs/activations/resnet50.log").read_text())
+    passes = re.findall(rf"done: {args.arch}, .*?(\d+) forward passes",
+                        (wf / f"results/logs/activations/{args.arch}.log").read_text())
     print(f"{len(nodes)} nodes: {seconds[0]:.1f} s; +1 node: {seconds[1]:.1f} s, {passes} forward passes, "
           f"{computed} RDM computed, {reused} reused")
     expected = -(-args.n // 16)
@@ -189,12 +191,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parts", default="time,memory,add")
+    parser.add_argument("--arch", default=ARCH, help="the torchvision architecture swept (default: resnet50)")
     parser.add_argument("--pattern", default=PATTERN, help="the sweep's node pattern (default: 16 nodes)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run: N=20, {QUICK_PATTERN} (3 nodes), memory at 20 vs 60, one repeat")
+                        help=f"a smoke run: N=20, {QUICK_ARCH} {QUICK_PATTERN} (2 nodes), memory at 20 vs 60, one repeat")
     args = parser.parse_args()
     if args.quick:
-        args.n, args.small_n, args.large_n, args.repeats, args.pattern = 20, 20, 60, 1, QUICK_PATTERN
+        args.n, args.small_n, args.large_n, args.repeats = 20, 20, 60, 1
+        args.arch, args.pattern = QUICK_ARCH, QUICK_PATTERN
     print(machine())
     print(versions("torch", "torchvision", "numpy", "h5py"))
     rows: list = []

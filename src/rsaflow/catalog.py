@@ -1,21 +1,25 @@
 """What the model sources offer, for config checks at DAG-build time: architectures, weights, layers.
 
 Listing them needs torch (2 s and ~700 MB to import), which the Snakemake process should not
-carry; so they are computed once per torchvision version in a subprocess and cached as JSON.
-This module itself never imports torch. When torch is not installed where Snakemake runs (e.g.
-``--sdm conda`` with torch only in the job environment) the checks are skipped here and happen
-at the start of each extraction job instead.
+carry; so they are computed once per torchvision and torch version in a subprocess and cached as
+JSON in the user's cache (:func:`cache_dir`), shared by every working directory: what torchvision
+offers depends on its version and torch's alone. This module itself never imports torch. When
+torch is not installed where Snakemake runs (e.g. ``--sdm conda`` with torch only in the job
+environment) the checks are skipped here and happen at the start of each extraction job instead.
 
-The other sources (rsaflow.sources) are listed the same way, per source and library version
+The other sources (rsaflow.sources) are listed the same way, per source, library and torch version
 (:func:`load_source_catalogs`; a python factory per file sha256, a Hugging Face directory per its
-config.json), by ``python -m rsaflow.sources.lister``; where a library is not installed beside
-Snakemake, its models are checked at the start of their jobs.
+config.json), by ``python -m rsaflow.sources.lister``, and cached in the working directory's
+``.snakemake/rsaflow/``: their entries can name the project's own files, whose imports the key
+does not cover; where a library is not installed beside Snakemake, its models are checked at the
+start of their jobs.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,24 +46,62 @@ print(json.dumps(out))
 """
 
 
-def torchvision_version() -> str | None:
+def _version(package: str) -> str | None:
     try:
-        return importlib.metadata.version("torchvision")
+        return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def load_catalog(archs: list[str], cache_dir: Path) -> dict | None:
-    """Architectures, weights names and graph nodes of ``archs``; cached per torchvision version.
+def torchvision_version() -> str | None:
+    return _version("torchvision")
+
+
+def cache_dir() -> Path:
+    """The torchvision catalog's folder: ``$RSAFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/rsaflow``,
+    else ``~/.cache/rsaflow``. Its file is named by the torchvision and torch versions it lists,
+    so every working directory and environment can share it."""
+    if os.environ.get("RSAFLOW_CACHE_DIR"):
+        return Path(os.environ["RSAFLOW_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rsaflow"
+
+
+def _read(path: Path, empty: dict) -> dict:
+    """The cached catalog at ``path``; ``empty`` where there is none or it cannot be parsed (listed again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return empty
+
+
+def _write(path: Path, catalog: dict) -> None:
+    """Atomically, under a name of this process's own (concurrent DAG builds share the folder). A
+    folder that cannot be written costs a listing per DAG build, nothing else: a warning, no error."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(catalog))
+        tmp.replace(path)
+    except OSError as exc:
+        print(f"rsaflow: cannot keep the model catalog in {path.parent} ({exc.strerror}); set "
+              f"RSAFLOW_CACHE_DIR to a writable folder to list models once per library version", file=sys.stderr)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the folder is not there: neither is the file
+            pass
+
+
+def load_catalog(archs: list[str], folder: Path) -> dict | None:
+    """Architectures, weights names and graph nodes of ``archs``; cached in ``folder`` (normally
+    :func:`cache_dir`) per torchvision and torch version.
 
     Returns None when torchvision is not installed for this Python.
     """
     version = torchvision_version()
     if version is None:
         return None
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"torchvision-{version}.json"
-    catalog = json.loads(path.read_text()) if path.exists() else {"archs": None, "weights": {}, "nodes": {}}
+    path = folder / f"torchvision-{version}-torch-{_version('torch')}.json"
+    catalog = _read(path, {"archs": None, "weights": {}, "nodes": {}})
     missing = [a for a in archs if a not in catalog["nodes"] and (catalog["archs"] is None or a in catalog["archs"])]
     if missing or catalog["archs"] is None:
         proc = subprocess.run([sys.executable, "-c", _LISTER, json.dumps(sorted(set(missing)))],
@@ -70,9 +112,7 @@ def load_catalog(archs: list[str], cache_dir: Path) -> dict | None:
         catalog["archs"] = new["archs"]
         catalog["weights"].update(new["weights"])
         catalog["nodes"].update(new["nodes"])
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(catalog))
-        tmp.replace(path)
+        _write(path, catalog)
     return catalog
 
 
@@ -137,15 +177,17 @@ def _wanted(models: dict) -> dict:
     return wanted
 
 
-def load_source_catalogs(models: dict, cache_dir: Path) -> dict:
+def load_source_catalogs(models: dict, folder: Path) -> dict:
     """``{model key: {"layers_by", "nodes", "archs", "searched", "source"}}`` for the config's
-    entries of sources other than torchvision whose library is installed here; cached per source
-    and library version under ``cache_dir`` (the sources missing from the cache are listed by
-    concurrent subprocesses). ConfigError (with close matches) for an unknown architecture or factory."""
+    entries of sources other than torchvision whose library is installed here; cached per source,
+    library and torch version under ``folder`` (the working directory's cache; the sources
+    missing from it are listed by concurrent subprocesses). ConfigError (with close matches) for an
+    unknown architecture or factory."""
     wanted, caches, running = _wanted(models), {}, {}
     for name, entries in sorted(wanted.items()):
-        path = cache_dir / f"{name}-{sources.library_version(sources.SOURCES[name]) or 'user-code'}.json"
-        caches[name] = (path, json.loads(path.read_text()) if path.exists() else {"archs": None, "entries": {}})
+        library = sources.library_version(sources.SOURCES[name]) or "user-code"
+        path = folder / f"{name}-{library}-torch-{_version('torch')}.json"
+        caches[name] = (path, _read(path, {"archs": None, "entries": {}}))
         missing = {ident: spec for ident, spec in entries.values() if ident not in caches[name][1]["entries"]}
         if missing:
             running[name] = _start({"source": name, "archs": caches[name][1]["archs"] is None, "entries": missing})
@@ -153,10 +195,7 @@ def load_source_catalogs(models: dict, cache_dir: Path) -> dict:
         new, (path, cached) = _answer(name, proc), caches[name]
         cached["archs"] = cached["archs"] if new["archs"] is None else new["archs"]
         cached["entries"].update(new["entries"])
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cached))
-        tmp.replace(path)
+        _write(path, cached)
     out = {}
     for name, entries in sorted(wanted.items()):
         record = sources.SOURCES[name]

@@ -38,12 +38,12 @@ try:
     else:
         rsaschema.validate(config, _SCHEMA)
     # Architectures, weights names and graph nodes, from a catalog of torchvision built once per
-    # torchvision version, and of the other sources once per library version (subprocesses;
-    # cached under .snakemake/rsaflow/). Where a library is not installed beside Snakemake, the
-    # extraction jobs check them instead.
+    # torchvision and torch version (a subprocess; cached in the user's cache, rsaflow.catalog),
+    # and of the other sources once per library version (cached under .snakemake/rsaflow/).
+    # Where a library is not installed beside Snakemake, the extraction jobs check them instead.
     _TV_ARCHS = catalog.torchvision_archs(config["models"])
     _CATALOG = catalog.load_catalog(
-        sorted(set(_TV_ARCHS.values())), filedigest.CACHE_DIR
+        sorted(set(_TV_ARCHS.values())), catalog.cache_dir()
     )
     if _CATALOG is not None:
         catalog.check_archs(_TV_ARCHS, _CATALOG)
