@@ -1,7 +1,7 @@
 """Activation extraction (ResNet-50 avgpool, CPU, float32): rsaflow vs the tutorial's whole-set forward.
 
     python benchmarks/bench_extract.py            # the targets' sizes (about 7-8 minutes on 2 cores)
-    python benchmarks/bench_extract.py --quick    # smoke run (resnet18, N=32/64), under 30 s
+    python benchmarks/bench_extract.py --quick    # smoke run (resnet18, N=16/32)
 
 Inputs: random uint8 images (N, 3, 32, 32), seeded, stored as a stimuli HDF5 file
 (``rsaflow.h5io.write_h5``); the model is ``resnet50`` with ``weights=None`` (seeded), the
@@ -186,10 +186,10 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="16:1,64:1,16:0", help="ours: batch:channels_last pairs to compare")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timeout", type=float, default=600, help="seconds per child")
-    p.add_argument("--quick", action="store_true", help="smoke run: resnet18, N=32 and 64, one repeat")
+    p.add_argument("--quick", action="store_true", help="smoke run: resnet18, N=16 and 32, one repeat")
     args = p.parse_args(argv)
     if args.quick:
-        args.arch, args.n_small, args.n_large, args.ref_ns, args.probe_ns = "resnet18", 32, 64, "", "8,16"
+        args.arch, args.n_small, args.n_large, args.ref_ns, args.probe_ns = "resnet18", 16, 32, "", "4,8"
         args.repeats, args.variant_repeats, args.variants, args.ref_modes = 1, 1, "16:1,16:0", "grad"
     ref_ns = sorted({int(v) for v in args.ref_ns.split(",") if v})
     probe_ns = sorted(int(v) for v in args.probe_ns.split(","))

@@ -41,18 +41,58 @@ def write_cifar10(root: Path, per_class: int = 12, seed: int = 0, n_classes: int
     return root
 
 
+#: Files whose tests share no fixture beyond one test: ``--dist loadfile`` hands them out test by
+#: test (see pytest_xdist_make_scheduler). The benchmarks' quick modes are a sixth of the suite's work.
+INDEPENDENT_FILES = {"test_benchmarks.py"}
+
+
+def xdist_unit(nodeid: str) -> str:
+    """The work unit of a test under ``--dist loadfile``: its file, or itself in an independent file."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path.rsplit("/", 1)[-1] in INDEPENDENT_FILES else path
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Order for two xdist workers taking whole files (``.ci/run``: ``--dist loadfile
     --no-loadscope-reorder`` keeps this order): the SLURM cluster tests first (their run mostly
     waits on the scheduler, ~2.5 min, so it overlaps CPU-bound files instead of running alone at
-    the end), then the files with ``slow`` tests (workflow runs), then the quick files, which fill
-    the gaps at the end; ``long`` tests (a fresh venv: minutes of install) go first with SLURM's. Whole files move (a stable sort): the order of tests within a file is kept."""
+    the end) and the ``long`` tests (a fresh venv: minutes of install); then the files with
+    ``slow`` tests (workflow runs); then the quick files, which fill the gaps at the end. Whole
+    files move (a stable sort): the order of tests within a file is kept."""
     rank: dict = {}
     for item in items:
         key = (item.get_closest_marker("slurm") is None and item.get_closest_marker("long") is None,
                item.get_closest_marker("slow") is None)
         rank[item.path] = min(rank.get(item.path, key), key)
     items.sort(key=lambda item: rank[item.path])
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which would return its LoadFileScheduling
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that the tests of :data:`INDEPENDENT_FILES` are units of their
+    own, so that both workers share them. (xdist's ``loadgroup`` would say this with marks, but
+    with pytest 9 its marks are ignored: xdist 3.8 renames ``item._nodeid``, which pytest 9 no
+    longer reads.) Other ``--dist`` modes are left to xdist."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileUnlessIndependent(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return FileUnlessIndependent(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def catalog_cache(tmp_path_factory):
+    """torchvision's catalog (rsaflow.catalog.cache_dir) in one folder for the whole run, shared by
+    both xdist workers and every workflow run they start (subprocesses inherit the environment):
+    never the user's ~/.cache, and listed once per run rather than once per working directory."""
+    base = tmp_path_factory.getbasetemp()  # an xdist worker's is popen-gw<N> in the run's folder
+    folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "rsaflow-cache"
+    os.environ["RSAFLOW_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture(autouse=True)

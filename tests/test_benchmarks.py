@@ -37,3 +37,12 @@ def test_benchmark_quick_mode_runs(script, tmp_path):
     assert "\n== " in out, f"{script} printed no result table:\n{out[-2000:]}"
     # its ratio line: the table's ratio column, or a speed-up such as '3.95x'
     assert re.search(r"\bratio\b|\d\.\d+ ?x\b", out), f"{script} printed no ratio:\n{out[-2000:]}"
+
+
+def test_the_scripts_are_handed_out_one_by_one_and_other_files_whole():
+    from conftest import xdist_unit
+
+    here = "tests/test_benchmarks.py::test_benchmark_quick_mode_runs"
+    assert xdist_unit(f"{here}[bench_rdm.py]") != xdist_unit(f"{here}[bench_sweep.py]")
+    assert xdist_unit("tests/test_reuse.py::test_a") == xdist_unit("tests/test_reuse.py::test_b[x::y]") == \
+        "tests/test_reuse.py"

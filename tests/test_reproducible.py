@@ -27,14 +27,20 @@ def h5_bytes(wf):
     return {p.relative_to(wf.work).as_posix(): p.read_bytes() for p in sorted(wf.path("results").rglob("*.h5"))}
 
 
-def test_sigkill_mid_extraction_then_rerun_equals_clean_run(tmp_path):
-    cifar = write_cifar10(tmp_path / "cifar", per_class=6)
-    config = one_model_config(cifar, per_class=6)
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """One clean run (6 per class) and its HDF5 files' bytes, taken before any test touches it: the
+    killed run is compared with these bytes, and the forced rerun recomputes this run in place."""
+    root = tmp_path_factory.mktemp("reproducible")
+    config = one_model_config(write_cifar10(root / "cifar", per_class=6), per_class=6)
+    wf = Workflow(root / "clean")
+    wf.write_config(config)
+    wf.run("--cores", "1")
+    return wf, config, h5_bytes(wf)
 
-    clean = Workflow(tmp_path / "clean")
-    clean.write_config(config)
-    clean.run("--cores", "1")
 
+def test_sigkill_mid_extraction_then_rerun_equals_clean_run(clean, tmp_path):
+    _, config, clean_bytes = clean
     killed = Workflow(tmp_path / "killed")
     killed.write_config(config)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(killed.src / "Snakefile"), "-d", str(killed.work),
@@ -66,19 +72,15 @@ def test_sigkill_mid_extraction_then_rerun_equals_clean_run(tmp_path):
     killed.run("--unlock")
     killed.run("--cores", "1")
     assert not [p for p in killed.path("results").rglob(".*.tmp-*")]  # stale temp files removed
-    assert h5_bytes(killed) == h5_bytes(clean)
+    assert h5_bytes(killed) == clean_bytes
 
 
-def test_forced_rerun_is_byte_identical(tmp_path):
-    cifar = write_cifar10(tmp_path / "cifar", per_class=3)
-    wf = Workflow(tmp_path / "wf")
-    wf.write_config(one_model_config(cifar, per_class=3))
-    wf.run()
-    first = h5_bytes(wf)
+def test_forced_rerun_is_byte_identical(clean):
+    wf, _, first = clean
     # stimuli, 2 activations (and their 2 shards), 2 RDMs (and their 2 store objects), second order (matrix
     # and pairs, and the pairs' store object), rsatoolbox export
     assert len(first) == 13
     time.sleep(1.1)  # a timestamp in the files would now differ
     shutil.rmtree(wf.path("results/store"))  # else the RDM jobs would reuse, not recompute
-    wf.run("--forceall")
+    wf.run("--forceall", "--cores", "1")  # as the clean run: the same threads per job
     assert h5_bytes(wf) == first
