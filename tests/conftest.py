@@ -42,7 +42,7 @@ def write_cifar10(root: Path, per_class: int = 12, seed: int = 0, n_classes: int
 
 
 #: Files whose tests share no fixture beyond one test: ``--dist loadfile`` hands them out test by
-#: test (see pytest_xdist_make_scheduler). The benchmarks' quick modes are a sixth of the suite's work.
+#: test (see pytest_xdist_make_scheduler). The benchmarks' quick modes are about a fifth of the suite's work.
 INDEPENDENT_FILES = {"test_benchmarks.py"}
 
 
