@@ -3,8 +3,9 @@
 Three parts, each a whole process timed from outside (Python start-up and the torch import count
 on both sides), medians of interleaved runs:
 
-1. ``time``: a 16-node ResNet-50 sweep (``--arch``; the quick mode sweeps ResNet-18) (``--pattern layer?.?.relu_2``, flattened), N generated 32x32
-   images, CPU, batch 16, untrained seeded weights.
+1. ``time``: a 16-node ResNet-50 sweep (``--arch resnet50 --pattern layer?.?.relu_2``, flattened; the
+   quick mode sweeps 2 nodes of ResNet-18), N generated 32x32 images, CPU, batch 16, untrained
+   seeded weights.
    - reference: a plain script, torchvision's ``create_feature_extractor`` with the 16 return
      nodes, the same batches and transforms, each node's output flattened to a numpy array
      (kept in memory, nothing written);
@@ -38,7 +39,7 @@ from _common import REPO, machine, print_table, run_tree, versions
 
 PATTERN = "layer?.?.relu_2"  # 16 nodes
 ARCH = "resnet50"
-QUICK_ARCH, QUICK_PATTERN = "resnet18", "layer4.?.relu_1"  # 2 nodes (a smoke run: ResNet-18 builds in a fifth of the time)
+QUICK_ARCH, QUICK_PATTERN = "resnet18", "layer4.?.relu_1"  # 2 nodes (a smoke run)
 
 PLAIN = r"""
 import sys, time, h5py, numpy as np, torch, torchvision

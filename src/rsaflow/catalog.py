@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rsaflow import sources
+from rsaflow import atomic, sources
 from rsaflow.errors import ConfigError, RsaflowError
 from rsaflow.modelspec import check_arch, check_weights, select_node
 
@@ -75,20 +75,13 @@ def _read(path: Path, empty: dict) -> dict:
 
 
 def _write(path: Path, catalog: dict) -> None:
-    """Atomically, under a name of this process's own (concurrent DAG builds share the folder). A
-    folder that cannot be written costs a listing per DAG build, nothing else: a warning, no error."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """:func:`rsaflow.atomic.write_text` (concurrent DAG builds share the folder). A folder that
+    cannot be written costs a listing per DAG build, nothing else: a warning, no error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(catalog))
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(catalog))
     except OSError as exc:
         print(f"rsaflow: cannot keep the model catalog in {path.parent} ({exc.strerror}); set "
               f"RSAFLOW_CACHE_DIR to a writable folder to list models once per library version", file=sys.stderr)
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # the folder is not there: neither is the file
-            pass
 
 
 def load_catalog(archs: list[str], folder: Path) -> dict | None:
@@ -183,10 +176,10 @@ def load_source_catalogs(models: dict, folder: Path) -> dict:
     library and torch version under ``folder`` (the working directory's cache; the sources
     missing from it are listed by concurrent subprocesses). ConfigError (with close matches) for an
     unknown architecture or factory."""
-    wanted, caches, running = _wanted(models), {}, {}
+    wanted, caches, running, torch = _wanted(models), {}, {}, _version("torch")
     for name, entries in sorted(wanted.items()):
         library = sources.library_version(sources.SOURCES[name]) or "user-code"
-        path = folder / f"{name}-{library}-torch-{_version('torch')}.json"
+        path = folder / f"{name}-{library}-torch-{torch}.json"
         caches[name] = (path, _read(path, {"archs": None, "entries": {}}))
         missing = {ident: spec for ident, spec in entries.values() if ident not in caches[name][1]["entries"]}
         if missing:
