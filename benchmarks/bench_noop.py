@@ -24,18 +24,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import REPO, fmt_s, machine, met, print_table, versions
+from _common import REPO, fmt_s, machine, met, print_table, run_tree, versions
 
 
-def wall(cmd, cwd, env=None) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+def wall(cmd, cwd, env=None, peaks=None) -> float:
+    """Seconds of ``cmd`` as a whole process; its peak RSS (MiB, ``os.wait4``: the largest process
+    of its tree, the catalog's torch subprocess included) appended to ``peaks``."""
+    try:
+        seconds, peak, _ = run_tree(cmd, cwd=cwd, env=env)
+    except RuntimeError as exc:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{exc}") from None
+    if peaks is not None:
+        peaks.append(peak)
     return seconds
 
 
@@ -90,6 +92,7 @@ def main() -> int:
         fresh = {"new directory, catalog in the user's cache: snakemake -n": False,
                  "new directory, empty catalog cache: snakemake -n": True}
         times = {name: [] for name in [*cmds, *fresh]}
+        peaks = {name: [] for name in fresh}
         for rep in range(repeats):  # interleaved, so machine noise hits all alike
             for name, cmd in cmds.items():
                 times[name].append(wall(cmd, work))
@@ -98,7 +101,7 @@ def main() -> int:
                 (new / "resources").mkdir(parents=True)
                 (new / "resources" / "cifar10").symlink_to(Path(work) / "tutorial_dag" / "resources" / "cifar10")
                 env = {**os.environ, "RSAFLOW_CACHE_DIR": str(new / "empty-cache")} if empty else None
-                times[name].append(wall([*sm, "-d", str(new), "-n"], work, env))
+                times[name].append(wall([*sm, "-d", str(new), "-n"], work, env, peaks[name]))
     floor = statistics.median(times["snakemake --version (floor)"])
     rows = []
     for name, values in times.items():
@@ -106,9 +109,12 @@ def main() -> int:
         is_target = "nothing to do" in name
         rows.append({"what": name, "ours": fmt_s(med), "reference": fmt_s(floor), "ratio": f"{med / floor:.2f}x",
                      "target": "< 3 s" if is_target else None, "met": met(med < 3.0) if is_target else None})
-    cached, empty = (statistics.median(times[name]) for name in fresh)
+    (cached, empty), (cached_mib, empty_mib) = ([statistics.median(d[name]) for name in fresh] for d in (times, peaks))
     rows.append({"what": "new directory: catalog in the user's cache vs empty", "ours": fmt_s(cached),
                  "reference": fmt_s(empty), "ratio": f"{cached / empty:.2f}x", "target": None, "met": None})
+    rows.append({"what": "same, peak RSS (largest process of the dry run)", "ours": f"{cached_mib:.0f} MiB",
+                 "reference": f"{empty_mib:.0f} MiB", "ratio": f"{cached_mib / empty_mib:.2f}x", "target": None,
+                 "met": None})
     print_table(f"no-op reruns (medians of {repeats}, whole processes)", rows)
     return 0
 

@@ -117,7 +117,8 @@ def part_time(args, tmp: Path, rows: list) -> None:
         times["workflow"].append(run_tree([*sm, f"results/activations/{args.arch}", "--forcerun", "activations"])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     print({k: [round(x, 2) for x in v] for k, v in times.items()})
-    rows.append(dict(what=f"{k}-node {args.arch} sweep, N={args.n}, CPU: extract_model process vs plain one-pass script",
+    rows.append(dict(what=f"{k}-node {args.arch} sweep, N={args.n}, CPU: extract_model process vs plain one-pass "
+                          "script",
                      ours=f"{med['ours']:.1f} s", reference=f"{med['plain']:.1f} s",
                      ratio=f"{med['ours'] / med['plain']:.2f}x", target="<= 1.3x",
                      met="yes" if med["ours"] <= 1.3 * med["plain"] else "no"))
@@ -195,7 +196,8 @@ def main() -> int:
     parser.add_argument("--arch", default=ARCH, help="the torchvision architecture swept (default: resnet50)")
     parser.add_argument("--pattern", default=PATTERN, help="the sweep's node pattern (default: 16 nodes)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run: N=20, {QUICK_ARCH} {QUICK_PATTERN} (2 nodes), memory at 20 vs 60, one repeat")
+                        help=f"a smoke run: N=20, {QUICK_ARCH} {QUICK_PATTERN} (2 nodes), memory at 20 vs 60, "
+                             "one repeat")
     args = parser.parse_args()
     if args.quick:
         args.n, args.small_n, args.large_n, args.repeats = 20, 20, 60, 1
