@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import statistics
 import subprocess
 import sys
@@ -39,24 +38,6 @@ def wall(cmd, cwd, env=None, peaks=None) -> float:
     if peaks is not None:
         peaks.append(peak)
     return seconds
-
-
-def write_cifar10(root: Path, per_class: int = 10) -> None:
-    """A CIFAR10 test split in torchvision's on-disk format (as tests/conftest.py writes it)."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    n = 10 * per_class
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "test_batch", "wb") as fh:
-        labels = rng.permutation(np.repeat(np.arange(10), per_class)).tolist()
-        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": labels,
-                     "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                     "filenames": [f"img{i}.png" for i in range(n)]}, fh)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"num_cases_per_batch": n, "num_vis": 3072, "label_names": [
-            "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, fh)
 
 
 def main() -> int:
@@ -80,7 +61,10 @@ def main() -> int:
         demo = [*sm, "-d", work, "--configfile", str(config)]
         print("building the demo once ...", flush=True)
         subprocess.run([*demo, "--cores", "2", "-q"], check=True, capture_output=True)
-        write_cifar10(Path(work) / "tutorial_dag" / "resources" / "cifar10")  # the default config's stimuli.root
+        sys.path.insert(0, str(REPO / "tests"))
+        from conftest import write_cifar10
+
+        write_cifar10(Path(work) / "tutorial_dag" / "resources" / "cifar10", per_class=10)  # the default stimuli.root
         cmds = {
             "snakemake --version (floor)": [sys.executable, "-m", "snakemake", "--version"],
             "demo: snakemake -n (nothing to do)": [*demo, "-n"],

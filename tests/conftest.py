@@ -53,7 +53,7 @@ def xdist_unit(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Order for two xdist workers taking whole files (``.ci/run``: ``--dist loadfile
+    """Order for the xdist workers taking whole files (``.ci/run``: ``--dist loadfile
     --no-loadscope-reorder`` keeps this order): the SLURM cluster tests first (their run mostly
     waits on the scheduler, ~2.5 min, so it overlaps CPU-bound files instead of running alone at
     the end) and the ``long`` tests (a fresh venv: minutes of install); then the files with
@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which would return its LoadFileScheduling
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, except that the tests of :data:`INDEPENDENT_FILES` are units of their
-    own, so that both workers share them. (xdist's ``loadgroup`` would say this with marks, but
+    own, so that all workers share them. (xdist's ``loadgroup`` would say this with marks, but
     with pytest 9 its marks are ignored: xdist 3.8 renames ``item._nodeid``, which pytest 9 no
     longer reads.) Other ``--dist`` modes are left to xdist."""
     if config.getvalue("dist") != "loadfile":
@@ -87,7 +87,7 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session", autouse=True)
 def catalog_cache(tmp_path_factory):
     """torchvision's catalog (rsaflow.catalog.cache_dir) in one folder for the whole run, shared by
-    both xdist workers and every workflow run they start (subprocesses inherit the environment):
+    every xdist worker and every workflow run they start (subprocesses inherit the environment):
     never the user's ~/.cache, and listed once per run rather than once per working directory."""
     base = tmp_path_factory.getbasetemp()  # an xdist worker's is popen-gw<N> in the run's folder
     folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "rsaflow-cache"
@@ -98,7 +98,8 @@ def catalog_cache(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def private_store(tmp_path, monkeypatch):
     """Jobs called in this process keep their content store (and digest cache) in the test's temp dir,
-    not results/store (.snakemake/rsaflow) under the current directory (workflow runs in subprocesses keep theirs in their working dir)."""
+    not results/store (.snakemake/rsaflow) under the current directory (workflow runs in subprocesses
+    keep theirs in their working dir)."""
     from rsaflow import filedigest, shards, store
 
     monkeypatch.setattr(store, "STORE_DIR", tmp_path / "results" / "store")

@@ -17,8 +17,11 @@ from slurm_cluster import job_details, jobs_seen, pids_alive, slurm_cluster, slu
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-#: The local cluster has no slurmdbd (no sacct): poll with squeue (MinJobAge is set high enough).
-LOCAL_STATUS_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "8"]
+#: The local cluster has no slurmdbd (no sacct): poll with squeue (MinJobAge is set high enough). The
+#: plugin waits the init seconds before a poll; each poll that finds no job finished adds 10 s to the
+#: next wait, and one that does resets it: with 3, polls at 3, 16, 39 s after a submission (with 8, at
+#: 8, 26, 54 s), so a job of 9 s is seen after 16 s instead of 26.
+LOCAL_STATUS_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "3"]
 
 
 def _skip_if_unavailable():
