@@ -164,3 +164,12 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 def met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "NO")
+
+
+def write_cifar10(root: Path, per_class: int) -> Path:
+    """A generated CIFAR10 test split in torchvision's on-disk format: the tests' writer
+    (``tests/conftest.write_cifar10``: random pixels, seed 0, shuffled labels)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import write_cifar10 as write
+
+    return write(root, per_class=per_class)

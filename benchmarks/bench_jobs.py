@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _common import REPO, machine, met, print_table, run_tree, versions
+from _common import REPO, machine, met, print_table, run_tree, versions, write_cifar10
 
 REFERENCE = r"""
 import sys, numpy as np
@@ -51,10 +51,7 @@ print(rsatoolbox.rdm.compare(rdms, rdms, method="spearman").shape)
 
 
 def write_cifar(root: Path, n: int) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import write_cifar10
-
-    return write_cifar10(root, per_class=n // 10)
+    return write_cifar10(root, n // 10)
 
 
 def external_files(folder: Path, n: int, k: int, seed: int) -> list[Path]:

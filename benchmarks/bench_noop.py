@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO, fmt_s, machine, met, print_table, run_tree, versions
+from _common import REPO, fmt_s, machine, met, print_table, run_tree, versions, write_cifar10
 
 
 def wall(cmd, cwd, env=None, peaks=None) -> float:
@@ -61,10 +61,7 @@ def main() -> int:
         demo = [*sm, "-d", work, "--configfile", str(config)]
         print("building the demo once ...", flush=True)
         subprocess.run([*demo, "--cores", "2", "-q"], check=True, capture_output=True)
-        sys.path.insert(0, str(REPO / "tests"))
-        from conftest import write_cifar10
-
-        write_cifar10(Path(work) / "tutorial_dag" / "resources" / "cifar10", per_class=10)  # the default stimuli.root
+        write_cifar10(Path(work) / "tutorial_dag" / "resources" / "cifar10", 10)  # the default stimuli.root
         cmds = {
             "snakemake --version (floor)": [sys.executable, "-m", "snakemake", "--version"],
             "demo: snakemake -n (nothing to do)": [*demo, "-n"],

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import REPO, machine, print_table, versions
+from _common import REPO, machine, print_table, versions, write_cifar10
 
 MODELS = ["alexnet", "resnet50", "vgg11", "vit_b_16"]
 
@@ -117,9 +117,6 @@ def main() -> int:
         parser.error(f"--models: {unknown} not among {MODELS}")
     print(machine())
     print(versions("torch", "torchvision", "numpy", "snakemake"))
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import write_cifar10
-
     times = {"script": [], "workflow": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

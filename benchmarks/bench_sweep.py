@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _common import REPO, machine, print_table, run_tree, versions
+from _common import REPO, machine, print_table, run_tree, versions, write_cifar10
 
 PATTERN = "layer?.?.relu_2"  # 16 nodes
 ARCH = "resnet50"
@@ -144,10 +144,7 @@ def part_memory(args, tmp: Path, rows: list) -> None:
 
 
 def write_cifar(root: Path, n: int) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import write_cifar10
-
-    return write_cifar10(root, per_class=n // 10)
+    return write_cifar10(root, n // 10)
 
 
 def part_add(args, tmp: Path, rows: list) -> None:
